@@ -1,0 +1,226 @@
+"""The command line: one small function per command (DESIGN §4)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from .cache import Cache, cache_dir_path
+from .config import Config, load_config
+from .credentials import mask_key_id
+from .errors import EXIT_FAILURE, CredhelperError
+from .logsetup import redact, register_secret, setup_logging
+from .profile import Profile
+from .refresher import Refresher
+
+log = logging.getLogger("credhelper")
+LOG_LEVELS = ["debug", "info", "warning", "error"]
+
+
+@dataclass
+class AppContext:
+    config_option: str | None
+
+    def config(self) -> Config:
+        return load_config(self.config_option, os.environ)
+
+    def profiles(self, names: Sequence[str]) -> list[Profile]:
+        selected = self.config().select(list(names))
+        for profile in selected:
+            for warning in profile.warnings:
+                log.warning("%s", warning)
+        return selected
+
+    def cache(self) -> Cache:
+        return Cache(cache_dir_path(os.environ))
+
+    def refresher(self, interactive: bool = True) -> Refresher:
+        def gateway():  # type: ignore[no-untyped-def]
+            from .sts import StsGateway
+
+            return StsGateway(os.environ)
+
+        return Refresher(self.cache(), gateway, interactive=interactive)
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_option", metavar="PATH", help="Configuration file.")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default="warning",
+              show_default=True)
+@click.version_option(package_name="credhelper")
+@click.pass_context
+def cli(ctx: click.Context, config_option: str | None, log_level: str) -> None:
+    """Keeps apps supplied with valid temporary AWS credentials."""
+    setup_logging(log_level)
+    ctx.obj = AppContext(config_option)
+
+
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)} min"
+
+
+@cli.command()
+@click.argument("profiles", nargs=-1)
+@pass_app
+def refresh(app: AppContext, profiles: tuple[str, ...]) -> None:
+    """New credentials from STS now; every target written, hooks run."""
+    from .delivery import deliver
+
+    refresher = app.refresher()
+    failures: list[CredhelperError] = []
+    for profile in app.profiles(profiles):
+        try:
+            credentials = refresher.refresh_now(profile)
+        except CredhelperError as error:
+            failures.append(error)
+            log.error("%s", error)
+            continue
+        register_secret(credentials.secret_access_key, credentials.session_token)
+        report = deliver(profile, credentials, refresher.cache.directory, os.environ)
+        failures.extend(report.errors)
+        left = credentials.seconds_left(time.time())
+        click.echo(
+            f"{profile.name}: {credentials.assumed_role_arn} key {mask_key_id(credentials.access_key_id)} "
+            f"expires {credentials.expiration_text} (in {_minutes(left)}); "
+            f"{len(report.written)} env file(s) written, {len(report.unchanged)} already current"
+            + ("" if report.hook_ok else "; on_refresh hook failed")
+        )
+    if failures:
+        raise failures[0] if len(failures) == 1 else _many(failures)
+
+
+def _many(failures: list[CredhelperError]) -> CredhelperError:
+    first = failures[0]
+    error = type(first)(f"{len(failures)} failures, the first: {first}")
+    return error
+
+
+@cli.command("credential-process")
+@click.argument("profile")
+@pass_app
+def credential_process(app: AppContext, profile: str) -> None:
+    """Print credential_process JSON for an AWS SDK (configure it in ~/.aws/config)."""
+    (selected,) = app.profiles([profile])
+    credentials = app.refresher().obtain(selected, selected.handout_seconds)
+    sys.stdout.write(credentials.process_json() + "\n")
+
+
+@cli.command()
+@click.argument("profiles", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def status(app: AppContext, profiles: tuple[str, ...], as_json: bool) -> None:
+    """Expiry, last and next refresh, last error and target state, per profile."""
+    from .status import format_status, profile_status
+
+    cache = app.cache()
+    now = time.time()
+    reports = [profile_status(p, cache, now) for p in app.profiles(profiles)]
+    if as_json:
+        click.echo(json.dumps(reports, indent=2))
+    else:
+        click.echo("\n".join(format_status(r) for r in reports))
+    bad = [r["profile"] for r in reports if r["condition"] in ("missing", "expired")]
+    if bad:
+        raise click.exceptions.Exit(EXIT_FAILURE)
+
+
+@cli.command("adopt-keys")
+@click.option("--env-file", "env_file", required=True, type=click.Path(path_type=Path),
+              help="The .env that holds a long-term key pair.")
+@click.option("--profile", "source_profile", required=True,
+              help="Name of the source profile to create in the shared credentials file.")
+@pass_app
+def adopt_keys_command(app: AppContext, env_file: Path, source_profile: str) -> None:
+    """Move a long-term key pair from a .env into ~/.aws/credentials, safely."""
+    from .adopt import adopt_keys
+    from .delivery import deliver
+    from .envtarget import EnvTarget
+    from .profile import Profile as ProfileModel
+    from .sts import StsGateway
+
+    gateway = StsGateway(os.environ)
+    config: Config | None
+    try:
+        config = app.config()
+    except CredhelperError:
+        config = None
+    users = [p for p in config.profiles.values() if p.source_profile == source_profile] if config else []
+
+    def verify(name: str) -> str:
+        template = users[0] if users else None
+        probe = ProfileModel(
+            name=name,
+            role_arn="arn:aws:iam::000000000000:role/none",
+            role_session_name="credhelper",
+            source_profile=name,
+            region=template.region if template else None,
+            sts_endpoint_url=template.sts_endpoint_url if template else None,
+        )
+        return gateway.caller_arn(probe)
+
+    adoption = adopt_keys(env_file, source_profile, os.environ, verify)
+    click.echo(
+        f"{mask_key_id(adoption.key_id)} is in [{source_profile}] of {adoption.credentials_file} "
+        f"and works: {adoption.caller_arn}"
+    )
+    real = EnvTarget(env_file).real_path
+    targeting = [p for p in users if any(EnvTarget(Path(os.path.expanduser(f))).real_path == real
+                                         for f in p.env_files)]
+    if not targeting:
+        click.echo(
+            f"Next: set source_profile = \"{source_profile}\" and env_files = [\"{env_file}\"] in "
+            "a credhelper profile, then run `credhelper refresh`."
+        )
+        return
+    refresher = Refresher(app.cache(), lambda: gateway, interactive=True)
+    for profile in targeting:
+        credentials = refresher.refresh_now(profile)
+        register_secret(credentials.secret_access_key, credentials.session_token)
+        report = deliver(profile, credentials, refresher.cache.directory, os.environ)
+        if report.errors:
+            raise report.errors[0]
+        click.echo(f"{env_file} now holds temporary credentials of profile {profile.name}, "
+                   f"expiring {credentials.expiration_text}")
+
+
+def run(argv: Sequence[str]) -> int:
+    """Run the CLI; every failure becomes one line on stderr and its documented exit status."""
+    try:
+        cli.main(args=list(argv), prog_name="credhelper", standalone_mode=False)
+    except CredhelperError as error:
+        _fail(str(error))
+        return error.exit_code
+    except click.exceptions.Exit as done:
+        return int(done.exit_code)
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except click.exceptions.Abort:
+        _fail("interrupted")
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return 130
+    except Exception as error:  # a bug: say so in one line; the traceback only in debug
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            log.exception("internal error")
+        _fail(f"internal error: {type(error).__name__}: {error} (run with --log-level debug "
+              "for details)")
+        return EXIT_FAILURE
+    return 0
+
+
+def _fail(message: str) -> None:
+    sys.stderr.write(f"credhelper: error: {redact(message)}\n")

@@ -1,0 +1,101 @@
+"""The credential value type: expiry arithmetic and the shapes it is handed out in. Pure."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def format_utc(epoch: float) -> str:
+    """RFC 3339 UTC with a Z, to the second: what credential_process and the ECS contract expect."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def mask_key_id(key_id: str) -> str:
+    """ASIA…WXYZ: enough to tell keys apart, not enough to use one."""
+    if len(key_id) <= 8:
+        return "…"
+    return f"{key_id[:4]}…{key_id[-4:]}"
+
+
+def is_long_term_key_id(key_id: str) -> bool:
+    return key_id.startswith("AKIA")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    session_token: str = field(repr=False)
+    expiration: float  # epoch seconds, UTC
+    issued_at: float = 0.0
+    assumed_role_arn: str = ""
+
+    def seconds_left(self, now: float) -> float:
+        return self.expiration - now
+
+    def is_expired(self, now: float) -> bool:
+        return self.expiration <= now
+
+    @property
+    def expiration_text(self) -> str:
+        return format_utc(self.expiration)
+
+    def process_json(self) -> str:
+        return json.dumps(
+            {
+                "Version": 1,
+                "AccessKeyId": self.access_key_id,
+                "SecretAccessKey": self.secret_access_key,
+                "SessionToken": self.session_token,
+                "Expiration": self.expiration_text,
+            }
+        )
+
+    def container_json(self) -> str:
+        return json.dumps(
+            {
+                "AccessKeyId": self.access_key_id,
+                "SecretAccessKey": self.secret_access_key,
+                "Token": self.session_token,
+                "Expiration": self.expiration_text,
+            }
+        )
+
+    def env_values(self, region: str | None) -> dict[str, str]:
+        values = {
+            "AWS_ACCESS_KEY_ID": self.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
+            "AWS_SESSION_TOKEN": self.session_token,
+            "AWS_CREDENTIAL_EXPIRATION": self.expiration_text,
+        }
+        if region:
+            values["AWS_REGION"] = region
+        return values
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "AccessKeyId": self.access_key_id,
+            "SecretAccessKey": self.secret_access_key,
+            "SessionToken": self.session_token,
+            "Expiration": self.expiration,
+            "IssuedAt": self.issued_at,
+            "AssumedRoleArn": self.assumed_role_arn,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Credentials:
+        """Raises KeyError, TypeError or ValueError on anything that is not a whole record."""
+        values = (record["AccessKeyId"], record["SecretAccessKey"], record["SessionToken"])
+        if not all(isinstance(v, str) and v for v in values):
+            raise ValueError("incomplete credentials")
+        return cls(
+            access_key_id=values[0],
+            secret_access_key=values[1],
+            session_token=values[2],
+            expiration=float(record["Expiration"]),
+            issued_at=float(record.get("IssuedAt", 0.0)),
+            assumed_role_arn=str(record.get("AssumedRoleArn", "")),
+        )

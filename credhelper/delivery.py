@@ -1,0 +1,65 @@
+"""Handing fresh credentials to a profile's targets, then running its hooks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import expand_path
+from .credentials import Credentials
+from .envtarget import EnvTarget, write_env_target
+from .errors import CredhelperError
+from .hooks import run_hooks
+from .profile import Profile
+from .sharedcreds import holds_key_pair, shared_credentials_path
+
+log = logging.getLogger("credhelper.delivery")
+
+
+@dataclass
+class DeliveryReport:
+    written: list[Path] = field(default_factory=list)
+    unchanged: list[Path] = field(default_factory=list)
+    errors: list[CredhelperError] = field(default_factory=list)
+    hook_ok: bool = True
+
+
+def env_targets(profile: Profile) -> list[EnvTarget]:
+    return [EnvTarget(expand_path(raw)) for raw in profile.env_files]
+
+
+def deliver(
+    profile: Profile,
+    credentials: Credentials,
+    lock_dir: Path,
+    environ: Mapping[str, str],
+    run_hook: bool = True,
+) -> DeliveryReport:
+    """Write every target; one failing target does not stop the others. Hooks run after all."""
+    report = DeliveryReport()
+    shared_file = shared_credentials_path(environ)
+
+    def adopted(key_id: str, secret: str | None) -> bool:
+        return holds_key_pair(shared_file, key_id, secret)
+
+    values = credentials.env_values(profile.region)
+    for target in env_targets(profile):
+        try:
+            changed = write_env_target(
+                target, values, lock_dir, adopted, profile.source_profile or "bedrock-developer"
+            )
+        except CredhelperError as error:
+            report.errors.append(error)
+            log.error("%s", error)
+            continue
+        except OSError as error:
+            wrapped = CredhelperError(f"env file {target.path}: cannot write: {error.strerror}")
+            report.errors.append(wrapped)
+            log.error("%s", wrapped)
+            continue
+        (report.written if changed else report.unchanged).append(target.path)
+    if run_hook and (report.written or report.unchanged or not profile.env_files):
+        report.hook_ok = run_hooks(profile, credentials, environ)
+    return report

@@ -1,0 +1,20 @@
+"""The `credhelper` entry point: the cache-hit fast path first, the full CLI otherwise."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    if "credential-process" in sys.argv[1:]:
+        from .fastpath import main_fast
+
+        if main_fast(sys.argv[1:]):
+            return
+    from .cli import run
+
+    sys.exit(run(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Getting an MFA code: from `mfa_command` when set, else from the terminal, else nowhere."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from .errors import AwsRefusedError
+from .profile import Profile
+
+CODE = re.compile(r"^\d{6}$")
+MFA_COMMAND_TIMEOUT = 30
+
+
+def code_from_command(profile: Profile) -> str:
+    try:
+        result = subprocess.run(
+            list(profile.mfa_command), capture_output=True, text=True,
+            timeout=MFA_COMMAND_TIMEOUT, stdin=subprocess.DEVNULL, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise AwsRefusedError(
+            f"profile {profile.name}: mfa_command could not give a code ({type(exc).__name__}): "
+            "fix mfa_command, or run `credhelper refresh` in a terminal"
+        ) from None
+    code = result.stdout.strip()
+    if result.returncode != 0 or not CODE.match(code):
+        raise AwsRefusedError(
+            f"profile {profile.name}: mfa_command exited {result.returncode} without printing a "
+            "6-digit code: fix mfa_command, or run `credhelper refresh` in a terminal"
+        )
+    return code
+
+
+def code_from_terminal(profile: Profile) -> str | None:
+    try:
+        with open("/dev/tty", "r+") as tty:
+            tty.write(f"MFA code for {profile.mfa_serial} (profile {profile.name}): ")
+            tty.flush()
+            code = tty.readline().strip()
+    except OSError:
+        return None
+    if not CODE.match(code):
+        raise AwsRefusedError(f"profile {profile.name}: {code!r} is not a 6-digit MFA code")
+    return code
+
+
+def mfa_code(profile: Profile, interactive: bool) -> str:
+    if profile.mfa_command:
+        return code_from_command(profile)
+    code = code_from_terminal(profile) if interactive else None
+    if code is None:
+        raise AwsRefusedError(
+            f"profile {profile.name}: an MFA code is needed and none can be had here: run "
+            f"`credhelper refresh {profile.name}` in a terminal, or set mfa_command"
+        )
+    return code

@@ -1,0 +1,212 @@
+"""The profile model and its validation. Pure: the caller reads files and the environment."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$", re.ASCII)
+MFA_SERIAL = re.compile(r"^(arn:aws[a-z-]*:iam::\d{12}:mfa/[\w+=,.@/-]+|GAHT[0-9A-Z]{8,})$")
+SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$", re.ASCII)
+REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+PROFILE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+MIN_DURATION, MAX_DURATION = 900, 43200
+DEFAULT_DURATION = 3600
+DEFAULT_REFRESH_BEFORE = 1200
+DEFAULT_MFA_SESSION_SECONDS = 43200
+# botocore re-runs credential_process when fewer than 15 minutes are left.
+BOTOCORE_ADVISORY_SECONDS = 900
+SHORT_SESSION_SECONDS = 1800
+
+PROFILE_KEYS = frozenset(
+    {
+        "role_arn",
+        "source_profile",
+        "region",
+        "duration_seconds",
+        "refresh_before_seconds",
+        "role_session_name",
+        "external_id",
+        "mfa_serial",
+        "mfa_command",
+        "mfa_session_seconds",
+        "sts_endpoint_url",
+        "env_files",
+        "on_refresh",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    role_arn: str
+    role_session_name: str
+    source_profile: str | None = None
+    region: str | None = None
+    duration_seconds: int = DEFAULT_DURATION
+    refresh_before_seconds: int = DEFAULT_REFRESH_BEFORE
+    external_id: str | None = None
+    mfa_serial: str | None = None
+    mfa_command: tuple[str, ...] = ()
+    mfa_session_seconds: int = DEFAULT_MFA_SESSION_SECONDS
+    sts_endpoint_url: str | None = None
+    env_files: tuple[str, ...] = ()
+    on_refresh: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def handout_seconds(self) -> int:
+        """Credentials handed to an SDK keep at least this long (DESIGN §4)."""
+        return min(
+            max(self.refresh_before_seconds, BOTOCORE_ADVISORY_SECONDS),
+            self.duration_seconds - 60,
+        )
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever a setting that shapes the issued session changes: the cache key."""
+        settings = [
+            self.role_arn,
+            self.role_session_name,
+            self.source_profile,
+            self.region,
+            self.duration_seconds,
+            self.external_id,
+            self.mfa_serial,
+            self.sts_endpoint_url,
+        ]
+        return hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:32]
+
+    @property
+    def mfa_fingerprint(self) -> str:
+        settings = [self.source_profile, self.mfa_serial, self.region, self.sts_endpoint_url]
+        return hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:32]
+
+
+def default_session_name(user: str, host: str) -> str:
+    raw = f"credhelper-{user}@{host.split('.')[0]}"
+    cleaned = re.sub(r"[^\w+=,.@-]", "-", raw, flags=re.ASCII)[:64]
+    return cleaned if len(cleaned) >= 2 else "credhelper"
+
+
+class _Checker:
+    def __init__(self, source: str, profile: str, raw: Mapping[str, Any]) -> None:
+        self.source = source
+        self.profile = profile
+        self.raw = raw
+
+    def fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.source}: [profiles.{self.profile}] {key}: {problem}")
+
+    def string(self, key: str, pattern: re.Pattern[str] | None = None, allowed: str = "") -> str | None:
+        value = self.raw.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            raise self.fail(key, f"must be a non-empty string, got {value!r}")
+        if pattern is not None and not pattern.match(value):
+            raise self.fail(key, f"{value!r} is not valid; {allowed}")
+        return value
+
+    def integer(self, key: str, default: int, low: int, high: int) -> int:
+        value = self.raw.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(key, f"must be a whole number of seconds, got {value!r}")
+        if not low <= value <= high:
+            raise self.fail(key, f"{value} is out of range; allowed: {low}..{high}")
+        return value
+
+    def argv(self, key: str) -> tuple[str, ...]:
+        value = self.raw.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.fail(key, 'must be a list of strings (argv), e.g. ["ykman", "oath", ...]')
+        return tuple(value)
+
+    def paths(self, key: str) -> tuple[str, ...]:
+        value = self.raw.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.fail(key, 'must be a list of file paths, e.g. ["~/app/.env"]')
+        return tuple(value)
+
+
+def parse_profile(name: str, raw: Any, source: str, session_name: str) -> Profile:
+    if not PROFILE_NAME.match(name):
+        raise ConfigError(
+            f"{source}: profile name {name!r} is not valid; use letters, digits, '.', '_' or '-'"
+        )
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: [profiles.{name}] must be a table of settings")
+    check = _Checker(source, name, raw)
+    unknown = sorted(set(raw) - PROFILE_KEYS)
+    if unknown:
+        raise check.fail(unknown[0], f"unknown key; allowed keys: {', '.join(sorted(PROFILE_KEYS))}")
+    role_arn = check.string(
+        "role_arn", ROLE_ARN, "expected arn:aws:iam::<12-digit account>:role/<name>"
+    )
+    if role_arn is None:
+        raise check.fail("role_arn", "is required, e.g. arn:aws:iam::123456789012:role/BedrockAccessRole")
+    duration = check.integer("duration_seconds", DEFAULT_DURATION, MIN_DURATION, MAX_DURATION)
+    refresh_before = check.integer("refresh_before_seconds", DEFAULT_REFRESH_BEFORE, 0, MAX_DURATION)
+    if refresh_before >= duration:
+        raise check.fail(
+            "refresh_before_seconds",
+            f"{refresh_before} must be less than duration_seconds ({duration})",
+        )
+    mfa_serial = check.string(
+        "mfa_serial", MFA_SERIAL, "expected arn:aws:iam::<account>:mfa/<name> or a hardware serial"
+    )
+    mfa_command = check.argv("mfa_command")
+    if mfa_command and not mfa_serial:
+        raise check.fail("mfa_command", "is set but mfa_serial is not; set mfa_serial too")
+    endpoint = check.string("sts_endpoint_url")
+    if endpoint is not None and not re.match(r"^https?://[^\s/]+", endpoint):
+        raise check.fail("sts_endpoint_url", f"{endpoint!r} is not an http(s) URL")
+    warnings: tuple[str, ...] = ()
+    if duration < SHORT_SESSION_SECONDS:
+        warnings = (
+            f"profile {name}: duration_seconds {duration} is under 30 minutes, so SDKs using "
+            "credential_process will call credhelper on most requests; 3600 or more avoids that",
+        )
+    return Profile(
+        name=name,
+        role_arn=role_arn,
+        role_session_name=check.string(
+            "role_session_name", SESSION_NAME, r"allowed: 2 to 64 of letters, digits and +=,.@_-"
+        )
+        or session_name,
+        source_profile=check.string("source_profile"),
+        region=check.string("region", REGION, "expected a region name such as us-east-1"),
+        duration_seconds=duration,
+        refresh_before_seconds=refresh_before,
+        external_id=check.string(
+            "external_id", re.compile(r"^[\w+=,.@:/-]{2,1224}$"), "allowed: 2 to 1224 of \\w+=,.@:/-"
+        ),
+        mfa_serial=mfa_serial,
+        mfa_command=mfa_command,
+        mfa_session_seconds=check.integer(
+            "mfa_session_seconds", DEFAULT_MFA_SESSION_SECONDS, MIN_DURATION, 129600
+        ),
+        sts_endpoint_url=endpoint,
+        env_files=check.paths("env_files"),
+        on_refresh=check.argv("on_refresh"),
+        warnings=warnings,
+    )
+
+
+def parse_profiles(data: Mapping[str, Any], source: str, session_name: str) -> dict[str, Profile]:
+    unknown = sorted(set(data) - {"profiles"})
+    if unknown:
+        raise ConfigError(f"{source}: unknown top-level key {unknown[0]!r}; allowed: [profiles.NAME]")
+    profiles = data.get("profiles", {})
+    if not isinstance(profiles, Mapping) or not profiles:
+        raise ConfigError(
+            f"{source}: no profiles defined; add a [profiles.NAME] table with role_arn = \"...\""
+        )
+    return {name: parse_profile(name, raw, source, session_name) for name, raw in profiles.items()}

@@ -1,0 +1,225 @@
+"""STS calls: the one module that imports botocore. One client per distinct source, reused."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import botocore.session
+from botocore.config import Config as BotocoreConfig
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    CredentialRetrievalError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ProfileNotFound,
+    ReadTimeoutError,
+    TokenRetrievalError,
+)
+
+from .credentials import Credentials
+from .errors import AwsRefusedError, ConfigError, CredhelperError, StsUnavailableError
+from .profile import Profile
+
+DEFAULT_REGION = "us-east-1"
+CLIENT_CONFIG = BotocoreConfig(
+    retries={"mode": "standard", "max_attempts": 4},
+    connect_timeout=5,
+    read_timeout=15,
+    user_agent_extra="credhelper",
+)
+THROTTLING = {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
+EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired"}
+
+
+def _source_label(profile: Profile) -> str:
+    if profile.source_profile:
+        return f"source profile {profile.source_profile!r}"
+    return "the default credential chain"
+
+
+def _clock_skew(error: ClientError) -> float | None:
+    headers = error.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    date = headers.get("date")
+    if not date:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(date).timestamp() - time.time()
+    except (TypeError, ValueError):
+        return None
+
+
+def translate_client_error(error: ClientError, profile: Profile, action: str) -> CredhelperError:
+    code = error.response.get("Error", {}).get("Code", "")
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    source = _source_label(profile)
+    if code == "AccessDenied":
+        return AwsRefusedError(
+            f"profile {profile.name}: AWS denied {action} on {profile.role_arn}: check that the "
+            f"role's trust policy names the caller from {source} and that the caller is allowed "
+            "sts:AssumeRole on the role"
+        )
+    if code == "InvalidClientTokenId":
+        return AwsRefusedError(
+            f"profile {profile.name}: the access key of {source} is unknown to AWS or deactivated: "
+            "put a valid key pair there (credhelper adopt-keys, or aws configure)"
+        )
+    if code == "SignatureDoesNotMatch":
+        skew = _clock_skew(error)
+        if skew is not None and abs(skew) > 300:
+            return AwsRefusedError(
+                f"profile {profile.name}: AWS rejected the request signature and this machine's "
+                f"clock is {abs(skew):.0f} s {'behind' if skew > 0 else 'ahead'}: sync the clock (NTP)"
+            )
+        return AwsRefusedError(
+            f"profile {profile.name}: AWS rejected the request signature: the secret key of "
+            f"{source} does not match its access key id; put the right pair there"
+        )
+    if code in EXPIRED:
+        return AwsRefusedError(
+            f"profile {profile.name}: the credentials of {source} have expired: renew them "
+            "(for SSO, `aws sso login`), or check this machine's clock"
+        )
+    if code in THROTTLING or status >= 500:
+        return StsUnavailableError(
+            f"profile {profile.name}: STS kept answering {code or status} after retries: "
+            "try again in a minute"
+        )
+    if code == "ValidationError" and "DurationSeconds" in str(error):
+        return ConfigError(
+            f"profile {profile.name}: duration_seconds {profile.duration_seconds} exceeds the role's "
+            "maximum session duration: lower duration_seconds or raise the role's MaxSessionDuration"
+        )
+    return AwsRefusedError(f"profile {profile.name}: {action} failed: {code}: "
+                           f"{error.response.get('Error', {}).get('Message', '')}".rstrip(": "))
+
+
+def translate_botocore_error(error: BotoCoreError, profile: Profile, endpoint: str) -> CredhelperError:
+    if isinstance(error, ProfileNotFound):
+        return ConfigError(
+            f"profile {profile.name}: source_profile {profile.source_profile!r} is not in "
+            "~/.aws/config or ~/.aws/credentials: add it there, or fix source_profile"
+        )
+    if isinstance(error, NoCredentialsError):
+        return AwsRefusedError(
+            f"profile {profile.name}: no source credentials found in {_source_label(profile)}: "
+            "set source_profile to a profile with keys (credhelper adopt-keys can make one)"
+        )
+    if isinstance(error, PartialCredentialsError):
+        return ConfigError(f"profile {profile.name}: {error}: complete the key pair")
+    if isinstance(error, CredentialRetrievalError | TokenRetrievalError):
+        return AwsRefusedError(f"profile {profile.name}: {_source_label(profile)} failed: {error}")
+    if isinstance(error, EndpointConnectionError | ConnectionClosedError | ReadTimeoutError):
+        return StsUnavailableError(
+            f"profile {profile.name}: STS at {endpoint} could not be reached after retries: "
+            "check the network, or sts_endpoint_url"
+        )
+    if "connect" in type(error).__name__.lower() or "timeout" in type(error).__name__.lower():
+        return StsUnavailableError(
+            f"profile {profile.name}: STS at {endpoint} could not be reached: {type(error).__name__}"
+        )
+    return CredhelperError(f"profile {profile.name}: STS call failed: {type(error).__name__}: {error}")
+
+
+def _credentials_from(response: Mapping[str, Any], assumed_role_arn: str) -> Credentials:
+    raw = response["Credentials"]
+    return Credentials(
+        access_key_id=raw["AccessKeyId"],
+        secret_access_key=raw["SecretAccessKey"],
+        session_token=raw["SessionToken"],
+        expiration=raw["Expiration"].timestamp(),
+        issued_at=time.time(),
+        assumed_role_arn=assumed_role_arn,
+    )
+
+
+class StsGateway:
+    """Holds one botocore session per source profile and one STS client per (source, endpoint)."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self._sessions: dict[str | None, botocore.session.Session] = {}
+        self._clients: dict[tuple[Any, ...], Any] = {}
+
+    def forget_sources(self) -> None:
+        """Drop every session and client, so rotated source keys are read again."""
+        self._sessions.clear()
+        self._clients.clear()
+
+    def _session(self, source_profile: str | None) -> botocore.session.Session:
+        if source_profile not in self._sessions:
+            session = botocore.session.Session(profile=source_profile)
+            self._sessions[source_profile] = session
+        return self._sessions[source_profile]
+
+    def endpoint(self, profile: Profile) -> str:
+        region = profile.region or DEFAULT_REGION
+        return (
+            profile.sts_endpoint_url
+            or self._environ.get("AWS_ENDPOINT_URL_STS")
+            or f"https://sts.{region}.amazonaws.com"
+        )
+
+    def _client(self, profile: Profile, via: Credentials | None) -> Any:
+        region = profile.region or DEFAULT_REGION
+        endpoint = profile.sts_endpoint_url or self._environ.get("AWS_ENDPOINT_URL_STS")
+        if via is None:
+            key: tuple[Any, ...] = ("source", profile.source_profile, region, endpoint)
+        else:
+            key = ("session", via.access_key_id, region, endpoint)
+        client = self._clients.get(key)
+        if client is None:
+            session = self._session(profile.source_profile)
+            extra: dict[str, str] = {}
+            if via is not None:
+                extra = {
+                    "aws_access_key_id": via.access_key_id,
+                    "aws_secret_access_key": via.secret_access_key,
+                    "aws_session_token": via.session_token,
+                }
+                # Old MFA-session clients are never reused once their session is replaced.
+                for stale in [k for k in self._clients if k[0] == "session" and k[2:] == key[2:]]:
+                    del self._clients[stale]
+            client = session.create_client(
+                "sts", region_name=region, endpoint_url=endpoint, config=CLIENT_CONFIG, **extra
+            )
+            self._clients[key] = client
+        return client
+
+    def _call(self, profile: Profile, action: str, via: Credentials | None, **params: Any) -> Any:
+        try:
+            return getattr(self._client(profile, via), action)(**params)
+        except ClientError as error:
+            raise translate_client_error(error, profile, action) from error
+        except BotoCoreError as error:
+            raise translate_botocore_error(error, profile, self.endpoint(profile)) from error
+
+    def assume_role(self, profile: Profile, via: Credentials | None = None) -> Credentials:
+        params: dict[str, Any] = {
+            "RoleArn": profile.role_arn,
+            "RoleSessionName": profile.role_session_name,
+            "DurationSeconds": profile.duration_seconds,
+        }
+        if profile.external_id:
+            params["ExternalId"] = profile.external_id
+        response = self._call(profile, "assume_role", via, **params)
+        return _credentials_from(response, response["AssumedRoleUser"]["Arn"])
+
+    def get_session_token(self, profile: Profile, code: str) -> Credentials:
+        response = self._call(
+            profile,
+            "get_session_token",
+            None,
+            DurationSeconds=profile.mfa_session_seconds,
+            SerialNumber=profile.mfa_serial,
+            TokenCode=code,
+        )
+        return _credentials_from(response, "")
+
+    def caller_arn(self, profile: Profile) -> str:
+        return str(self._call(profile, "get_caller_identity", None)["Arn"])
