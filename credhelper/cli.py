@@ -84,7 +84,6 @@ def refresh(app: AppContext, profiles: tuple[str, ...]) -> None:
             credentials = refresher.refresh_now(profile)
         except CredhelperError as error:
             failures.append(error)
-            log.error("%s", error)
             continue
         register_secret(credentials.secret_access_key, credentials.session_token)
         report = deliver(profile, credentials, refresher.cache.directory, os.environ)
@@ -96,14 +95,17 @@ def refresh(app: AppContext, profiles: tuple[str, ...]) -> None:
             f"{len(report.written)} env file(s) written, {len(report.unchanged)} already current"
             + ("" if report.hook_ok else "; on_refresh hook failed")
         )
+    raise_failures(failures)
+
+
+def raise_failures(failures: list[CredhelperError]) -> None:
+    """One failure is the error; several are logged, then summed up under the first one's status."""
+    if len(failures) == 1:
+        raise failures[0]
     if failures:
-        raise failures[0] if len(failures) == 1 else _many(failures)
-
-
-def _many(failures: list[CredhelperError]) -> CredhelperError:
-    first = failures[0]
-    error = type(first)(f"{len(failures)} failures, the first: {first}")
-    return error
+        for failure in failures:
+            log.error("%s", failure)
+        raise type(failures[0])(f"{len(failures)} failures; the first: {failures[0]}")
 
 
 @cli.command("credential-process")
@@ -198,7 +200,8 @@ def adopt_keys_command(app: AppContext, env_file: Path, source_profile: str) -> 
 def run(argv: Sequence[str]) -> int:
     """Run the CLI; every failure becomes one line on stderr and its documented exit status."""
     try:
-        cli.main(args=list(argv), prog_name="credhelper", standalone_mode=False)
+        # Without standalone mode, click returns the status of a click.exceptions.Exit.
+        outcome = cli.main(args=list(argv), prog_name="credhelper", standalone_mode=False)
     except CredhelperError as error:
         _fail(str(error))
         return error.exit_code
@@ -219,7 +222,7 @@ def run(argv: Sequence[str]) -> int:
         _fail(f"internal error: {type(error).__name__}: {error} (run with --log-level debug "
               "for details)")
         return EXIT_FAILURE
-    return 0
+    return outcome if isinstance(outcome, int) else 0
 
 
 def _fail(message: str) -> None:

@@ -52,12 +52,11 @@ def deliver(
             )
         except CredhelperError as error:
             report.errors.append(error)
-            log.error("%s", error)
             continue
         except OSError as error:
-            wrapped = CredhelperError(f"env file {target.path}: cannot write: {error.strerror}")
-            report.errors.append(wrapped)
-            log.error("%s", wrapped)
+            report.errors.append(
+                CredhelperError(f"env file {target.path}: cannot write: {error.strerror}")
+            )
             continue
         (report.written if changed else report.unchanged).append(target.path)
     if run_hook and (report.written or report.unchanged or not profile.env_files):

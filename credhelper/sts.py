@@ -28,7 +28,7 @@ from .profile import Profile
 
 DEFAULT_REGION = "us-east-1"
 CLIENT_CONFIG = BotocoreConfig(
-    retries={"mode": "standard", "max_attempts": 4},
+    retries={"mode": "standard", "total_max_attempts": 4},
     connect_timeout=5,
     read_timeout=15,
     user_agent_extra="credhelper",
@@ -195,7 +195,8 @@ class StsGateway:
         try:
             return getattr(self._client(profile, via), action)(**params)
         except ClientError as error:
-            raise translate_client_error(error, profile, action) from error
+            api_name = "".join(part.title() for part in action.split("_"))
+            raise translate_client_error(error, profile, api_name) from error
         except BotoCoreError as error:
             raise translate_botocore_error(error, profile, self.endpoint(profile)) from error
 
