@@ -56,8 +56,9 @@ pass_app = click.make_pass_decorator(AppContext)
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_option", metavar="PATH", help="Configuration file.")
-@click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default="warning",
-              show_default=True)
+@click.option(
+    "--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default="warning", show_default=True
+)
 @click.version_option(package_name="credhelper")
 @click.pass_context
 def cli(ctx: click.Context, config_option: str | None, log_level: str) -> None:
@@ -75,12 +76,13 @@ def _minutes(seconds: float) -> str:
 @pass_app
 def refresh(app: AppContext, profiles: tuple[str, ...]) -> None:
     """New credentials from STS now; every target written, hooks run."""
-    from .delivery import deliver
+    from .delivery import check_targets, deliver
 
     refresher = app.refresher()
     failures: list[CredhelperError] = []
     for profile in app.profiles(profiles):
         try:
+            check_targets(profile, os.environ)
             credentials = refresher.refresh_now(profile)
         except CredhelperError as error:
             failures.append(error)
@@ -139,10 +141,19 @@ def status(app: AppContext, profiles: tuple[str, ...], as_json: bool) -> None:
 
 
 @cli.command("adopt-keys")
-@click.option("--env-file", "env_file", required=True, type=click.Path(path_type=Path),
-              help="The .env that holds a long-term key pair.")
-@click.option("--profile", "source_profile", required=True,
-              help="Name of the source profile to create in the shared credentials file.")
+@click.option(
+    "--env-file",
+    "env_file",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The .env that holds a long-term key pair.",
+)
+@click.option(
+    "--profile",
+    "source_profile",
+    required=True,
+    help="Name of the source profile to create in the shared credentials file.",
+)
 @pass_app
 def adopt_keys_command(app: AppContext, env_file: Path, source_profile: str) -> None:
     """Move a long-term key pair from a .env into ~/.aws/credentials, safely."""
@@ -161,7 +172,9 @@ def adopt_keys_command(app: AppContext, env_file: Path, source_profile: str) -> 
     users = [p for p in config.profiles.values() if p.source_profile == source_profile] if config else []
 
     def verify(name: str) -> str:
-        template = users[0] if users else None
+        # STS settings from a profile that uses this source, else from any profile.
+        candidates = users or (list(config.profiles.values()) if config else [])
+        template = candidates[0] if candidates else None
         probe = ProfileModel(
             name=name,
             role_arn="arn:aws:iam::000000000000:role/none",
@@ -178,11 +191,12 @@ def adopt_keys_command(app: AppContext, env_file: Path, source_profile: str) -> 
         f"and works: {adoption.caller_arn}"
     )
     real = EnvTarget(env_file).real_path
-    targeting = [p for p in users if any(EnvTarget(Path(os.path.expanduser(f))).real_path == real
-                                         for f in p.env_files)]
+    targeting = [
+        p for p in users if any(EnvTarget(Path(os.path.expanduser(f))).real_path == real for f in p.env_files)
+    ]
     if not targeting:
         click.echo(
-            f"Next: set source_profile = \"{source_profile}\" and env_files = [\"{env_file}\"] in "
+            f'Next: set source_profile = "{source_profile}" and env_files = ["{env_file}"] in '
             "a credhelper profile, then run `credhelper refresh`."
         )
         return
@@ -193,8 +207,10 @@ def adopt_keys_command(app: AppContext, env_file: Path, source_profile: str) -> 
         report = deliver(profile, credentials, refresher.cache.directory, os.environ)
         if report.errors:
             raise report.errors[0]
-        click.echo(f"{env_file} now holds temporary credentials of profile {profile.name}, "
-                   f"expiring {credentials.expiration_text}")
+        click.echo(
+            f"{env_file} now holds temporary credentials of profile {profile.name}, "
+            f"expiring {credentials.expiration_text}"
+        )
 
 
 def run(argv: Sequence[str]) -> int:
@@ -219,8 +235,7 @@ def run(argv: Sequence[str]) -> int:
     except Exception as error:  # a bug: say so in one line; the traceback only in debug
         if logging.getLogger().isEnabledFor(logging.DEBUG):
             log.exception("internal error")
-        _fail(f"internal error: {type(error).__name__}: {error} (run with --log-level debug "
-              "for details)")
+        _fail(f"internal error: {type(error).__name__}: {error} (run with --log-level debug for details)")
         return EXIT_FAILURE
     return outcome if isinstance(outcome, int) else 0
 

@@ -24,9 +24,7 @@ class Config:
         for name in names:
             if name not in self.profiles:
                 known = ", ".join(sorted(self.profiles))
-                raise ConfigError(
-                    f"unknown profile {name!r}; {self.path} defines: {known}"
-                )
+                raise ConfigError(f"unknown profile {name!r}; {self.path} defines: {known}")
         return [self.profiles[name] for name in names]
 
 

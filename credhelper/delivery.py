@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import expand_path
 from .credentials import Credentials
-from .envtarget import EnvTarget, write_env_target
+from .envtarget import EnvTarget, guard_long_term_keys, write_env_target
 from .errors import CredhelperError
+from .fileio import read_bytes_or_none
 from .hooks import run_hooks
 from .profile import Profile
 from .sharedcreds import holds_key_pair, shared_credentials_path
@@ -30,6 +31,25 @@ def env_targets(profile: Profile) -> list[EnvTarget]:
     return [EnvTarget(expand_path(raw)) for raw in profile.env_files]
 
 
+def adopted_checker(environ: Mapping[str, str]) -> Callable[[str, str | None], bool]:
+    shared_file = shared_credentials_path(environ)
+
+    def adopted(key_id: str, secret: str | None) -> bool:
+        return holds_key_pair(shared_file, key_id, secret)
+
+    return adopted
+
+
+def check_targets(profile: Profile, environ: Mapping[str, str]) -> None:
+    """Refuse before any STS call when a target holds a long-term key not yet in a source profile."""
+    adopted = adopted_checker(environ)
+    for target in env_targets(profile):
+        data = read_bytes_or_none(target.real_path)
+        if data is not None:
+            text = data.decode("utf-8", "replace")
+            guard_long_term_keys(target.path, text, adopted, profile.source_profile or "bedrock-developer")
+
+
 def deliver(
     profile: Profile,
     credentials: Credentials,
@@ -39,11 +59,7 @@ def deliver(
 ) -> DeliveryReport:
     """Write every target; one failing target does not stop the others. Hooks run after all."""
     report = DeliveryReport()
-    shared_file = shared_credentials_path(environ)
-
-    def adopted(key_id: str, secret: str | None) -> bool:
-        return holds_key_pair(shared_file, key_id, secret)
-
+    adopted = adopted_checker(environ)
     values = credentials.env_values(profile.region)
     for target in env_targets(profile):
         try:
@@ -54,9 +70,7 @@ def deliver(
             report.errors.append(error)
             continue
         except OSError as error:
-            report.errors.append(
-                CredhelperError(f"env file {target.path}: cannot write: {error.strerror}")
-            )
+            report.errors.append(CredhelperError(f"env file {target.path}: cannot write: {error.strerror}"))
             continue
         (report.written if changed else report.unchanged).append(target.path)
     if run_hook and (report.written or report.unchanged or not profile.env_files):

@@ -64,18 +64,19 @@ def check_value(key: str, value: str) -> str:
 
 def merge_env(text: str, values: Mapping[str, str]) -> str:
     """Set each key of `values` wherever it is bound in `text`; append the ones never bound."""
-    for key, value in values.items():
-        check_value(key, value)
+    for name, value in values.items():
+        check_value(name, value)
     parts: list[str] = []
     seen: set[str] = set()
     for binding in parse_stream(io.StringIO(text)):
         original = binding.original.string
-        if binding.key in values and not binding.error:
-            parts.append(_rewrite_binding(original, values[binding.key]))
-            seen.add(binding.key)
+        key = binding.key
+        if key is not None and key in values and not binding.error:
+            parts.append(_rewrite_binding(original, values[key]))
+            seen.add(key)
         else:
             parts.append(original)
-    missing = [f"{key}={value}" for key, value in values.items() if key not in seen]
+    missing = [f"{name}={value}" for name, value in values.items() if name not in seen]
     merged = "".join(parts)
     if missing:
         eol = _line_ending(text)

@@ -42,8 +42,9 @@ def _decode(path: Path, data: bytes) -> str:
         raise ConfigError(f"{path}: not UTF-8 text; credhelper leaves it untouched") from None
 
 
-def guard_long_term_keys(path: Path, text: str, is_adopted: Callable[[str, str | None], bool],
-                         profile_hint: str) -> None:
+def guard_long_term_keys(
+    path: Path, text: str, is_adopted: Callable[[str, str | None], bool], profile_hint: str
+) -> None:
     for key_id in long_term_key_ids(text):
         if not is_adopted(key_id, secret_for_key(text)):
             raise LongTermKeyError(
@@ -59,13 +60,13 @@ def write_env_target(
     lock_dir: Path,
     is_adopted: Callable[[str, str | None], bool],
     profile_hint: str = "bedrock-developer",
+    before_rename: Callable[[], None] | None = None,
 ) -> bool:
     """Merge `values` into the target. Returns False when the file already held them."""
     path = target.real_path
     if not path.parent.is_dir():
         raise ConfigError(
-            f"env file {target.path}: directory {path.parent} does not exist; "
-            "create it or fix env_files"
+            f"env file {target.path}: directory {path.parent} does not exist; create it or fix env_files"
         )
     with file_lock(lock_dir / target.lock_name(), timeout=30.0):
         before = read_bytes_or_none(path)
@@ -79,6 +80,8 @@ def write_env_target(
             log.warning("%s is readable by other users (mode %o); chmod 600 it", target.path, mode)
         for _ in range(MAX_MERGE_ROUNDS):
             temp = write_temp(path.parent, path.name, merged.encode("utf-8"), mode)
+            if before_rename is not None:
+                before_rename()
             # A person may have saved the file while the merge ran: merge their version instead.
             now = read_bytes_or_none(path)
             if now == before:

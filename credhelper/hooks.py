@@ -42,8 +42,9 @@ def run_hooks(profile: Profile, credentials: Credentials, environ: Mapping[str, 
         log.warning("profile %s: on_refresh command %r not found; fix on_refresh", profile.name, argv[0])
         return False
     except subprocess.TimeoutExpired:
-        log.warning("profile %s: on_refresh hook ran over %d s and was stopped", profile.name,
-                    HOOK_TIMEOUT_SECONDS)
+        log.warning(
+            "profile %s: on_refresh hook ran over %d s and was stopped", profile.name, HOOK_TIMEOUT_SECONDS
+        )
         return False
     except OSError as exc:
         log.warning("profile %s: on_refresh hook could not start: %s", profile.name, exc.strerror)

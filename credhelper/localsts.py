@@ -32,7 +32,9 @@ class LocalSts:
     def set_auth(self, enforced: bool) -> None:
         body = b"0" if enforced else b"inf"
         request = urllib.request.Request(
-            self.url + "/moto-api/reset-auth", data=body, method="POST",
+            self.url + "/moto-api/reset-auth",
+            data=body,
+            method="POST",
             headers={"Content-Type": "text/plain"},
         )
         urllib.request.urlopen(request, timeout=10).read()
@@ -41,8 +43,11 @@ class LocalSts:
         import boto3
 
         return boto3.client(
-            "iam", endpoint_url=self.url, region_name="us-east-1",
-            aws_access_key_id=key_id, aws_secret_access_key=secret,
+            "iam",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
         )
 
 
@@ -51,29 +56,36 @@ def _provision(url: str) -> tuple[str, str, str]:
     import boto3
 
     iam = boto3.client(
-        "iam", endpoint_url=url, region_name="us-east-1",
-        aws_access_key_id=BOOTSTRAP_KEY_ID, aws_secret_access_key=BOOTSTRAP_SECRET,
+        "iam",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id=BOOTSTRAP_KEY_ID,
+        aws_secret_access_key=BOOTSTRAP_SECRET,
     )
     iam.create_user(UserName=USER_NAME)
     key = iam.create_access_key(UserName=USER_NAME)["AccessKey"]
     trust = {
         "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/{USER_NAME}"},
-            "Action": "sts:AssumeRole",
-        }],
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/{USER_NAME}"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
     }
     role = iam.create_role(
         RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust), MaxSessionDuration=43200
     )["Role"]
     allow = {
         "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Action": ["sts:AssumeRole", "sts:GetSessionToken", "sts:GetCallerIdentity"],
-            "Resource": "*",
-        }],
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["sts:AssumeRole", "sts:GetSessionToken", "sts:GetCallerIdentity"],
+                "Resource": "*",
+            }
+        ],
     }
     iam.put_user_policy(UserName=USER_NAME, PolicyName="assume-bedrock", PolicyDocument=json.dumps(allow))
     return key["AccessKeyId"], key["SecretAccessKey"], role["Arn"]

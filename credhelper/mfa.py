@@ -15,8 +15,12 @@ MFA_COMMAND_TIMEOUT = 30
 def code_from_command(profile: Profile) -> str:
     try:
         result = subprocess.run(
-            list(profile.mfa_command), capture_output=True, text=True,
-            timeout=MFA_COMMAND_TIMEOUT, stdin=subprocess.DEVNULL, check=False,
+            list(profile.mfa_command),
+            capture_output=True,
+            text=True,
+            timeout=MFA_COMMAND_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise AwsRefusedError(

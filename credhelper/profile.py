@@ -147,9 +147,7 @@ def parse_profile(name: str, raw: Any, source: str, session_name: str) -> Profil
     unknown = sorted(set(raw) - PROFILE_KEYS)
     if unknown:
         raise check.fail(unknown[0], f"unknown key; allowed keys: {', '.join(sorted(PROFILE_KEYS))}")
-    role_arn = check.string(
-        "role_arn", ROLE_ARN, "expected arn:aws:iam::<12-digit account>:role/<name>"
-    )
+    role_arn = check.string("role_arn", ROLE_ARN, "expected arn:aws:iam::<12-digit account>:role/<name>")
     if role_arn is None:
         raise check.fail("role_arn", "is required, e.g. arn:aws:iam::123456789012:role/BedrockAccessRole")
     duration = check.integer("duration_seconds", DEFAULT_DURATION, MIN_DURATION, MAX_DURATION)
@@ -206,7 +204,5 @@ def parse_profiles(data: Mapping[str, Any], source: str, session_name: str) -> d
         raise ConfigError(f"{source}: unknown top-level key {unknown[0]!r}; allowed: [profiles.NAME]")
     profiles = data.get("profiles", {})
     if not isinstance(profiles, Mapping) or not profiles:
-        raise ConfigError(
-            f"{source}: no profiles defined; add a [profiles.NAME] table with role_arn = \"...\""
-        )
+        raise ConfigError(f'{source}: no profiles defined; add a [profiles.NAME] table with role_arn = "..."')
     return {name: parse_profile(name, raw, source, session_name) for name, raw in profiles.items()}

@@ -50,7 +50,9 @@ class Refresher:
             return None
         return credentials
 
-    def obtain(self, profile: Profile, min_seconds_left: float, issued_after: float | None = None) -> Credentials:
+    def obtain(
+        self, profile: Profile, min_seconds_left: float, issued_after: float | None = None
+    ) -> Credentials:
         """Credentials with at least `min_seconds_left` to live, issued after `issued_after` if given."""
 
         def usable(found: Credentials | None) -> bool:
@@ -115,8 +117,10 @@ class Refresher:
         )
         log.info(
             "profile %s: new credentials %s for %s, valid until %s",
-            profile.name, mask_key_id(credentials.access_key_id),
-            credentials.assumed_role_arn, credentials.expiration_text,
+            profile.name,
+            mask_key_id(credentials.access_key_id),
+            credentials.assumed_role_arn,
+            credentials.expiration_text,
         )
         return credentials
 

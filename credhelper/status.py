@@ -64,8 +64,10 @@ def _duration(seconds: float) -> str:
 
 
 def format_status(report: dict[str, Any]) -> str:
-    lines = [f"{report['profile']}: {report['condition']}"
-             + (f", {_duration(report['seconds_left'])} left" if report["seconds_left"] else "")]
+    lines = [
+        f"{report['profile']}: {report['condition']}"
+        + (f", {_duration(report['seconds_left'])} left" if report["seconds_left"] else "")
+    ]
     rows = [
         ("role", report["role_arn"]),
         ("identity", report["assumed_role_arn"]),

@@ -95,8 +95,10 @@ def translate_client_error(error: ClientError, profile: Profile, action: str) ->
             f"profile {profile.name}: duration_seconds {profile.duration_seconds} exceeds the role's "
             "maximum session duration: lower duration_seconds or raise the role's MaxSessionDuration"
         )
-    return AwsRefusedError(f"profile {profile.name}: {action} failed: {code}: "
-                           f"{error.response.get('Error', {}).get('Message', '')}".rstrip(": "))
+    return AwsRefusedError(
+        f"profile {profile.name}: {action} failed: {code}: "
+        f"{error.response.get('Error', {}).get('Message', '')}".rstrip(": ")
+    )
 
 
 def translate_botocore_error(error: BotoCoreError, profile: Profile, endpoint: str) -> CredhelperError:
@@ -175,7 +177,7 @@ class StsGateway:
         client = self._clients.get(key)
         if client is None:
             session = self._session(profile.source_profile)
-            extra: dict[str, str] = {}
+            extra: dict[str, Any] = {}
             if via is not None:
                 extra = {
                     "aws_access_key_id": via.access_key_id,

@@ -82,11 +82,18 @@ class UserHome:
         self.config_file.parent.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(f"[profiles.bedrock]\n{body}\n{extra}")
 
-    def run(self, *args: str, timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, timeout: float = 60, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "credhelper", *args],
-            env=self.env, capture_output=True, text=True, timeout=timeout, input=input,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
             cwd=self.root,
+            start_new_session=True,  # no controlling terminal, as under an SDK
         )
 
     def snapshot(self) -> dict[str, bytes]:
@@ -109,11 +116,13 @@ def clean_environment(home: Path) -> dict[str, str]:
 def home(tmp_path: Path, local_sts: LocalSts, proxy: StsProxy) -> UserHome:
     root = tmp_path / "home"
     (root / ".aws").mkdir(parents=True, mode=0o700)
-    (root / ".aws" / "credentials").write_text(textwrap.dedent(f"""\
+    (root / ".aws" / "credentials").write_text(
+        textwrap.dedent(f"""\
         [bedrock-developer]
         aws_access_key_id = {local_sts.access_key_id}
         aws_secret_access_key = {local_sts.secret_access_key}
-        """))
+        """)
+    )
     os.chmod(root / ".aws" / "credentials", 0o600)
     (root / "app").mkdir()
     (root / "app" / ".env").write_text(AGENT0_ENV_DEFAULT)

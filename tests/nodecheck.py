@@ -16,7 +16,10 @@ def node_dotenv_parse(paths: list[Path]) -> list[dict[str, str]]:
     assert (NODE_DIR / "node_modules" / "dotenv").is_dir(), "run `sh dev test` to install Node's dotenv"
     result = subprocess.run(
         [node, str(NODE_DIR / "read-env.js"), *map(str, paths)],
-        capture_output=True, text=True, timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     parsed: list[dict[str, str]] = json.loads(result.stdout)
     return parsed

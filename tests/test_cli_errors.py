@@ -67,8 +67,9 @@ def test_access_denied_names_the_trust_policy(home: UserHome) -> None:
 def test_unknown_source_key_is_refused(home: UserHome) -> None:
     creds = home.root / ".aws" / "credentials"
     creds.write_text(creds.read_text().replace(home.sts.access_key_id, "AKIAIOSFODNN7EXAMPLE"))
-    unchanged_after(home, "credential-process", "bedrock", exit_code=77,
-                    needles=("unknown to AWS or deactivated",))
+    unchanged_after(
+        home, "credential-process", "bedrock", exit_code=77, needles=("unknown to AWS or deactivated",)
+    )
 
 
 def test_wrong_secret_is_a_signature_error(home: UserHome) -> None:
@@ -106,8 +107,7 @@ def test_unreachable_sts_exits_75(home: UserHome) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     home.write_config(sts_endpoint_url=f'"http://127.0.0.1:{port}"')
-    unchanged_after(home, "credential-process", "bedrock", exit_code=75,
-                    needles=("could not be reached",))
+    unchanged_after(home, "credential-process", "bedrock", exit_code=75, needles=("could not be reached",))
 
 
 def test_server_errors_exit_75(home: UserHome) -> None:

@@ -74,11 +74,13 @@ def test_botocore_with_a_credential_process_profile_gets_the_assumed_role(home: 
     )
     script = (
         "import boto3, sys; "
-        "c = boto3.Session(profile_name='app').client('sts', endpoint_url=sys.argv[1], region_name='us-east-1'); "
+        "c = boto3.Session(profile_name='app').client("
+        "'sts', endpoint_url=sys.argv[1], region_name='us-east-1'); "
         "print(c.get_caller_identity()['Arn'])"
     )
-    result = subprocess.run([sys.executable, "-c", script, home.sts.url], env=home.env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", script, home.sts.url], env=home.env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == (
         "arn:aws:sts::123456789012:assumed-role/BedrockAccessRole/credhelper-test"
@@ -87,8 +89,13 @@ def test_botocore_with_a_credential_process_profile_gets_the_assumed_role(home: 
 
 def test_24_concurrent_calls_on_a_cold_cache_make_one_assume_role(home: UserHome) -> None:
     processes = [
-        subprocess.Popen(credhelper_command() + ["credential-process", "bedrock"], env=home.env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [*credhelper_command(), "credential-process", "bedrock"],
+            env=home.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(24)
     ]
     outputs = [p.communicate(timeout=120) for p in processes]
@@ -113,8 +120,15 @@ def test_corrupt_truncated_or_foreign_cache_files_are_replaced(home: UserHome) -
     good = home.run("credential-process", "bedrock")
     cache_file = home.cache_dir / "bedrock.json"
     valid = cache_file.read_text()
-    for junk in ["", "{", valid[: len(valid) // 2], "[1, 2]", '{"format": "other"}', "\x00\xff garbage",
-                 json.dumps({"format": "credhelper-cache/1", "fingerprint": "x", "credentials": {}})]:
+    for junk in [
+        "",
+        "{",
+        valid[: len(valid) // 2],
+        "[1, 2]",
+        '{"format": "other"}',
+        "\x00\xff garbage",
+        json.dumps({"format": "credhelper-cache/1", "fingerprint": "x", "credentials": {}}),
+    ]:
         cache_file.write_text(junk)
         result = home.run("credential-process", "bedrock")
         assert result.returncode == 0, (junk, result.stderr)
@@ -138,7 +152,10 @@ def test_cache_hit_imports_neither_botocore_nor_click(home: UserHome) -> None:
     assert home.run("credential-process", "bedrock").returncode == 0
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "credhelper", "credential-process", "bedrock"],
-        env=home.env, capture_output=True, text=True, timeout=60,
+        env=home.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0
     assert json.loads(result.stdout)["Version"] == 1
@@ -183,11 +200,14 @@ def test_debug_logging_never_shows_a_secret(home: UserHome) -> None:
 
 def test_on_refresh_hook_gets_profile_and_expiry_but_no_secret(home: UserHome) -> None:
     out = home.root / "hook.json"
-    hook = f'["{sys.executable}", "-c", "import json, os; json.dump(dict(os.environ), open(\'{out}\', \'w\'))"]'
+    hook = (
+        f'["{sys.executable}", "-c", "import json, os; json.dump(dict(os.environ), open(\'{out}\', \'w\'))"]'
+    )
     home.write_config(on_refresh=hook)
     env = dict(home.env, AWS_SECRET_ACCESS_KEY="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
-    result = subprocess.run([sys.executable, "-m", "credhelper", "refresh"], env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "credhelper", "refresh"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     seen = json.loads(out.read_text())
     record = cached_record(home)

@@ -28,8 +28,11 @@ def python_read(text: str) -> dict[str, str | None]:
 
 
 def non_managed_lines(text: str) -> list[str]:
-    return [line for line in text.splitlines(keepends=True)
-            if not any(line.lstrip().removeprefix("export ").lstrip().startswith(k) for k in MANAGED_KEYS)]
+    return [
+        line
+        for line in text.splitlines(keepends=True)
+        if not any(line.lstrip().removeprefix("export ").lstrip().startswith(k) for k in MANAGED_KEYS)
+    ]
 
 
 def test_agent0_template_keeps_every_other_line_and_gains_the_credentials() -> None:
@@ -48,7 +51,12 @@ def test_in_place_keys_stay_where_they_were_and_missing_ones_are_appended() -> N
     text = "A=1\nAWS_ACCESS_KEY_ID=\nB=2\nAWS_REGION=eu-west-1\n"
     merged = merge_env(text, NEW)
     lines = merged.splitlines()
-    assert lines[:4] == ["A=1", f"AWS_ACCESS_KEY_ID={NEW['AWS_ACCESS_KEY_ID']}", "B=2", "AWS_REGION=us-east-1"]
+    assert lines[:4] == [
+        "A=1",
+        f"AWS_ACCESS_KEY_ID={NEW['AWS_ACCESS_KEY_ID']}",
+        "B=2",
+        "AWS_REGION=us-east-1",
+    ]
     assert lines[4:] == [
         f"AWS_SECRET_ACCESS_KEY={NEW['AWS_SECRET_ACCESS_KEY']}",
         f"AWS_SESSION_TOKEN={NEW['AWS_SESSION_TOKEN']}",
@@ -60,7 +68,7 @@ def test_duplicates_export_prefix_comments_and_spacing() -> None:
     text = (
         "export AWS_ACCESS_KEY_ID=old # mine\n"
         "AWS_ACCESS_KEY_ID = 'older'\n"
-        "  AWS_SESSION_TOKEN=\"x\"  # keep\n"
+        '  AWS_SESSION_TOKEN="x"  # keep\n'
     )
     merged = merge_env(text, NEW)
     assert merged.splitlines()[:3] == [
@@ -97,7 +105,7 @@ def test_long_term_keys_are_found_and_temporary_ones_are_not() -> None:
     assert long_term_key_ids("# AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\n") == []
 
 
-MANAGED_LINE = re.compile(r"^\s*(?:export\s+)?(?:%s)\s*(?:=|$)" % "|".join(MANAGED_KEYS))
+MANAGED_LINE = re.compile(r"^\s*(?:export\s+)?(?:{})\s*(?:=|$)".format("|".join(MANAGED_KEYS)))
 
 
 def person_lines(text: str) -> list[str]:
@@ -131,8 +139,13 @@ VALUE = st.one_of(
     st.just('"line one\nline two"'),
 )
 LINE = st.one_of(
-    st.tuples(st.sampled_from(["", "export ", "  "]), KEY, st.sampled_from(["=", " = ", "= "]), VALUE,
-              st.sampled_from(["", " # note"])).map("".join),
+    st.tuples(
+        st.sampled_from(["", "export ", "  "]),
+        KEY,
+        st.sampled_from(["=", " = ", "= "]),
+        VALUE,
+        st.sampled_from(["", " # note"]),
+    ).map("".join),
     st.sampled_from(["", "# a comment", "# AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE", "   "]),
 )
 ENV_TEXT = st.tuples(st.lists(LINE, max_size=12), st.sampled_from(["\n", "\r\n"]), st.booleans()).map(

@@ -13,7 +13,9 @@ ROLE = "arn:aws:iam::123456789012:role/BedrockAccessRole"
 
 
 def parse(**settings: Any) -> Any:
-    return parse_profiles({"profiles": {"bedrock": {"role_arn": ROLE, **settings}}}, "cfg.toml", "credhelper-alice")
+    return parse_profiles(
+        {"profiles": {"bedrock": {"role_arn": ROLE, **settings}}}, "cfg.toml", "credhelper-alice"
+    )
 
 
 def test_defaults() -> None:
