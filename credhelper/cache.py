@@ -7,44 +7,49 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager
-from pathlib import Path
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from .credentials import Credentials
 from .fileio import atomic_write, ensure_private_dir, file_lock
+
+if TYPE_CHECKING:
+    from typing import Any
 
 CACHE_FORMAT = "credhelper-cache/1"
 STATE_FORMAT = "credhelper-state/1"
 
 
-def cache_dir_path(environ: Mapping[str, str]) -> Path:
+def cache_dir_path(environ: Mapping[str, str]) -> str:
     if environ.get("CREDHELPER_CACHE_DIR"):
-        return Path(environ["CREDHELPER_CACHE_DIR"]).expanduser()
+        return os.path.expanduser(environ["CREDHELPER_CACHE_DIR"])
     base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "credhelper"
+    return os.path.join(base, "credhelper")
 
 
-def _load_json(path: Path) -> dict[str, Any] | None:
+def _load_json(path: str) -> dict[str, Any] | None:
     try:
-        data = json.loads(path.read_bytes())
+        with open(path, "rb") as handle:
+            data = json.loads(handle.read())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
 
 
 class Cache:
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = os.fspath(directory)
 
-    def _path(self, profile: str, kind: str) -> Path:
-        return self.directory / f"{profile}.{kind}"
+    def path(self, name: str) -> str:
+        return os.path.join(self.directory, name)
+
+    def _path(self, profile: str, kind: str) -> str:
+        return self.path(f"{profile}.{kind}")
 
     def _ensure(self) -> None:
         ensure_private_dir(self.directory)
 
-    def lock(self, profile: str, timeout: float = 120.0) -> AbstractContextManager[None]:
+    def lock(self, profile: str, timeout: float = 120.0) -> file_lock:
         self._ensure()
         return file_lock(self._path(profile, "lock"), timeout)
 
@@ -82,9 +87,3 @@ class Cache:
             state.update(changes, format=STATE_FORMAT)
             atomic_write(self._path(profile, "state.json"), json.dumps(state, sort_keys=True).encode())
         return state
-
-    def profiles_with_files(self) -> Iterator[str]:
-        if self.directory.is_dir():
-            for entry in sorted(self.directory.glob("*.json")):
-                if entry.name.count(".") == 1:
-                    yield entry.stem

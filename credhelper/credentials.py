@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def format_utc(epoch: float) -> str:
@@ -24,14 +26,41 @@ def is_long_term_key_id(key_id: str) -> bool:
     return key_id.startswith("AKIA")
 
 
-@dataclass(frozen=True)
 class Credentials:
-    access_key_id: str
-    secret_access_key: str = field(repr=False)
-    session_token: str = field(repr=False)
-    expiration: float  # epoch seconds, UTC
-    issued_at: float = 0.0
-    assumed_role_arn: str = ""
+    """One credential set from STS. Its repr never shows the secret or the token."""
+
+    __slots__ = (
+        "access_key_id",
+        "assumed_role_arn",
+        "expiration",
+        "issued_at",
+        "secret_access_key",
+        "session_token",
+    )
+
+    def __init__(
+        self,
+        access_key_id: str,
+        secret_access_key: str,
+        session_token: str,
+        expiration: float,  # epoch seconds, UTC
+        issued_at: float = 0.0,
+        assumed_role_arn: str = "",
+    ) -> None:
+        self.access_key_id = access_key_id
+        self.secret_access_key = secret_access_key
+        self.session_token = session_token
+        self.expiration = expiration
+        self.issued_at = issued_at
+        self.assumed_role_arn = assumed_role_arn
+
+    def __repr__(self) -> str:
+        return f"Credentials({mask_key_id(self.access_key_id)}, expires {self.expiration_text})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Credentials) and self.to_record() == other.to_record()
+
+    __hash__ = None  # type: ignore[assignment]
 
     def seconds_left(self, now: float) -> float:
         return self.expiration - now

@@ -53,7 +53,7 @@ def check_targets(profile: Profile, environ: Mapping[str, str]) -> None:
 def deliver(
     profile: Profile,
     credentials: Credentials,
-    lock_dir: Path,
+    lock_dir: str | Path,
     environ: Mapping[str, str],
     run_hook: bool = True,
 ) -> DeliveryReport:

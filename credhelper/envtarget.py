@@ -12,7 +12,7 @@ from pathlib import Path
 from .credentials import mask_key_id
 from .envfile import long_term_key_ids, merge_env, secret_for_key
 from .errors import ConfigError, CredhelperError
-from .fileio import PRIVATE_FILE, file_lock, read_bytes_or_none, replace_file, write_temp
+from .fileio import PRIVATE_FILE, file_lock, read_bytes_or_none, remove_quietly, replace_file, write_temp
 
 log = logging.getLogger("credhelper.envfile")
 MAX_MERGE_ROUNDS = 20
@@ -57,7 +57,7 @@ def guard_long_term_keys(
 def write_env_target(
     target: EnvTarget,
     values: dict[str, str],
-    lock_dir: Path,
+    lock_dir: str | Path,
     is_adopted: Callable[[str, str | None], bool],
     profile_hint: str = "bedrock-developer",
     before_rename: Callable[[], None] | None = None,
@@ -68,7 +68,7 @@ def write_env_target(
         raise ConfigError(
             f"env file {target.path}: directory {path.parent} does not exist; create it or fix env_files"
         )
-    with file_lock(lock_dir / target.lock_name(), timeout=30.0):
+    with file_lock(os.path.join(lock_dir, target.lock_name()), timeout=30.0):
         before = read_bytes_or_none(path)
         text = _decode(path, before) if before is not None else ""
         guard_long_term_keys(path, text, is_adopted, profile_hint)
@@ -87,7 +87,7 @@ def write_env_target(
             if now == before:
                 replace_file(temp, path)
                 return True
-            temp.unlink(missing_ok=True)
+            remove_quietly(temp)
             before = now
             text = _decode(path, now) if now is not None else ""
             guard_long_term_keys(path, text, is_adopted, profile_hint)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 from .cache import Cache, cache_dir_path
-from .config import config_path, read_config_data, session_name_default
+from .configfile import config_path, read_config_data, session_name_default
 from .profile import parse_profile
 
 
@@ -48,7 +48,7 @@ def answer_from_cache(argv: Sequence[str], environ: Mapping[str, str]) -> str | 
         profiles = read_config_data(path).get("profiles")
         if not isinstance(profiles, dict) or name not in profiles:
             return None
-        profile = parse_profile(name, profiles[name], str(path), session_name_default())
+        profile = parse_profile(name, profiles[name], path, session_name_default())
     except Exception:
         return None
     credentials = Cache(cache_dir_path(environ)).read_credentials(profile.name, profile.fingerprint)

@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import os
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from types import TracebackType
 
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
 
 
-def ensure_private_dir(path: Path) -> Path:
+def ensure_private_dir(path: str | os.PathLike[str]) -> None:
     """Create `path` 0700 if absent; tighten it to 0700 if it exists with looser bits."""
-    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
-    if path.stat().st_mode & 0o777 != PRIVATE_DIR:
+    os.makedirs(path, mode=PRIVATE_DIR, exist_ok=True)
+    if os.stat(path).st_mode & 0o777 != PRIVATE_DIR:
         os.chmod(path, PRIVATE_DIR)
-    return path
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_dir(path: str | os.PathLike[str]) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -30,10 +27,17 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_temp(directory: Path, stem: str, data: bytes, mode: int) -> Path:
+def remove_quietly(path: str | os.PathLike[str]) -> None:
+    try:  # noqa: SIM105 - contextlib would cost the hot path an import
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def write_temp(directory: str | os.PathLike[str], stem: str, data: bytes, mode: int) -> str:
     """A new file beside its destination, fully written and fsynced, with exactly `mode`."""
     for attempt in range(100):
-        temp = directory / f".{stem}.credhelper-{os.getpid()}-{attempt}.tmp"
+        temp = os.path.join(directory, f".{stem}.credhelper-{os.getpid()}-{attempt}.tmp")
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE)
         except FileExistsError:
@@ -46,30 +50,33 @@ def write_temp(directory: Path, stem: str, data: bytes, mode: int) -> Path:
             os.fsync(fd)
         except BaseException:
             os.close(fd)
-            temp.unlink(missing_ok=True)
+            remove_quietly(temp)
             raise
         os.close(fd)
         return temp
     raise OSError(errno.EEXIST, f"cannot create a temporary file in {directory}")
 
 
-def replace_file(temp: Path, destination: Path) -> None:
+def replace_file(temp: str | os.PathLike[str], destination: str | os.PathLike[str]) -> None:
     try:
         os.replace(temp, destination)
     except BaseException:
-        temp.unlink(missing_ok=True)
+        remove_quietly(temp)
         raise
-    fsync_dir(destination.parent)
+    fsync_dir(os.path.dirname(os.path.abspath(destination)))
 
 
-def atomic_write(path: Path, data: bytes, mode: int = PRIVATE_FILE) -> None:
+def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = PRIVATE_FILE) -> None:
     """Temp file in the same directory, fsync, rename over, fsync the directory."""
-    replace_file(write_temp(path.parent, path.name, data, mode), path)
+    absolute = os.path.abspath(path)
+    directory, name = os.path.split(absolute)
+    replace_file(write_temp(directory, name, data, mode), absolute)
 
 
-def read_bytes_or_none(path: Path) -> bytes | None:
+def read_bytes_or_none(path: str | os.PathLike[str]) -> bytes | None:
     try:
-        return path.read_bytes()
+        with open(path, "rb") as handle:
+            return handle.read()
     except FileNotFoundError:
         return None
 
@@ -78,23 +85,31 @@ class LockTimeout(Exception):
     pass
 
 
-@contextlib.contextmanager
-def file_lock(path: Path, timeout: float = 120.0, shared: bool = False) -> Iterator[None]:
+class file_lock:
     """An flock on `path` (created 0600). Held by the open file, so a crashed holder frees it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
-    try:
-        operation = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
-        deadline = time.monotonic() + timeout
+
+    def __init__(self, path: str | os.PathLike[str], timeout: float = 120.0, shared: bool = False) -> None:
+        self.path = path
+        self.timeout = timeout
+        self.operation = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        self.fd = -1
+
+    def __enter__(self) -> None:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+        deadline = time.monotonic() + self.timeout
         delay = 0.005
         while True:
             try:
-                fcntl.flock(fd, operation | fcntl.LOCK_NB)
-                break
+                fcntl.flock(self.fd, self.operation | fcntl.LOCK_NB)
+                return
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise LockTimeout(str(path)) from None
+                    os.close(self.fd)
+                    raise LockTimeout(os.fspath(self.path)) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.1)
-        yield
-    finally:
-        os.close(fd)
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        os.close(self.fd)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 from .errors import ConfigError
 
@@ -43,23 +44,64 @@ PROFILE_KEYS = frozenset(
 )
 
 
-@dataclass(frozen=True)
 class Profile:
-    name: str
-    role_arn: str
-    role_session_name: str
-    source_profile: str | None = None
-    region: str | None = None
-    duration_seconds: int = DEFAULT_DURATION
-    refresh_before_seconds: int = DEFAULT_REFRESH_BEFORE
-    external_id: str | None = None
-    mfa_serial: str | None = None
-    mfa_command: tuple[str, ...] = ()
-    mfa_session_seconds: int = DEFAULT_MFA_SESSION_SECONDS
-    sts_endpoint_url: str | None = None
-    env_files: tuple[str, ...] = ()
-    on_refresh: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = field(default=(), compare=False)
+    """One `[profiles.NAME]` table, validated. A plain class: the credential-process hot path
+    builds one, and dataclasses would cost it an import of `inspect`."""
+
+    __slots__ = (
+        "duration_seconds",
+        "env_files",
+        "external_id",
+        "mfa_command",
+        "mfa_serial",
+        "mfa_session_seconds",
+        "name",
+        "on_refresh",
+        "refresh_before_seconds",
+        "region",
+        "role_arn",
+        "role_session_name",
+        "source_profile",
+        "sts_endpoint_url",
+        "warnings",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        role_arn: str,
+        role_session_name: str,
+        source_profile: str | None = None,
+        region: str | None = None,
+        duration_seconds: int = DEFAULT_DURATION,
+        refresh_before_seconds: int = DEFAULT_REFRESH_BEFORE,
+        external_id: str | None = None,
+        mfa_serial: str | None = None,
+        mfa_command: tuple[str, ...] = (),
+        mfa_session_seconds: int = DEFAULT_MFA_SESSION_SECONDS,
+        sts_endpoint_url: str | None = None,
+        env_files: tuple[str, ...] = (),
+        on_refresh: tuple[str, ...] = (),
+        warnings: tuple[str, ...] = (),
+    ) -> None:
+        self.name = name
+        self.role_arn = role_arn
+        self.role_session_name = role_session_name
+        self.source_profile = source_profile
+        self.region = region
+        self.duration_seconds = duration_seconds
+        self.refresh_before_seconds = refresh_before_seconds
+        self.external_id = external_id
+        self.mfa_serial = mfa_serial
+        self.mfa_command = mfa_command
+        self.mfa_session_seconds = mfa_session_seconds
+        self.sts_endpoint_url = sts_endpoint_url
+        self.env_files = env_files
+        self.on_refresh = on_refresh
+        self.warnings = warnings
+
+    def __repr__(self) -> str:
+        return f"Profile({self.name!r}, {self.role_arn!r})"
 
     @property
     def handout_seconds(self) -> int:
@@ -71,7 +113,8 @@ class Profile:
 
     @property
     def fingerprint(self) -> str:
-        """Changes whenever a setting that shapes the issued session changes: the cache key."""
+        """Changes whenever a setting that shapes the issued session changes: the cache key.
+        The settings themselves, as JSON: nothing in them is secret."""
         settings = [
             self.role_arn,
             self.role_session_name,
@@ -82,12 +125,11 @@ class Profile:
             self.mfa_serial,
             self.sts_endpoint_url,
         ]
-        return hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:32]
+        return json.dumps(settings)
 
     @property
     def mfa_fingerprint(self) -> str:
-        settings = [self.source_profile, self.mfa_serial, self.region, self.sts_endpoint_url]
-        return hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:32]
+        return json.dumps([self.source_profile, self.mfa_serial, self.region, self.sts_endpoint_url])
 
 
 def default_session_name(user: str, host: str) -> str:

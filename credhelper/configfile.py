@@ -1,0 +1,51 @@
+"""Locating and reading the configuration file (DESIGN §3). Stdlib only, str paths: the
+credential-process hot path uses it."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+
+from .errors import ConfigError
+from .profile import default_session_name
+
+
+def config_path(explicit: str | None, environ: Mapping[str, str]) -> str:
+    if explicit:
+        return os.path.expanduser(explicit)
+    if environ.get("CREDHELPER_CONFIG"):
+        return os.path.expanduser(environ["CREDHELPER_CONFIG"])
+    base = environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "credhelper", "config.toml")
+
+
+def read_config_data(path: str) -> dict[str, object]:
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no configuration file; create it with a [profiles.NAME] table "
+            "(see the README), or pass --config PATH"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}") from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: malformed TOML: {exc}; fix the file and try again") from None
+
+
+def session_name_default() -> str:
+    user = os.environ.get("LOGNAME") or os.environ.get("USER")
+    if not user:
+        import pwd
+
+        try:
+            user = pwd.getpwuid(os.getuid()).pw_name
+        except KeyError:
+            user = "user"
+    return default_session_name(user, os.uname().nodename)
