@@ -17,7 +17,7 @@ from .cache import Cache, cache_dir_path
 from .config import Config, load_config
 from .credentials import mask_key_id
 from .errors import EXIT_FAILURE, CredhelperError
-from .logsetup import redact, register_secret, setup_logging
+from .logsetup import redact, setup_logging
 from .profile import Profile
 from .refresher import Refresher
 
@@ -87,7 +87,6 @@ def refresh(app: AppContext, profiles: tuple[str, ...]) -> None:
         except CredhelperError as error:
             failures.append(error)
             continue
-        register_secret(credentials.secret_access_key, credentials.session_token)
         report = deliver(profile, credentials, refresher.cache.directory, os.environ)
         failures.extend(report.errors)
         left = credentials.seconds_left(time.time())
@@ -118,6 +117,18 @@ def credential_process(app: AppContext, profile: str) -> None:
     (selected,) = app.profiles([profile])
     credentials = app.refresher().obtain(selected, selected.handout_seconds)
     sys.stdout.write(credentials.process_json() + "\n")
+
+
+@cli.command("run")
+@click.argument("profiles", nargs=-1)
+@pass_app
+def run_command(app: AppContext, profiles: tuple[str, ...]) -> None:
+    """The daemon, in the foreground (for systemd): keeps every target fresh."""
+    from .daemon import run_daemon
+
+    code = run_daemon(app.config_option, profiles, os.environ)
+    if code:
+        raise click.exceptions.Exit(code)
 
 
 @cli.command()
@@ -203,7 +214,6 @@ def adopt_keys_command(app: AppContext, env_file: Path, source_profile: str) -> 
     refresher = Refresher(app.cache(), lambda: gateway, interactive=True)
     for profile in targeting:
         credentials = refresher.refresh_now(profile)
-        register_secret(credentials.secret_access_key, credentials.session_token)
         report = deliver(profile, credentials, refresher.cache.directory, os.environ)
         if report.errors:
             raise report.errors[0]

@@ -16,6 +16,7 @@ from .fileio import PRIVATE_FILE, file_lock, read_bytes_or_none, remove_quietly,
 
 log = logging.getLogger("credhelper.envfile")
 MAX_MERGE_ROUNDS = 20
+_warned_modes: set[Path] = set()
 
 
 class LongTermKeyError(CredhelperError):
@@ -76,7 +77,8 @@ def write_env_target(
         if before is not None and merged == text:
             return False
         mode = path.stat().st_mode & 0o7777 if before is not None else PRIVATE_FILE
-        if mode & 0o077:
+        if mode & 0o077 and path not in _warned_modes:
+            _warned_modes.add(path)
             log.warning("%s is readable by other users (mode %o); chmod 600 it", target.path, mode)
         for _ in range(MAX_MERGE_ROUNDS):
             temp = write_temp(path.parent, path.name, merged.encode("utf-8"), mode)

@@ -8,17 +8,25 @@ import sys
 import threading
 
 _KEY_ID = re.compile(r"\b(AKIA|ASIA)([A-Z0-9]{8,})\b")
-# Secret access keys are 40 base64 characters; session tokens are hundreds. Nothing this long
-# and this shaped is worth showing in a log line.
-_LONG_BASE64 = re.compile(r"[A-Za-z0-9/+]{32,}={0,2}")
-_known_secrets: set[str] = set()
+# Secret access keys are 40 base64 characters; session tokens are hundreds. A run that long,
+# with a digit in it, is hidden even when it was never registered. (ARN paths such as
+# role/BedrockAccessRole/name rarely have digits, and stay readable.)
+_LONG_BASE64 = re.compile(r"(?=[A-Za-z/+]*[0-9])[A-Za-z0-9/+]{40,}={0,2}")
+# The secrets this process has held, newest last; a daemon running for months keeps the recent ones.
+_known_secrets: dict[str, None] = {}
+_KNOWN_LIMIT = 512
 _known_lock = threading.Lock()
 
 
 def register_secret(*values: str) -> None:
     """Make sure these exact strings never reach a log line, whatever their shape."""
     with _known_lock:
-        _known_secrets.update(v for v in values if v and len(v) >= 8)
+        for value in values:
+            if value and len(value) >= 8:
+                _known_secrets.pop(value, None)
+                _known_secrets[value] = None
+        while len(_known_secrets) > _KNOWN_LIMIT:
+            del _known_secrets[next(iter(_known_secrets))]
 
 
 def redact(text: str) -> str:

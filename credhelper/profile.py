@@ -103,6 +103,15 @@ class Profile:
     def __repr__(self) -> str:
         return f"Profile({self.name!r}, {self.role_arn!r})"
 
+    def _settings(self) -> tuple[object, ...]:
+        return tuple(getattr(self, slot) for slot in self.__slots__ if slot != "warnings")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Profile) and self._settings() == other._settings()
+
+    def __hash__(self) -> int:
+        return hash(self._settings())
+
     @property
     def handout_seconds(self) -> int:
         """Credentials handed to an SDK keep at least this long (DESIGN §4)."""

@@ -12,6 +12,7 @@ from .cache import Cache
 from .credentials import Credentials, mask_key_id
 from .errors import CredhelperError
 from .fileio import LockTimeout
+from .logsetup import register_secret
 from .mfa import mfa_code
 from .profile import Profile
 
@@ -21,6 +22,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("credhelper.refresh")
 MFA_MIN_SECONDS = 300
 Clock = Callable[[], float]
+
+
+def _registered(credentials: Credentials) -> Credentials:
+    """Whatever this process holds, its log lines can never show."""
+    register_secret(credentials.secret_access_key, credentials.session_token)
+    return credentials
 
 
 class Refresher:
@@ -55,24 +62,20 @@ class Refresher:
     ) -> Credentials:
         """Credentials with at least `min_seconds_left` to live, issued after `issued_after` if given."""
 
-        def usable(found: Credentials | None) -> bool:
-            return (
-                found is not None
-                and found.seconds_left(self.clock()) >= min_seconds_left
-                and (issued_after is None or found.issued_at >= issued_after)
+        def usable(found: Credentials) -> bool:
+            return found.seconds_left(self.clock()) >= min_seconds_left and (
+                issued_after is None or found.issued_at >= issued_after
             )
 
         found = self.cache.read_credentials(profile.name, profile.fingerprint)
-        if usable(found):
-            assert found is not None
-            return found
+        if found is not None and usable(found):
+            return _registered(found)
         try:
             with self.cache.lock(profile.name):
                 found = self.cache.read_credentials(profile.name, profile.fingerprint)
-                if usable(found):  # another process refreshed while we waited
-                    assert found is not None
-                    return found
-                return self._fetch(profile)
+                if found is not None and usable(found):  # another process refreshed while we waited
+                    return _registered(found)
+                return _registered(self._fetch(profile))
         except LockTimeout:
             raise CredhelperError(
                 f"profile {profile.name}: another credhelper process has held the cache lock for "
@@ -127,8 +130,8 @@ class Refresher:
     def _mfa_session(self, profile: Profile) -> Credentials:
         session = self.cache.read_credentials(profile.name, profile.mfa_fingerprint, kind="mfa.json")
         if session is not None and session.seconds_left(self.clock()) >= MFA_MIN_SECONDS:
-            return session
+            return _registered(session)
         code = mfa_code(profile, self.interactive)
-        session = self.gateway.get_session_token(profile, code)
+        session = _registered(self.gateway.get_session_token(profile, code))
         self.cache.write_credentials(profile.name, profile.mfa_fingerprint, session, kind="mfa.json")
         return session

@@ -1,0 +1,348 @@
+"""`credhelper run`: keeps every target of every profile fresh, for weeks, at no cost while idle.
+
+Threads: the main thread owns the signals and the exit; one scheduler thread does the work
+(refreshes, writes, reloads), so work never races with itself; watchdog's observer thread only
+records which paths changed and wakes the scheduler.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+
+from .cache import Cache, cache_dir_path
+from .config import Config, expand_path, load_config
+from .credentials import Credentials, format_utc
+from .delivery import deliver
+from .errors import CredhelperError
+from .fileio import PRIVATE_FILE, atomic_write, ensure_private_dir, read_bytes_or_none, remove_quietly
+from .profile import Profile
+from .refresher import Refresher
+from .schedule import Clock, Scheduler, SystemClock
+from .sdnotify import Notifier
+from .sharedcreds import read_sections, shared_credentials_path
+
+log = logging.getLogger("credhelper.daemon")
+SHUTDOWN_GRACE_SECONDS = 1.5
+EVENT_SETTLE_SECONDS = 0.05
+
+
+class DaemonLock:
+    """One daemon per cache directory: an flock held for the daemon's life, and a pid file."""
+
+    def __init__(self, cache_dir: str) -> None:
+        self.path = os.path.join(cache_dir, "daemon.lock")
+        self.pid_path = os.path.join(cache_dir, "daemon.pid")
+        self.fd = -1
+
+    def acquire(self) -> None:
+        ensure_private_dir(os.path.dirname(self.path))
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            data = read_bytes_or_none(self.pid_path) or b"?"
+            raise CredhelperError(
+                f"another `credhelper run` (pid {data.decode(errors='replace').strip()}) already keeps "
+                f"{os.path.dirname(self.path)} fresh; stop it first (systemctl --user stop credhelper)"
+            ) from None
+        atomic_write(self.pid_path, f"{os.getpid()}\n".encode())
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            remove_quietly(self.pid_path)
+            os.close(self.fd)
+            self.fd = -1
+
+
+class _PathEvents(FileSystemEventHandler):
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return
+        paths = [event.src_path, getattr(event, "dest_path", "")]
+        self.daemon.paths_changed([os.fsdecode(p) for p in paths if p])
+
+
+@dataclass
+class _Requests:
+    """What signals and file events ask the scheduler thread to do; guarded by Daemon.lock."""
+
+    reload: bool = False
+    refresh_all: bool = False
+    paths: set[str] = field(default_factory=set)
+
+
+class Daemon:
+    def __init__(
+        self,
+        config_option: str | None,
+        names: Sequence[str],
+        environ: Mapping[str, str],
+        clock: Clock | None = None,
+    ) -> None:
+        self.config_option = config_option
+        self.names = list(names)
+        self.environ = environ
+        self.clock = clock or SystemClock()
+        self.cache = Cache(cache_dir_path(environ))
+        self.refresher = Refresher(self.cache, self._gateway, clock=self.clock.wall, interactive=False)
+        self.scheduler = Scheduler(self.clock)
+        self.notifier = Notifier(environ)
+        self.config: Config | None = None
+        self.profiles: dict[str, Profile] = {}
+        self.current: dict[str, Credentials] = {}
+        self.force: set[str] = set()
+        self.requests = _Requests()
+        self.lock = threading.Lock()
+        self.write_lock = threading.Lock()
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.observer: BaseObserver | None = None
+        self.ready = False
+        self.source_digest = ""
+
+    @staticmethod
+    def _gateway():  # type: ignore[no-untyped-def]
+        from .sts import StsGateway
+
+        return StsGateway(os.environ)
+
+    # -- main thread -----------------------------------------------------------------------
+
+    def run(self) -> int:
+        daemon_lock = DaemonLock(self.cache.directory)
+        daemon_lock.acquire()
+        try:
+            self._apply_config(load_config(self.config_option, self.environ))
+            self._install_signals()
+            self.source_digest = self._source_digest()
+            self.observer = Observer()
+            self.observer.start()
+            self._rewatch()
+            worker = threading.Thread(target=self._work, name="credhelper-scheduler", daemon=True)
+            worker.start()
+            while not self.stopping.wait(1.0):
+                if not worker.is_alive():
+                    log.error("the scheduler thread stopped unexpectedly; exiting so systemd restarts it")
+                    return 1
+            # A write in flight finishes; an STS call in flight is abandoned.
+            if self.write_lock.acquire(timeout=SHUTDOWN_GRACE_SECONDS):
+                self.write_lock.release()
+            self.notifier.send("STOPPING=1")
+            log.info("stopped")
+            return 0
+        finally:
+            if self.observer is not None:
+                self.observer.stop()
+            daemon_lock.release()
+
+    def _install_signals(self) -> None:
+        def stop(signum: int, frame: FrameType | None) -> None:
+            self.stopping.set()
+            self.wake.set()
+
+        def reload(signum: int, frame: FrameType | None) -> None:
+            with self.lock:
+                self.requests.reload = True
+            self.wake.set()
+
+        def refresh_all(signum: int, frame: FrameType | None) -> None:
+            with self.lock:
+                self.requests.refresh_all = True
+            self.wake.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, reload)
+        signal.signal(signal.SIGUSR1, refresh_all)
+
+    def paths_changed(self, paths: list[str]) -> None:
+        with self.lock:
+            self.requests.paths.update(paths)
+        self.wake.set()
+
+    # -- scheduler thread ------------------------------------------------------------------
+
+    def _work(self) -> None:
+        for name in self.profiles:
+            self.scheduler.due_now(name)
+        while not self.stopping.is_set():
+            try:
+                self._tick()
+            except Exception:  # the daemon must outlive its bugs; say what happened
+                log.exception("unexpected error in the scheduler; carrying on")
+                time.sleep(1.0)
+            self.wake.wait(self.scheduler.sleep_seconds())
+            self.wake.clear()
+
+    def _tick(self) -> None:
+        self.notifier.watchdog()
+        with self.lock:
+            requests, self.requests = self.requests, _Requests()
+        if requests.paths:
+            time.sleep(EVENT_SETTLE_SECONDS)  # let an editor's burst of events land
+            with self.lock:
+                requests.paths |= self.requests.paths
+                self.requests.paths = set()
+        if requests.reload or self._config_path() in requests.paths:
+            self._reload()
+        if self._credentials_file() in requests.paths and self._source_digest() != self.source_digest:
+            log.info("source credentials changed; refreshing every profile")
+            self.source_digest = self._source_digest()
+            self.refresher.gateway.forget_sources()
+            requests.refresh_all = True
+        if requests.refresh_all:
+            for name in self.profiles:
+                self.force.add(name)
+                self.scheduler.due_now(name)
+        if requests.paths:
+            self._restore_targets(requests.paths)
+        for name in self.scheduler.due():
+            if self.stopping.is_set():
+                return
+            self._refresh(name)
+        self._report()
+
+    def _refresh(self, name: str) -> None:
+        profile = self.profiles[name]
+        held = self.current.get(name)
+        try:
+            if name in self.force:
+                credentials = self.refresher.refresh_now(profile)
+            else:
+                # Reuse what another process (credential-process, refresh) renewed meanwhile.
+                credentials = self.refresher.obtain(
+                    profile,
+                    min_seconds_left=profile.refresh_before_seconds,
+                    issued_after=held.issued_at + 1e-3 if held else None,
+                )
+        except CredhelperError as error:
+            deadline, attempts = self.scheduler.failed(name)
+            self.cache.update_state(name, next_try=deadline.wall, next_refresh=None)
+            log.warning(
+                "%s (attempt %d; next try in %.0f s)", error, attempts, deadline.wall - self.clock.wall()
+            )
+            return
+        self.force.discard(name)
+        self.current[name] = credentials
+        self._write_targets(
+            profile, credentials, run_hook=held is None or held.access_key_id != credentials.access_key_id
+        )
+        deadline = self.scheduler.succeeded(
+            name, credentials.expiration, profile.refresh_before_seconds, profile.duration_seconds
+        )
+        self.cache.update_state(name, next_refresh=deadline.wall, next_try=None)
+
+    def _write_targets(self, profile: Profile, credentials: Credentials, run_hook: bool) -> None:
+        if credentials.is_expired(self.clock.wall()):
+            return  # expired credentials are never written
+        with self.write_lock:
+            report = deliver(profile, credentials, self.cache.directory, self.environ, run_hook=run_hook)
+        for error in report.errors:
+            log.error("%s", error)
+        for path in report.written:
+            log.info("profile %s: wrote %s", profile.name, path)
+
+    def _restore_targets(self, paths: set[str]) -> None:
+        for name, profile in self.profiles.items():
+            targets = {p for raw in profile.env_files for p in _forms(raw)}
+            if targets & paths and name in self.current:
+                self._write_targets(profile, self.current[name], run_hook=False)
+
+    def _report(self) -> None:
+        if not self.ready and self.profiles and all(n in self.current for n in self.profiles):
+            self.ready = True
+            self.notifier.send("READY=1")
+        parts = []
+        for name in self.profiles:
+            entry = self.scheduler.entries.get(name)
+            if entry is not None:
+                when = format_utc(entry.deadline.wall)
+                parts.append(f"{name}: {'retry' if entry.attempts else 'next refresh'} {when}")
+        self.notifier.send("STATUS=" + "; ".join(parts[:5]) + ("; ..." if len(parts) > 5 else ""))
+
+    # -- configuration and watches -----------------------------------------------------------
+
+    def _config_path(self) -> str:
+        return os.path.abspath(str(self.config.path)) if self.config else ""
+
+    def _credentials_file(self) -> str:
+        return os.path.abspath(shared_credentials_path(self.environ))
+
+    def _source_digest(self) -> str:
+        data = read_bytes_or_none(self._credentials_file()) or b""
+        sources = {p.source_profile or "default" for p in self.profiles.values()}
+        sections = read_sections(data.decode("utf-8", "replace"))
+        relevant = sorted(
+            (name, sorted(values.items())) for name, values in sections.items() if name in sources
+        )
+        return hashlib.sha256(repr(relevant).encode()).hexdigest()
+
+    def _apply_config(self, config: Config) -> None:
+        selected = config.select(self.names)
+        old = self.profiles
+        self.config = config
+        self.profiles = {p.name: p for p in selected}
+        for profile in selected:
+            for warning in profile.warnings:
+                log.warning("%s", warning)
+        for name in set(old) - set(self.profiles):
+            self.scheduler.forget(name)
+            self.current.pop(name, None)
+        for name, profile in self.profiles.items():
+            if old.get(name) != profile:
+                if name in old and old[name].fingerprint != profile.fingerprint:
+                    self.current.pop(name, None)
+                self.scheduler.due_now(name)
+
+    def _reload(self) -> None:
+        try:
+            config = load_config(self.config_option, self.environ)
+            config.select(self.names)
+        except CredhelperError as error:
+            log.error("configuration not reloaded, the previous one stays in force: %s", error)
+            return
+        self._apply_config(config)
+        self._rewatch()
+        log.info("configuration reloaded: %d profile(s)", len(self.profiles))
+
+    def _rewatch(self) -> None:
+        if self.observer is None:
+            return
+        directories = {os.path.dirname(self._config_path()), os.path.dirname(self._credentials_file())}
+        for profile in self.profiles.values():
+            for raw in profile.env_files:
+                directories.update(os.path.dirname(form) for form in _forms(raw))
+        self.observer.unschedule_all()
+        handler = _PathEvents(self)
+        for directory in sorted(directories):
+            if os.path.isdir(directory):
+                self.observer.schedule(handler, directory, recursive=False)
+            else:
+                log.warning("not watching %s: no such directory", directory)
+
+
+def _forms(raw: str) -> set[str]:
+    """The configured path of a target and, for a symlink, the file it points at."""
+    path = os.path.abspath(expand_path(raw))
+    return {path, os.path.realpath(path)}
+
+
+def run_daemon(config_option: str | None, names: Sequence[str], environ: Mapping[str, str]) -> int:
+    return Daemon(config_option, names, environ).run()
