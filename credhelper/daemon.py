@@ -107,7 +107,8 @@ class Daemon:
         self.config: Config | None = None
         self.profiles: dict[str, Profile] = {}
         self.current: dict[str, Credentials] = {}
-        self.force: set[str] = set()
+        self.force: set[str] = set()  # new credentials from STS wanted (SIGUSR1, rotated source keys)
+        self.recheck: set[str] = set()  # cached credentials will do if they last (start, config change)
         self.requests = _Requests()
         self.lock = threading.Lock()
         self.write_lock = threading.Lock()
@@ -115,6 +116,7 @@ class Daemon:
         self.stopping = threading.Event()
         self.observer: BaseObserver | None = None
         self.ready = False
+        self.last_status = ""
         self.source_digest = ""
 
     @staticmethod
@@ -126,17 +128,23 @@ class Daemon:
     # -- main thread -----------------------------------------------------------------------
 
     def run(self) -> int:
+        self._install_signals()
         daemon_lock = DaemonLock(self.cache.directory)
         daemon_lock.acquire()
         try:
             self._apply_config(load_config(self.config_option, self.environ))
-            self._install_signals()
             self.source_digest = self._source_digest()
             self.observer = Observer()
             self.observer.start()
             self._rewatch()
             worker = threading.Thread(target=self._work, name="credhelper-scheduler", daemon=True)
             worker.start()
+            log.info(
+                "running: %d profile(s), cache %s, pid %d",
+                len(self.profiles),
+                self.cache.directory,
+                os.getpid(),
+            )
             while not self.stopping.wait(1.0):
                 if not worker.is_alive():
                     log.error("the scheduler thread stopped unexpectedly; exiting so systemd restarts it")
@@ -188,7 +196,10 @@ class Daemon:
             except Exception:  # the daemon must outlive its bugs; say what happened
                 log.exception("unexpected error in the scheduler; carrying on")
                 time.sleep(1.0)
-            self.wake.wait(self.scheduler.sleep_seconds())
+            pause = self.scheduler.sleep_seconds()
+            if self.notifier.watchdog_interval is not None:
+                pause = min(pause, self.notifier.watchdog_interval)
+            self.wake.wait(pause)
             self.wake.clear()
 
     def _tick(self) -> None:
@@ -226,11 +237,13 @@ class Daemon:
             if name in self.force:
                 credentials = self.refresher.refresh_now(profile)
             else:
-                # Reuse what another process (credential-process, refresh) renewed meanwhile.
+                # A scheduled renewal wants credentials newer than the ones held, but reuses what
+                # another process (credential-process, refresh) renewed meanwhile.
+                renewing = held is not None and name not in self.recheck
                 credentials = self.refresher.obtain(
                     profile,
                     min_seconds_left=profile.refresh_before_seconds,
-                    issued_after=held.issued_at + 1e-3 if held else None,
+                    issued_after=held.issued_at + 1e-3 if renewing and held else None,
                 )
         except CredhelperError as error:
             deadline, attempts = self.scheduler.failed(name)
@@ -240,6 +253,7 @@ class Daemon:
             )
             return
         self.force.discard(name)
+        self.recheck.discard(name)
         self.current[name] = credentials
         self._write_targets(
             profile, credentials, run_hook=held is None or held.access_key_id != credentials.access_key_id
@@ -275,7 +289,10 @@ class Daemon:
             if entry is not None:
                 when = format_utc(entry.deadline.wall)
                 parts.append(f"{name}: {'retry' if entry.attempts else 'next refresh'} {when}")
-        self.notifier.send("STATUS=" + "; ".join(parts[:5]) + ("; ..." if len(parts) > 5 else ""))
+        status = "STATUS=" + "; ".join(parts[:5]) + ("; ..." if len(parts) > 5 else "")
+        if status != self.last_status:
+            self.last_status = status
+            self.notifier.send(status)
 
     # -- configuration and watches -----------------------------------------------------------
 
@@ -309,6 +326,7 @@ class Daemon:
             if old.get(name) != profile:
                 if name in old and old[name].fingerprint != profile.fingerprint:
                     self.current.pop(name, None)
+                self.recheck.add(name)
                 self.scheduler.due_now(name)
 
     def _reload(self) -> None:

@@ -1,0 +1,82 @@
+"""Running `credhelper run` as a subprocess, the way systemd does."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import UserHome
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+class DaemonProcess:
+    def __init__(self, home: UserHome, *args: str, env: dict[str, str] | None = None) -> None:
+        self.home = home
+        self.log_path = home.root.parent / f"daemon-{time.monotonic_ns()}.log"
+        self.log_file = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "credhelper", "--log-level", "info", "run", *args],
+            env=env or home.env,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=home.root,
+            start_new_session=True,
+        )
+
+    def wait_running(self, timeout: float = 30.0) -> None:
+        wait_for(lambda: "running:" in self.log, timeout)
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def stop(self, timeout: float = 5.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            self.log_file.close()
+
+    def env_key_id(self, path: Path | None = None) -> str | None:
+        from tests.helpers import read_env
+
+        try:
+            return read_env(path or self.home.app_env).get("AWS_ACCESS_KEY_ID") or None
+        except FileNotFoundError:
+            return None
+
+    def cached_key_id(self) -> str | None:
+        try:
+            data = json.loads((self.home.cache_dir / "bedrock.json").read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        key_id: str = data["credentials"]["AccessKeyId"]
+        return key_id
+
+    def wait_written(self, timeout: float = 30.0) -> str:
+        self.wait_running(timeout)
+        key_id: str = wait_for(lambda: (k := self.env_key_id()) and k.startswith("ASIA") and k, timeout)
+        return key_id

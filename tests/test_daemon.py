@@ -1,0 +1,271 @@
+"""`credhelper run` as users leave it running: against the local STS, through the fault proxy."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import AGENT0_ENV_DEFAULT, UserHome
+from tests.daemonproc import DaemonProcess, wait_for
+from tests.helpers import assert_no_secret, read_env
+from tests.stsproxy import Fault
+
+FAST = {"duration_seconds": "900", "refresh_before_seconds": "885"}  # a refresh about every 15 s
+
+
+@pytest.fixture
+def daemons(home: UserHome) -> Iterator[list[DaemonProcess]]:
+    started: list[DaemonProcess] = []
+    yield started
+    for daemon in started:
+        daemon.stop()
+    for daemon in started:
+        assert_no_secret(home, daemon.log)
+
+
+def start(
+    daemons: list[DaemonProcess], home: UserHome, *args: str, **kwargs: dict[str, str]
+) -> DaemonProcess:
+    daemon = DaemonProcess(home, *args, **kwargs)  # type: ignore[arg-type]
+    daemons.append(daemon)
+    return daemon
+
+
+def test_keys_rotate_and_every_snapshot_holds_one_issued_set(
+    home: UserHome, daemons: list[DaemonProcess]
+) -> None:
+    home.write_config(**FAST)
+    daemon = start(daemons, home)
+    issued: dict[str, tuple[str, str]] = {}
+    snapshots: list[tuple[str, str, str]] = []
+    deadline = time.monotonic() + 50
+    while time.monotonic() < deadline:
+        try:
+            record = json.loads((home.cache_dir / "bedrock.json").read_text())["credentials"]
+            issued[record["AccessKeyId"]] = (record["SecretAccessKey"], record["SessionToken"])
+        except (FileNotFoundError, ValueError):
+            pass
+        values = read_env(home.app_env)
+        if values.get("AWS_ACCESS_KEY_ID"):
+            snapshots.append(
+                (
+                    values["AWS_ACCESS_KEY_ID"],
+                    values["AWS_SECRET_ACCESS_KEY"] or "",
+                    values["AWS_SESSION_TOKEN"] or "",
+                )
+            )
+        time.sleep(0.1)
+    assert daemon.process.poll() is None
+    key_ids = list(dict.fromkeys(s[0] for s in snapshots))
+    assert len(key_ids) >= 3, key_ids  # several rotations in 50 s
+    for key_id, secret, token in snapshots:
+        assert issued[key_id] == (secret, token), "a .env snapshot mixed two credential sets"
+    assert len(snapshots) > 300
+    assert home.proxy.count("AssumeRole") == len(issued)
+
+
+def test_overwritten_edited_and_deleted_targets_come_back_within_a_second(
+    home: UserHome, daemons: list[DaemonProcess]
+) -> None:
+    daemon = start(daemons, home)
+    key_id = daemon.wait_written()
+    default = home.root / "app" / ".env.default"
+    default.write_text(AGENT0_ENV_DEFAULT + "ADDED_BY_A_PERSON=yes\n")
+
+    started = time.monotonic()
+    shutil.copyfile(default, home.app_env)  # what `cp .env.default .env` does
+    wait_for(lambda: daemon.env_key_id() == key_id, timeout=1.0, interval=0.01)
+    restored_in = time.monotonic() - started
+    values = read_env(home.app_env)
+    assert (
+        values["ADDED_BY_A_PERSON"] == "yes"
+        and values["COOKIE_SECRET"] == "change-me-to-a-long-random-string"
+    )
+    assert restored_in < 1.0
+
+    home.app_env.unlink()
+    wait_for(lambda: daemon.env_key_id() == key_id, timeout=1.0, interval=0.01)
+    assert stat.S_IMODE(home.app_env.stat().st_mode) == 0o600
+    assert set(read_env(home.app_env)) == {
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_CREDENTIAL_EXPIRATION",
+        "AWS_REGION",
+    }
+
+    with home.app_env.open("a") as handle:  # an edit that blanks the key
+        handle.write("AWS_ACCESS_KEY_ID=\n")
+    wait_for(lambda: daemon.env_key_id() == key_id, timeout=1.0, interval=0.01)
+    assert home.proxy.count("AssumeRole") == 1  # restoring never calls STS
+
+
+def test_idle_daemon_does_not_write_or_call_sts(home: UserHome, daemons: list[DaemonProcess]) -> None:
+    daemon = start(daemons, home)
+    daemon.wait_written()
+    time.sleep(0.5)
+    written = home.app_env.stat().st_mtime_ns
+    time.sleep(6)
+    assert home.app_env.stat().st_mtime_ns == written  # its own write did not trigger another
+    assert home.proxy.count("AssumeRole") == 1
+
+
+def test_throttling_keeps_the_old_credentials_then_recovers(
+    home: UserHome, daemons: list[DaemonProcess]
+) -> None:
+    home.write_config(**FAST)
+    daemon = start(daemons, home)
+    first = daemon.wait_written()
+    home.proxy.add_fault(Fault("throttle", action="AssumeRole", until=time.monotonic() + 30))
+    throttled_until = time.monotonic() + 30
+    seen_during = set()
+    while time.monotonic() < throttled_until - 1:
+        seen_during.add(daemon.env_key_id())
+        time.sleep(0.2)
+    assert seen_during == {first}
+    assert daemon.process.poll() is None
+    status = json.loads(home.run("status", "--json").stdout)[0]
+    assert "Throttling" in (status["last_error"] or "")
+    assert status["attempts"] >= 1
+    recovered = wait_for(lambda: (k := daemon.env_key_id()) != first and k, timeout=120, interval=0.2)
+    assert recovered.startswith("ASIA")
+    assert "Throttling" in daemon.log and "next try in" in daemon.log
+    status = json.loads(home.run("status", "--json").stdout)[0]
+    assert status["last_error"] is None and status["condition"] == "valid"
+
+
+def test_sigterm_and_sigint_exit_0_within_2_s(home: UserHome, daemons: list[DaemonProcess]) -> None:
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        daemon = start(daemons, home)
+        daemon.wait_written()
+        started = time.monotonic()
+        daemon.signal(signum)
+        assert daemon.process.wait(5) == 0
+        assert time.monotonic() - started < 2.0
+        assert not (home.cache_dir / "daemon.pid").exists()
+
+
+def test_sigusr1_refreshes_every_profile_now(home: UserHome, daemons: list[DaemonProcess]) -> None:
+    daemon = start(daemons, home)
+    first = daemon.wait_written()
+    daemon.signal(signal.SIGUSR1)
+    wait_for(lambda: (k := daemon.env_key_id()) != first and k, timeout=5)
+    assert home.proxy.count("AssumeRole") == 2
+
+
+def test_sighup_and_config_edits_reload_and_a_bad_edit_keeps_the_old_config(
+    home: UserHome, daemons: list[DaemonProcess]
+) -> None:
+    daemon = start(daemons, home)
+    key_id = daemon.wait_written()
+    second = home.root / "app" / "second.env"
+    good = home.config_file.read_text()
+
+    home.config_file.write_text("[profiles.bedrock\nbroken")
+    wait_for(lambda: "configuration not reloaded" in daemon.log, timeout=5)
+    assert "malformed TOML" in daemon.log
+    assert daemon.process.poll() is None
+
+    home.write_config(env_files='["~/app/.env", "~/app/second.env"]')  # picked up by the file watch
+    wait_for(lambda: daemon.env_key_id(second) == key_id, timeout=5)
+
+    home.config_file.write_text(good)
+    daemon.signal(signal.SIGHUP)
+    wait_for(lambda: daemon.log.count("configuration reloaded") >= 2, timeout=5)
+    home.app_env.unlink()
+    wait_for(lambda: daemon.env_key_id() == key_id, timeout=2)
+    assert home.proxy.count("AssumeRole") == 1  # same role settings: the cache served
+
+
+def test_rotated_source_keys_trigger_a_refresh(home: UserHome, daemons: list[DaemonProcess]) -> None:
+    daemon = start(daemons, home)
+    first = daemon.wait_written()
+    home.sts.set_auth(enforced=False)
+    try:
+        new_key = home.sts.iam().create_access_key(UserName="bedrock-developer")["AccessKey"]
+    finally:
+        home.sts.set_auth(enforced=True)
+    credentials = home.root / ".aws" / "credentials"
+    credentials.write_text(
+        f"[bedrock-developer]\naws_access_key_id = {new_key['AccessKeyId']}\n"
+        f"aws_secret_access_key = {new_key['SecretAccessKey']}\n"
+    )
+    wait_for(lambda: (k := daemon.env_key_id()) != first and k, timeout=10)
+    assert "source credentials changed" in daemon.log
+    assert home.proxy.count("AssumeRole") == 2
+
+
+def test_a_second_daemon_is_refused_with_the_first_ones_pid(
+    home: UserHome, daemons: list[DaemonProcess]
+) -> None:
+    first = start(daemons, home)
+    first.wait_written()
+    result = home.run("run", timeout=30)
+    assert result.returncode == 1
+    assert f"pid {first.process.pid}" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_hooks_run_once_per_refresh_after_the_targets_are_written(
+    home: UserHome, daemons: list[DaemonProcess]
+) -> None:
+    record = home.root / "hook-log"
+    hook = (
+        f'["sh", "-c", "grep ^AWS_ACCESS_KEY_ID= {home.app_env} >> {record}; '
+        f'echo \\"$CREDHELPER_PROFILE $CREDHELPER_EXPIRATION\\" >> {record}"]'
+    )
+    home.write_config(on_refresh=hook, **FAST)
+    daemon = start(daemons, home)
+    wait_for(lambda: home.proxy.count("AssumeRole") >= 3, timeout=60)
+    time.sleep(1.0)
+    daemon.stop()
+    lines = record.read_text().splitlines()
+    written_keys = [line.split("=", 1)[1] for line in lines[0::2]]
+    assert len(written_keys) == home.proxy.count("AssumeRole")  # once per refresh
+    assert len(set(written_keys)) == len(written_keys)
+    assert all(line.startswith("bedrock 20") for line in lines[1::2])
+
+
+def test_sd_notify_ready_status_and_watchdog(
+    home: UserHome, daemons: list[DaemonProcess], tmp_path: Path
+) -> None:
+    address = str(tmp_path / "notify.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(address)
+    listener.settimeout(10)
+    env = dict(home.env, NOTIFY_SOCKET=address, WATCHDOG_USEC="1000000")
+    daemon = start(daemons, home, env=env)
+    messages: list[str] = []
+    ready_key = None
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline:
+        try:
+            message = listener.recv(4096).decode()
+        except TimeoutError:
+            break
+        messages.append(message)
+        if message == "READY=1" and ready_key is None:
+            ready_key = daemon.env_key_id()
+    listener.close()
+    # READY only once the .env holds credentials
+    assert ready_key is not None and ready_key.startswith("ASIA")
+    assert any(m.startswith("STATUS=bedrock: next refresh 20") for m in messages)
+    assert messages.count("WATCHDOG=1") >= 5  # every half second, as WATCHDOG_USEC asked
+    daemon.stop()
+
+
+def test_run_with_a_bad_config_exits_78_in_one_line(home: UserHome) -> None:
+    home.write_config(duration_seconds="5")
+    result = home.run("run", timeout=30)
+    assert result.returncode == 78
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not os.path.exists(home.cache_dir / "daemon.pid")
