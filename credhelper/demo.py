@@ -29,7 +29,9 @@ AWS_ACCESS_KEY_ID=
 AWS_SECRET_ACCESS_KEY=
 # AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE
 """
-_SECRET_LINE = re.compile(r"^(\s*(?:export\s+)?AWS_(?:SECRET_ACCESS_KEY|SESSION_TOKEN)\s*=\s*)(\S+)", re.M)
+_SECRET_LINE = re.compile(
+    r"^([^\S\n]*(?:export[^\S\n]+)?AWS_(?:SECRET_ACCESS_KEY|SESSION_TOKEN)[^\S\n]*=[^\S\n]*)(\S+)", re.M
+)
 _KEY_ID = re.compile(r"\b(ASIA|AKIA)[A-Z0-9]{12}([A-Z0-9]{4})\b")
 
 
@@ -79,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     app = home / "agent0"
     app.mkdir()
     (app / ".env").write_text(APP_ENV)
+    (app / ".env").chmod(0o600)
     config = home / ".config" / "credhelper" / "config.toml"
     config.parent.mkdir(parents=True)
     config.write_text(
