@@ -16,9 +16,10 @@ import click
 from .cache import Cache, cache_dir_path
 from .config import Config, load_config
 from .credentials import mask_key_id
+from .envfile import SAFE_VALUE
 from .errors import EXIT_FAILURE, CredhelperError
 from .logsetup import redact, setup_logging
-from .profile import Profile
+from .profile import DEFAULT_SERVE, Profile
 from .refresher import Refresher
 
 log = logging.getLogger("credhelper")
@@ -121,12 +122,20 @@ def credential_process(app: AppContext, profile: str) -> None:
 
 @cli.command("run")
 @click.argument("profiles", nargs=-1)
+@click.option(
+    "--serve",
+    metavar="HOST:PORT",
+    is_flag=False,
+    flag_value=DEFAULT_SERVE,
+    default=None,
+    help=f"Also serve the container credentials endpoint (loopback only; default {DEFAULT_SERVE}).",
+)
 @pass_app
-def run_command(app: AppContext, profiles: tuple[str, ...]) -> None:
+def run_command(app: AppContext, profiles: tuple[str, ...], serve: str | None) -> None:
     """The daemon, in the foreground (for systemd): keeps every target fresh."""
     from .daemon import run_daemon
 
-    code = run_daemon(app.config_option, profiles, os.environ)
+    code = run_daemon(app.config_option, profiles, os.environ, serve)
     if code:
         raise click.exceptions.Exit(code)
 
@@ -221,6 +230,52 @@ def adopt_keys_command(app: AppContext, env_file: Path, source_profile: str) -> 
             f"{env_file} now holds temporary credentials of profile {profile.name}, "
             f"expiring {credentials.expiration_text}"
         )
+
+
+@cli.command("env")
+@click.argument("profile")
+@click.option(
+    "--format", "output", type=click.Choice(["sh", "dotenv", "json"]), default="sh", show_default=True
+)
+@click.option(
+    "--static", is_flag=True, help="The current temporary credentials themselves, for eval in a shell."
+)
+@pass_app
+def env_command(app: AppContext, profile: str, output: str, static: bool) -> None:
+    """What an app needs to get credentials from the running daemon's endpoint."""
+    from .server import read_endpoint
+
+    (selected,) = app.profiles([profile])
+    if static:
+        credentials = app.refresher().obtain(selected, selected.handout_seconds)
+        values = credentials.env_values(selected.region)
+    else:
+        endpoint = read_endpoint(os.environ, app.cache().directory)
+        if endpoint is None:
+            raise CredhelperError(
+                "no credentials endpoint is running: start `credhelper run --serve` "
+                "(or set serve in a [daemon] table), then run this again"
+            )
+        values = {
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI": f"{endpoint['url']}/v1/credentials/{selected.name}",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": endpoint["token_file"],
+        }
+        if selected.region:
+            values["AWS_REGION"] = selected.region
+    click.echo(format_variables(values, output))
+
+
+def format_variables(values: dict[str, str], output: str) -> str:
+    import shlex
+
+    if output == "json":
+        return json.dumps(values, indent=2)
+    if output == "dotenv":
+        return "\n".join(
+            f"{key}={json.dumps(value) if not SAFE_VALUE.match(value) else value}"
+            for key, value in values.items()
+        )
+    return "\n".join(f"export {key}={shlex.quote(value)}" for key, value in values.items())
 
 
 def run(argv: Sequence[str]) -> int:

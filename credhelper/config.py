@@ -9,13 +9,14 @@ from pathlib import Path
 
 from .configfile import config_path, read_config_data, session_name_default
 from .errors import ConfigError
-from .profile import Profile, parse_profiles
+from .profile import Profile, parse_daemon, parse_profiles
 
 
 @dataclass(frozen=True)
 class Config:
     path: Path
     profiles: dict[str, Profile]
+    serve: str | None = None
 
     def select(self, names: Sequence[str]) -> list[Profile]:
         """The named profiles (all of them when none are named); an unknown name is a config error."""
@@ -30,8 +31,9 @@ class Config:
 
 def load_config(explicit: str | None, environ: Mapping[str, str]) -> Config:
     path = config_path(explicit, environ)
-    profiles = parse_profiles(read_config_data(path), path, session_name_default())
-    return Config(path=Path(path), profiles=profiles)
+    data = read_config_data(path)
+    profiles = parse_profiles(data, path, session_name_default())
+    return Config(path=Path(path), profiles=profiles, serve=parse_daemon(data, path))
 
 
 def expand_path(raw: str) -> Path:

@@ -104,6 +104,13 @@ class Credentials:
             values["AWS_REGION"] = region
         return values
 
+    def credentials_file_values(self) -> dict[str, str]:
+        return {
+            "aws_access_key_id": self.access_key_id,
+            "aws_secret_access_key": self.secret_access_key,
+            "aws_session_token": self.session_token,
+        }
+
     def to_record(self) -> dict[str, Any]:
         return {
             "AccessKeyId": self.access_key_id,

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -23,19 +24,22 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
 from .cache import Cache, cache_dir_path
-from .config import Config, expand_path, load_config
+from .config import Config, load_config
 from .credentials import Credentials, format_utc
-from .delivery import deliver
+from .delivery import deliver, target_paths
 from .errors import CredhelperError
 from .fileio import PRIVATE_FILE, atomic_write, ensure_private_dir, read_bytes_or_none, remove_quietly
-from .profile import Profile
+from .profile import Profile, parse_listen_address
 from .refresher import Refresher
 from .schedule import Clock, Scheduler, SystemClock
 from .sdnotify import Notifier
+from .server import CredentialServer, UnknownProfile
 from .sharedcreds import read_sections, shared_credentials_path
 
 log = logging.getLogger("credhelper.daemon")
 SHUTDOWN_GRACE_SECONDS = 1.5
+ENDPOINT_WAIT_SECONDS = 20.0  # under botocore's and the JS SDK's retries, well over one STS round trip
+MIN_ENDPOINT_SECONDS = 60
 EVENT_SETTLE_SECONDS = 0.05
 
 
@@ -86,6 +90,7 @@ class _Requests:
     reload: bool = False
     refresh_all: bool = False
     paths: set[str] = field(default_factory=set)
+    ensure: set[str] = field(default_factory=set)
 
 
 class Daemon:
@@ -95,7 +100,9 @@ class Daemon:
         names: Sequence[str],
         environ: Mapping[str, str],
         clock: Clock | None = None,
+        serve: str | None = None,
     ) -> None:
+        self.serve_option = serve
         self.config_option = config_option
         self.names = list(names)
         self.environ = environ
@@ -108,7 +115,12 @@ class Daemon:
         self.profiles: dict[str, Profile] = {}
         self.current: dict[str, Credentials] = {}
         self.force: set[str] = set()  # new credentials from STS wanted (SIGUSR1, rotated source keys)
-        self.recheck: set[str] = set()  # cached credentials will do if they last (start, config change)
+        # Cached credentials will do if they last the handout window (start, config change, a
+        # request at the endpoint finding none).
+        self.ensure: set[str] = set()
+        self.attempts_done: dict[str, int] = {}
+        self.attempt_finished = threading.Condition()
+        self.server: CredentialServer | None = None
         self.requests = _Requests()
         self.lock = threading.Lock()
         self.write_lock = threading.Lock()
@@ -134,6 +146,7 @@ class Daemon:
         try:
             self._apply_config(load_config(self.config_option, self.environ))
             self.source_digest = self._source_digest()
+            self._start_server()
             self.observer = Observer()
             self.observer.start()
             self._rewatch()
@@ -158,6 +171,8 @@ class Daemon:
         finally:
             if self.observer is not None:
                 self.observer.stop()
+            if self.server is not None:
+                self.server.stop()
             daemon_lock.release()
 
     def _install_signals(self) -> None:
@@ -180,6 +195,47 @@ class Daemon:
         signal.signal(signal.SIGHUP, reload)
         signal.signal(signal.SIGUSR1, refresh_all)
 
+    def _start_server(self) -> None:
+        address = self.serve_option or (self.config.serve if self.config else None)
+        if not address:
+            return
+        host, port = parse_listen_address(address, "--serve" if self.serve_option else "[daemon] serve")
+        try:
+            self.server = CredentialServer(
+                host, port, self.endpoint_credentials, self.environ, self.cache.directory
+            )
+        except OSError as error:
+            raise CredhelperError(
+                f"cannot listen on {address}: {error.strerror}; pick another port"
+            ) from None
+        self.server.start()
+
+    def endpoint_credentials(self, name: str) -> Credentials:
+        """For a request at the endpoint (any thread): the cached credentials if they last the
+        handout window; otherwise ask the scheduler and wait for the refresh in flight."""
+        profile = self.profiles.get(name)
+        if profile is None:
+            raise UnknownProfile(name)
+        credentials = self.refresher.cached(profile)
+        if credentials is not None and credentials.seconds_left(self.clock.wall()) >= profile.handout_seconds:
+            return credentials
+        with self.attempt_finished:
+            seen = self.attempts_done.get(name, 0)
+        with self.lock:
+            self.requests.ensure.add(name)
+        self.wake.set()
+        with self.attempt_finished:
+            self.attempt_finished.wait_for(
+                lambda: self.attempts_done.get(name, 0) > seen, ENDPOINT_WAIT_SECONDS
+            )
+        credentials = self.refresher.cached(profile)
+        if credentials is not None and credentials.seconds_left(self.clock.wall()) > MIN_ENDPOINT_SECONDS:
+            return credentials  # short-lived beats none while STS is failing; the SDK asks again
+        state = self.cache.read_state(name)
+        raise CredhelperError(
+            state.get("last_error") or f"profile {name}: no valid credentials yet; try again"
+        )
+
     def paths_changed(self, paths: list[str]) -> None:
         with self.lock:
             self.requests.paths.update(paths)
@@ -189,6 +245,7 @@ class Daemon:
 
     def _work(self) -> None:
         for name in self.profiles:
+            self.ensure.add(name)
             self.scheduler.due_now(name)
         while not self.stopping.is_set():
             try:
@@ -218,6 +275,9 @@ class Daemon:
             self.source_digest = self._source_digest()
             self.refresher.gateway.forget_sources()
             requests.refresh_all = True
+        for name in requests.ensure & set(self.profiles):
+            self.ensure.add(name)
+            self.scheduler.due_now(name)
         if requests.refresh_all:
             for name in self.profiles:
                 self.force.add(name)
@@ -231,19 +291,28 @@ class Daemon:
         self._report()
 
     def _refresh(self, name: str) -> None:
+        try:
+            self._refresh_profile(name)
+        finally:
+            with self.attempt_finished:
+                self.attempts_done[name] = self.attempts_done.get(name, 0) + 1
+                self.attempt_finished.notify_all()
+
+    def _refresh_profile(self, name: str) -> None:
         profile = self.profiles[name]
         held = self.current.get(name)
         try:
             if name in self.force:
                 credentials = self.refresher.refresh_now(profile)
+            elif name in self.ensure or held is None:
+                credentials = self.refresher.obtain(profile, min_seconds_left=profile.handout_seconds)
             else:
                 # A scheduled renewal wants credentials newer than the ones held, but reuses what
                 # another process (credential-process, refresh) renewed meanwhile.
-                renewing = held is not None and name not in self.recheck
                 credentials = self.refresher.obtain(
                     profile,
                     min_seconds_left=profile.refresh_before_seconds,
-                    issued_after=held.issued_at + 1e-3 if renewing and held else None,
+                    issued_after=held.issued_at + 1e-3,
                 )
         except CredhelperError as error:
             deadline, attempts = self.scheduler.failed(name)
@@ -253,7 +322,7 @@ class Daemon:
             )
             return
         self.force.discard(name)
-        self.recheck.discard(name)
+        self.ensure.discard(name)
         self.current[name] = credentials
         self._write_targets(
             profile, credentials, run_hook=held is None or held.access_key_id != credentials.access_key_id
@@ -275,7 +344,7 @@ class Daemon:
 
     def _restore_targets(self, paths: set[str]) -> None:
         for name, profile in self.profiles.items():
-            targets = {p for raw in profile.env_files for p in _forms(raw)}
+            targets = {form for path in target_paths(profile) for form in _forms(path)}
             if targets & paths and name in self.current:
                 self._write_targets(profile, self.current[name], run_hook=False)
 
@@ -326,7 +395,7 @@ class Daemon:
             if old.get(name) != profile:
                 if name in old and old[name].fingerprint != profile.fingerprint:
                     self.current.pop(name, None)
-                self.recheck.add(name)
+                self.ensure.add(name)
                 self.scheduler.due_now(name)
 
     def _reload(self) -> None:
@@ -345,8 +414,8 @@ class Daemon:
             return
         directories = {os.path.dirname(self._config_path()), os.path.dirname(self._credentials_file())}
         for profile in self.profiles.values():
-            for raw in profile.env_files:
-                directories.update(os.path.dirname(form) for form in _forms(raw))
+            for path in target_paths(profile):
+                directories.update(os.path.dirname(form) for form in _forms(path))
         self.observer.unschedule_all()
         handler = _PathEvents(self)
         for directory in sorted(directories):
@@ -356,11 +425,13 @@ class Daemon:
                 log.warning("not watching %s: no such directory", directory)
 
 
-def _forms(raw: str) -> set[str]:
+def _forms(configured: Path) -> set[str]:
     """The configured path of a target and, for a symlink, the file it points at."""
-    path = os.path.abspath(expand_path(raw))
+    path = os.path.abspath(configured)
     return {path, os.path.realpath(path)}
 
 
-def run_daemon(config_option: str | None, names: Sequence[str], environ: Mapping[str, str]) -> int:
-    return Daemon(config_option, names, environ).run()
+def run_daemon(
+    config_option: str | None, names: Sequence[str], environ: Mapping[str, str], serve: str | None = None
+) -> int:
+    return Daemon(config_option, names, environ, serve=serve).run()

@@ -5,11 +5,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from .config import expand_path
 from .credentials import Credentials
-from .envtarget import EnvTarget, guard_long_term_keys, write_env_target
+from .envtarget import (
+    EnvTarget,
+    guard_long_term_keys,
+    guard_section,
+    write_credentials_section,
+    write_env_target,
+)
 from .errors import CredhelperError
 from .fileio import read_bytes_or_none
 from .hooks import run_hooks
@@ -31,6 +38,15 @@ def env_targets(profile: Profile) -> list[EnvTarget]:
     return [EnvTarget(expand_path(raw)) for raw in profile.env_files]
 
 
+def credentials_targets(profile: Profile) -> list[tuple[Path, str]]:
+    return [(expand_path(raw), section) for raw, section in profile.credentials_files]
+
+
+def target_paths(profile: Profile) -> list[Path]:
+    """Every file the profile writes, as configured (expanded)."""
+    return [t.path for t in env_targets(profile)] + [path for path, _ in credentials_targets(profile)]
+
+
 def adopted_checker(environ: Mapping[str, str]) -> Callable[[str, str | None], bool]:
     shared_file = shared_credentials_path(environ)
 
@@ -48,6 +64,10 @@ def check_targets(profile: Profile, environ: Mapping[str, str]) -> None:
         if data is not None:
             text = data.decode("utf-8", "replace")
             guard_long_term_keys(target.path, text, adopted, profile.source_profile or "bedrock-developer")
+    for path, section in credentials_targets(profile):
+        data = read_bytes_or_none(path)
+        if data is not None:
+            guard_section(path, data.decode("utf-8", "replace"), section)
 
 
 def deliver(
@@ -61,18 +81,26 @@ def deliver(
     report = DeliveryReport()
     adopted = adopted_checker(environ)
     values = credentials.env_values(profile.region)
-    for target in env_targets(profile):
+    section_values = credentials.credentials_file_values()
+    hint = profile.source_profile or "bedrock-developer"
+    writes: list[tuple[Path, Callable[[], bool]]] = [
+        (target.path, partial(write_env_target, target, values, lock_dir, adopted, hint))
+        for target in env_targets(profile)
+    ]
+    writes += [
+        (path, partial(write_credentials_section, path, section, section_values, lock_dir))
+        for path, section in credentials_targets(profile)
+    ]
+    for path, write in writes:
         try:
-            changed = write_env_target(
-                target, values, lock_dir, adopted, profile.source_profile or "bedrock-developer"
-            )
+            changed = write()
         except CredhelperError as error:
             report.errors.append(error)
             continue
         except OSError as error:
-            report.errors.append(CredhelperError(f"env file {target.path}: cannot write: {error.strerror}"))
+            report.errors.append(CredhelperError(f"{path}: cannot write: {error.strerror}"))
             continue
-        (report.written if changed else report.unchanged).append(target.path)
-    if run_hook and (report.written or report.unchanged or not profile.env_files):
+        (report.written if changed else report.unchanged).append(path)
+    if run_hook and (report.written or report.unchanged or not writes):
         report.hook_ok = run_hooks(profile, credentials, environ)
     return report

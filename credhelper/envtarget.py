@@ -1,4 +1,5 @@
-"""Writing credentials into an app's `.env` (DESIGN §6): the I/O around the pure merge."""
+"""Writing credentials into targets, an app's `.env` (DESIGN §6) or one section of a shared
+credentials file: the I/O around the pure merges."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .credentials import mask_key_id
+from .credentials import is_long_term_key_id, mask_key_id
 from .envfile import long_term_key_ids, merge_env, secret_for_key
 from .errors import ConfigError, CredhelperError
 from .fileio import PRIVATE_FILE, file_lock, read_bytes_or_none, remove_quietly, replace_file, write_temp
+from .sharedcreds import read_sections, set_section
 
 log = logging.getLogger("credhelper.envfile")
 MAX_MERGE_ROUNDS = 20
@@ -31,9 +33,6 @@ class EnvTarget:
     def real_path(self) -> Path:
         """A symlinked `.env` is written through to the file it points at."""
         return Path(os.path.realpath(self.path))
-
-    def lock_name(self) -> str:
-        return "target-" + hashlib.sha256(str(self.real_path).encode()).hexdigest()[:16] + ".lock"
 
 
 def _decode(path: Path, data: bytes) -> str:
@@ -55,31 +54,30 @@ def guard_long_term_keys(
             )
 
 
-def write_env_target(
-    target: EnvTarget,
-    values: dict[str, str],
+def rewrite_file(
+    configured: Path,
+    transform: Callable[[str], str],
     lock_dir: str | Path,
-    is_adopted: Callable[[str, str | None], bool],
-    profile_hint: str = "bedrock-developer",
+    setting: str,
     before_rename: Callable[[], None] | None = None,
 ) -> bool:
-    """Merge `values` into the target. Returns False when the file already held them."""
-    path = target.real_path
+    """Apply `transform` (text in, text out; it may refuse by raising) to a file, atomically, under
+    a per-file lock, merging again if a person saved the file meanwhile. A symlink is written
+    through. Returns False when the file already had the content."""
+    path = Path(os.path.realpath(configured))
     if not path.parent.is_dir():
-        raise ConfigError(
-            f"env file {target.path}: directory {path.parent} does not exist; create it or fix env_files"
-        )
-    with file_lock(os.path.join(lock_dir, target.lock_name()), timeout=30.0):
+        raise ConfigError(f"{configured}: directory {path.parent} does not exist; create it or fix {setting}")
+    lock_name = "target-" + hashlib.sha256(str(path).encode()).hexdigest()[:16] + ".lock"
+    with file_lock(os.path.join(lock_dir, lock_name), timeout=30.0):
         before = read_bytes_or_none(path)
         text = _decode(path, before) if before is not None else ""
-        guard_long_term_keys(path, text, is_adopted, profile_hint)
-        merged = merge_env(text, values)
+        merged = transform(text)
         if before is not None and merged == text:
             return False
         mode = path.stat().st_mode & 0o7777 if before is not None else PRIVATE_FILE
         if mode & 0o077 and path not in _warned_modes:
             _warned_modes.add(path)
-            log.warning("%s is readable by other users (mode %o); chmod 600 it", target.path, mode)
+            log.warning("%s is readable by other users (mode %o); chmod 600 it", configured, mode)
         for _ in range(MAX_MERGE_ROUNDS):
             temp = write_temp(path.parent, path.name, merged.encode("utf-8"), mode)
             if before_rename is not None:
@@ -91,7 +89,41 @@ def write_env_target(
                 return True
             remove_quietly(temp)
             before = now
-            text = _decode(path, now) if now is not None else ""
-            guard_long_term_keys(path, text, is_adopted, profile_hint)
-            merged = merge_env(text, values)
-        raise CredhelperError(f"{target.path} kept changing while credhelper wrote it; try again")
+            merged = transform(_decode(path, now) if now is not None else "")
+        raise CredhelperError(f"{configured} kept changing while credhelper wrote it; try again")
+
+
+def write_env_target(
+    target: EnvTarget,
+    values: dict[str, str],
+    lock_dir: str | Path,
+    is_adopted: Callable[[str, str | None], bool],
+    profile_hint: str = "bedrock-developer",
+    before_rename: Callable[[], None] | None = None,
+) -> bool:
+    """Merge `values` into the `.env`. Returns False when the file already held them."""
+
+    def transform(text: str) -> str:
+        guard_long_term_keys(target.real_path, text, is_adopted, profile_hint)
+        return merge_env(text, values)
+
+    return rewrite_file(target.path, transform, lock_dir, "env_files", before_rename)
+
+
+def guard_section(path: Path, text: str, section: str) -> None:
+    held = read_sections(text).get(section, {}).get("aws_access_key_id", "")
+    if is_long_term_key_id(held):
+        raise LongTermKeyError(
+            f"{path}: [{section}] holds a long-term access key ({mask_key_id(held)}) that credhelper "
+            "will not overwrite: name another section in credentials_files"
+        )
+
+
+def write_credentials_section(path: Path, section: str, values: dict[str, str], lock_dir: str | Path) -> bool:
+    """Set one section of a shared credentials file; every other byte stays."""
+
+    def transform(text: str) -> str:
+        guard_section(path, text, section)
+        return set_section(text, section, values)
+
+    return rewrite_file(path, transform, lock_dir, "credentials_files")

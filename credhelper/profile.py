@@ -39,9 +39,11 @@ PROFILE_KEYS = frozenset(
         "mfa_session_seconds",
         "sts_endpoint_url",
         "env_files",
+        "credentials_files",
         "on_refresh",
     }
 )
+DEFAULT_SERVE = "127.0.0.1:9911"
 
 
 class Profile:
@@ -49,6 +51,7 @@ class Profile:
     builds one, and dataclasses would cost it an import of `inspect`."""
 
     __slots__ = (
+        "credentials_files",
         "duration_seconds",
         "env_files",
         "external_id",
@@ -81,6 +84,7 @@ class Profile:
         mfa_session_seconds: int = DEFAULT_MFA_SESSION_SECONDS,
         sts_endpoint_url: str | None = None,
         env_files: tuple[str, ...] = (),
+        credentials_files: tuple[tuple[str, str], ...] = (),
         on_refresh: tuple[str, ...] = (),
         warnings: tuple[str, ...] = (),
     ) -> None:
@@ -97,6 +101,7 @@ class Profile:
         self.mfa_session_seconds = mfa_session_seconds
         self.sts_endpoint_url = sts_endpoint_url
         self.env_files = env_files
+        self.credentials_files = credentials_files
         self.on_refresh = on_refresh
         self.warnings = warnings
 
@@ -180,6 +185,25 @@ class _Checker:
             raise self.fail(key, 'must be a list of strings (argv), e.g. ["ykman", "oath", ...]')
         return tuple(value)
 
+    def sections(self, key: str) -> tuple[tuple[str, str], ...]:
+        value = self.raw.get(key, [])
+        example = '[{path = "~/.aws/credentials", profile = "bedrock"}]'
+        if not isinstance(value, list):
+            raise self.fail(key, f"must be a list of tables, e.g. {example}")
+        found = []
+        for entry in value:
+            if not isinstance(entry, Mapping) or set(entry) != {"path", "profile"}:
+                raise self.fail(key, f"each entry needs exactly path and profile, e.g. {example}")
+            path, section = entry["path"], entry["profile"]
+            if not isinstance(path, str) or not path:
+                raise self.fail(key, f"path must be a file path, got {path!r}")
+            if not isinstance(section, str) or not PROFILE_NAME.match(section):
+                raise self.fail(
+                    key, f"profile {section!r} is not valid; use letters, digits, '.', '_' or '-'"
+                )
+            found.append((path, section))
+        return tuple(found)
+
     def paths(self, key: str) -> tuple[str, ...]:
         value = self.raw.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
@@ -244,15 +268,45 @@ def parse_profile(name: str, raw: Any, source: str, session_name: str) -> Profil
         ),
         sts_endpoint_url=endpoint,
         env_files=check.paths("env_files"),
+        credentials_files=check.sections("credentials_files"),
         on_refresh=check.argv("on_refresh"),
         warnings=warnings,
     )
 
 
+def parse_listen_address(text: str, where: str) -> tuple[str, int]:
+    """HOST:PORT on a loopback address: SDKs refuse plain http anywhere else, and so do we."""
+    host, _, port_text = text.rpartition(":")
+    host = host.strip("[]")
+    loopback = host == "localhost" or host == "::1" or re.match(r"^127(\.\d{1,3}){3}$", host)
+    if not loopback or not port_text.isdigit() or int(port_text) > 65535:
+        raise ConfigError(
+            f"{where}: {text!r} is not a loopback HOST:PORT; the credentials endpoint listens only on "
+            f"127.0.0.1, ::1 or localhost, e.g. {DEFAULT_SERVE}"
+        )
+    return host, int(port_text)
+
+
+def parse_daemon(data: Mapping[str, Any], source: str) -> str | None:
+    """The optional [daemon] table: `serve = "127.0.0.1:9911"` starts the credentials endpoint."""
+    table = data.get("daemon", {})
+    if not isinstance(table, Mapping) or set(table) - {"serve"}:
+        raise ConfigError(f'{source}: [daemon] takes one key, serve = "{DEFAULT_SERVE}"')
+    serve = table.get("serve")
+    if serve is None:
+        return None
+    if not isinstance(serve, str):
+        raise ConfigError(f'{source}: [daemon] serve: must be a string such as "{DEFAULT_SERVE}"')
+    parse_listen_address(serve, f"{source}: [daemon] serve")
+    return serve
+
+
 def parse_profiles(data: Mapping[str, Any], source: str, session_name: str) -> dict[str, Profile]:
-    unknown = sorted(set(data) - {"profiles"})
+    unknown = sorted(set(data) - {"profiles", "daemon"})
     if unknown:
-        raise ConfigError(f"{source}: unknown top-level key {unknown[0]!r}; allowed: [profiles.NAME]")
+        raise ConfigError(
+            f"{source}: unknown top-level key {unknown[0]!r}; allowed: [profiles.NAME] and [daemon]"
+        )
     profiles = data.get("profiles", {})
     if not isinstance(profiles, Mapping) or not profiles:
         raise ConfigError(f'{source}: no profiles defined; add a [profiles.NAME] table with role_arn = "..."')

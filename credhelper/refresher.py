@@ -4,6 +4,7 @@ with one STS call per refresh however many processes ask at once (the cache lock
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -41,14 +42,16 @@ class Refresher:
         self.cache = cache
         self._gateway_factory = gateway
         self._gateway: StsGateway | None = None
+        self._gateway_lock = threading.Lock()  # the daemon's endpoint threads share this refresher
         self.clock = clock
         self.interactive = interactive
 
     @property
     def gateway(self) -> StsGateway:
-        if self._gateway is None:
-            self._gateway = self._gateway_factory()
-        return self._gateway
+        with self._gateway_lock:
+            if self._gateway is None:
+                self._gateway = self._gateway_factory()
+            return self._gateway
 
     def cached(self, profile: Profile) -> Credentials | None:
         """The cached credentials if they have not expired."""

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from .fileio import PRIVATE_FILE, atomic_write, ensure_private_dir, read_bytes_or_none
 
-_SECTION = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]\s*$")
+_SECTION = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]\s*(?:[#;].*)?$")
+_KEY = re.compile(r"^(\s*([A-Za-z0-9_]+)\s*[=:][^\S\r\n]*)")
 
 
 def shared_credentials_path(environ: Mapping[str, str]) -> Path:
@@ -54,8 +55,56 @@ def append_section(text: str, name: str, values: Mapping[str, str]) -> str:
     return f"{text}{separator}{eol}{block}"
 
 
-def section_names(text: str) -> list[str]:
-    return [m.group(1) for line in text.splitlines() if (m := _SECTION.match(line))]
+def _line_ending(line: str) -> str:
+    return line[len(line.rstrip("\r\n")) :]
+
+
+def set_section(text: str, name: str, values: Mapping[str, str]) -> str:
+    """Set `values` in every `[name]` section (appending the section if there is none). Lines of
+    other sections, comments, and the section's other keys stay byte for byte."""
+    lines = re.split(r"(?<=\n)|(?<=\r)(?!\n)", text)
+    if lines and lines[-1] == "":
+        lines.pop()
+    eol = "\r\n" if "\r\n" in text else "\n"
+    out: list[str] = []
+    in_section = found = False
+    missing: dict[str, str] = {}
+    last_content = -1
+
+    def close_section() -> None:
+        if not missing:
+            return
+        at = last_content + 1
+        if at > 0 and not _line_ending(out[at - 1]):
+            out[at - 1] += eol
+        out[at:at] = [f"{key} = {value}{eol}" for key, value in missing.items()]
+
+    for line in lines:
+        header = _SECTION.match(line.rstrip("\r\n"))
+        if header:
+            if in_section:
+                close_section()
+            in_section = header.group(1) == name
+            if in_section:
+                found = True
+                missing = dict(values)
+                last_content = len(out)
+            out.append(line)
+            continue
+        if in_section:
+            key = _KEY.match(line)
+            if key and key.group(2).lower() in values:
+                out.append(f"{key.group(1)}{values[key.group(2).lower()]}{_line_ending(line)}")
+                missing.pop(key.group(2).lower(), None)
+                last_content = len(out) - 1
+                continue
+            if line.strip():
+                last_content = len(out)
+        out.append(line)
+    if in_section:
+        close_section()
+    merged = "".join(out)
+    return merged if found else append_section(merged, name, values)
 
 
 def write_shared_file(path: Path, text: str) -> None:

@@ -126,6 +126,7 @@ def home(tmp_path: Path, local_sts: LocalSts, proxy: StsProxy) -> UserHome:
     os.chmod(root / ".aws" / "credentials", 0o600)
     (root / "app").mkdir()
     (root / "app" / ".env").write_text(AGENT0_ENV_DEFAULT)
+    os.chmod(root / "app" / ".env", 0o600)
     user = UserHome(root=root, sts=local_sts, proxy=proxy, env=clean_environment(root))
     user.write_config()
     return user

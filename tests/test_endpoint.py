@@ -1,0 +1,243 @@
+"""The loopback container-credentials endpoint, and the credentials-file target."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import UserHome
+from tests.daemonproc import DaemonProcess, wait_for
+from tests.helpers import assert_no_secret, assert_one_line_failure
+from tests.nodecheck import NODE_DIR
+
+ASSUMED = "arn:aws:sts::123456789012:assumed-role/BedrockAccessRole/credhelper-test"
+
+
+@pytest.fixture
+def served(home: UserHome, tmp_path: Path) -> Iterator[tuple[DaemonProcess, dict[str, str]]]:
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    home.env["XDG_RUNTIME_DIR"] = str(runtime)
+    daemon = DaemonProcess(home, "--serve", "127.0.0.1:0")
+    try:
+        daemon.wait_running()
+        result = home.run("env", "bedrock", "--format", "json")
+        assert result.returncode == 0, result.stderr
+        yield daemon, json.loads(result.stdout)
+    finally:
+        daemon.stop()
+        assert_no_secret(home, daemon.log)
+
+
+def get(url: str, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
+    host, port = url.split("//")[1].split("/")[0].rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    connection.request("GET", "/" + url.split("//")[1].split("/", 1)[1], headers=headers)
+    response = connection.getresponse()
+    body = json.loads(response.read() or b"{}")
+    connection.close()
+    return response.status, body
+
+
+def test_env_prints_what_an_app_needs(home: UserHome, served: tuple[DaemonProcess, dict[str, str]]) -> None:
+    _, variables = served
+    assert variables["AWS_CONTAINER_CREDENTIALS_FULL_URI"].startswith("http://127.0.0.1:")
+    assert variables["AWS_CONTAINER_CREDENTIALS_FULL_URI"].endswith("/v1/credentials/bedrock")
+    token_file = Path(variables["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"])
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    assert len(token_file.read_text()) >= 32
+    assert variables["AWS_REGION"] == "us-east-1"
+    sh = home.run("env", "bedrock").stdout
+    assert sh.startswith("export AWS_CONTAINER_CREDENTIALS_FULL_URI=")
+    static = home.run("env", "bedrock", "--static", "--format", "dotenv")
+    assert static.returncode == 0
+    assert "AWS_SESSION_TOKEN=" in static.stdout and "AWS_ACCESS_KEY_ID=ASIA" in static.stdout
+
+
+def test_botocore_container_provider_gets_the_assumed_role(
+    home: UserHome, served: tuple[DaemonProcess, dict[str, str]]
+) -> None:
+    _, variables = served
+    script = (
+        "import boto3, sys; "
+        "print(boto3.client('sts', endpoint_url=sys.argv[1], region_name='us-east-1')"
+        ".get_caller_identity()['Arn'])"
+    )
+    env = dict(home.env, **variables)
+    result = subprocess.run(
+        [sys.executable, "-c", script, home.sts.url], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ASSUMED
+
+
+def test_js_sdk_v3_gets_the_assumed_role(
+    home: UserHome, served: tuple[DaemonProcess, dict[str, str]]
+) -> None:
+    _, variables = served
+    node = shutil.which("node")
+    assert node and (NODE_DIR / "node_modules" / "@aws-sdk" / "client-sts").is_dir(), "run `sh dev test`"
+    result = subprocess.run(
+        [node, str(NODE_DIR / "caller-identity.js"), home.sts.url],
+        env=dict(home.env, **variables),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ASSUMED
+
+
+def test_token_host_and_path_are_checked(
+    home: UserHome, served: tuple[DaemonProcess, dict[str, str]]
+) -> None:
+    _, variables = served
+    url = variables["AWS_CONTAINER_CREDENTIALS_FULL_URI"]
+    token = Path(variables["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"]).read_text()
+    assert get(url, {})[0] == 401
+    assert get(url, {"Authorization": token[:-1] + ("x" if token[-1] != "x" else "y")})[0] == 403
+    status, _ = get(url, {"Authorization": token, "Host": "attacker.example:80"})
+    assert status == 421
+    assert get(url.replace("/bedrock", "/nobody"), {"Authorization": token})[0] == 404
+    status, body = get(url, {"Authorization": token})
+    assert status == 200
+    assert set(body) == {"AccessKeyId", "SecretAccessKey", "Token", "Expiration"}
+    assert body["AccessKeyId"].startswith("ASIA") and body["Expiration"].endswith("Z")
+
+
+def test_200_requests_from_20_threads_on_a_cold_cache_make_one_sts_call(
+    home: UserHome, served: tuple[DaemonProcess, dict[str, str]]
+) -> None:
+    _, variables = served
+    url = variables["AWS_CONTAINER_CREDENTIALS_FULL_URI"]
+    token = Path(variables["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"]).read_text()
+    statuses: list[int] = []
+    keys: set[str] = set()
+    lock = threading.Lock()
+
+    def client() -> None:
+        for _ in range(10):
+            status, body = get(url, {"Authorization": token})
+            with lock:
+                statuses.append(status)
+                keys.add(body.get("AccessKeyId", ""))
+
+    threads = [threading.Thread(target=client) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * 200
+    assert len(keys) == 1
+    assert home.proxy.count("AssumeRole") == 1
+
+
+def test_no_credentials_is_503_with_a_json_error(home: UserHome, tmp_path: Path) -> None:
+    from tests.stsproxy import Fault
+
+    home.proxy.add_fault(Fault("code", action="AssumeRole", code="AccessDenied", status=403))
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    home.env["XDG_RUNTIME_DIR"] = str(runtime)
+    daemon = DaemonProcess(home, "--serve", "127.0.0.1:0")
+    try:
+        daemon.wait_running()
+        variables = json.loads(home.run("env", "bedrock", "--format", "json").stdout)
+        token = Path(variables["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"]).read_text()
+        status, body = get(variables["AWS_CONTAINER_CREDENTIALS_FULL_URI"], {"Authorization": token})
+        assert status == 503
+        assert "denied" in body["error"]
+    finally:
+        daemon.stop()
+
+
+def test_a_non_loopback_serve_address_is_a_config_error(home: UserHome) -> None:
+    for address in ("0.0.0.0:9911", "192.0.2.1:9911", "example.com:80", "127.0.0.1"):
+        result = home.run("run", "--serve", address, timeout=30)
+        assert_one_line_failure(result, 78, "loopback")
+    home.write_config(extra='\n[daemon]\nserve = "0.0.0.0:9911"\n')
+    assert_one_line_failure(home.run("run", timeout=30), 78, "loopback", "[daemon] serve")
+
+
+def test_env_without_a_running_endpoint_says_how_to_start_it(home: UserHome) -> None:
+    assert_one_line_failure(home.run("env", "bedrock"), 1, "credhelper run --serve")
+
+
+CREDENTIALS_WITH_FIVE_SECTIONS = """\
+# shared credentials: five sections, comments, odd spacing
+[default]
+aws_access_key_id = AKIAIOSFODNN7EXAMPLE
+aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
+
+; work account
+[work]
+aws_access_key_id=AKIAI44QH8DHBEXAMPLE
+aws_secret_access_key=je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY
+[bedrock]
+# the section credhelper manages
+aws_access_key_id = ASIAOLDOLDOLDEXAMPLE
+region = us-east-1
+
+[sso-user]
+   aws_access_key_id = AKIAIOSFODNN7EXAMPLE
+   aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
+[last]
+x = 1"""
+
+
+def test_credentials_file_target_keeps_every_byte_outside_its_section(home: UserHome) -> None:
+    target = home.root / ".aws" / "shared-by-apps"
+    target.write_text(CREDENTIALS_WITH_FIVE_SECTIONS)
+    home.write_config(credentials_files='[{path = "~/.aws/shared-by-apps", profile = "bedrock"}]')
+    result = home.run("refresh")
+    assert result.returncode == 0, result.stderr
+    record = json.loads((home.cache_dir / "bedrock.json").read_text())["credentials"]
+    text = target.read_text()
+    before = CREDENTIALS_WITH_FIVE_SECTIONS.partition("[bedrock]\n")[0]
+    assert text.startswith(before + "[bedrock]\n# the section credhelper manages\n")
+    assert text.endswith("\n[sso-user]" + CREDENTIALS_WITH_FIVE_SECTIONS.split("[sso-user]")[1])
+    section = text.split("[bedrock]\n")[1].split("[sso-user]")[0]
+    assert f"aws_access_key_id = {record['AccessKeyId']}\n" in section
+    assert f"aws_secret_access_key = {record['SecretAccessKey']}\n" in section
+    assert f"aws_session_token = {record['SessionToken']}\n" in section
+    assert "region = us-east-1\n" in section
+    status = json.loads(home.run("status", "--json").stdout)[0]
+    assert {"path": f"{target} [bedrock]", "state": "current"} in status["targets"]
+    # botocore reads the section as a profile
+    script = "import botocore.session as s; print(s.Session(profile='bedrock').get_credentials().access_key)"
+    env = dict(home.env, AWS_SHARED_CREDENTIALS_FILE=str(target))
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == record["AccessKeyId"]
+
+
+def test_credentials_file_section_with_a_long_term_key_is_never_overwritten(home: UserHome) -> None:
+    target = home.root / ".aws" / "shared-by-apps"
+    target.write_text(CREDENTIALS_WITH_FIVE_SECTIONS)
+    home.write_config(credentials_files='[{path = "~/.aws/shared-by-apps", profile = "work"}]')
+    result = home.run("refresh")
+    assert_one_line_failure(result, 78, "[work] holds a long-term access key")
+    assert target.read_text() == CREDENTIALS_WITH_FIVE_SECTIONS
+    assert home.proxy.count("AssumeRole") == 0  # refused before any STS call
+
+
+def test_daemon_restores_a_credentials_file_section(home: UserHome) -> None:
+    target = home.root / ".aws" / "shared-by-apps"
+    target.write_text(CREDENTIALS_WITH_FIVE_SECTIONS)
+    home.write_config(credentials_files='[{path = "~/.aws/shared-by-apps", profile = "bedrock"}]')
+    daemon = DaemonProcess(home)
+    try:
+        key_id = daemon.wait_written()
+        wait_for(lambda: key_id in target.read_text(), timeout=5)
+        target.write_text(CREDENTIALS_WITH_FIVE_SECTIONS)
+        wait_for(lambda: key_id in target.read_text(), timeout=1.0, interval=0.01)
+        assert home.proxy.count("AssumeRole") == 1
+    finally:
+        daemon.stop()
