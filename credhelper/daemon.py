@@ -147,7 +147,9 @@ class Daemon:
             self._apply_config(load_config(self.config_option, self.environ))
             self.source_digest = self._source_digest()
             self._start_server()
-            self.observer = Observer()
+            # The observer's dispatch thread wakes every `timeout` seconds while idle; events
+            # themselves are delivered at once.
+            self.observer = Observer(timeout=30)
             self.observer.start()
             self._rewatch()
             worker = threading.Thread(target=self._work, name="credhelper-scheduler", daemon=True)
@@ -158,7 +160,7 @@ class Daemon:
                 self.cache.directory,
                 os.getpid(),
             )
-            while not self.stopping.wait(1.0):
+            while not self.stopping.wait(30.0):  # signals wake it at once
                 if not worker.is_alive():
                     log.error("the scheduler thread stopped unexpectedly; exiting so systemd restarts it")
                     return 1
