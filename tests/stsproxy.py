@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import http.client
 import socket
 import threading
@@ -21,6 +22,7 @@ class Fault:
     seconds: float = 0.0  # for "delay"
     code: str = "AccessDenied"  # for "code"
     status: int = 403
+    date_offset: float = 0.0  # for "code": the Date header this far from now
 
 
 def _error_xml(code: str, message: str) -> bytes:
@@ -37,6 +39,7 @@ class StsProxy:
         self.upstream_host = parsed.hostname or "127.0.0.1"
         self.upstream_port = parsed.port or 80
         self.calls: Counter[str] = Counter()
+        self.requests: list[dict[str, list[str]]] = []  # every request's form parameters
         self.faults: list[Fault] = []
         self.lock = threading.Lock()
         proxy = self
@@ -50,10 +53,12 @@ class StsProxy:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
-                action = urllib.parse.parse_qs(body.decode(errors="replace")).get("Action", ["?"])[0]
+                params = urllib.parse.parse_qs(body.decode(errors="replace"))
+                action = params.get("Action", ["?"])[0]
                 fault = proxy._take_fault(action)
                 with proxy.lock:
                     proxy.calls[action] += 1
+                    proxy.requests.append(params)
                 if fault is not None and fault.kind == "delay":
                     time.sleep(fault.seconds)
                 elif fault is not None:
@@ -72,7 +77,8 @@ class StsProxy:
                     status, payload = 500, _error_xml("InternalFailure", "scripted failure")
                 else:
                     status, payload = fault.status, _error_xml(fault.code, "scripted refusal")
-                self.send_response(status)
+                self.send_response_only(status)
+                self.send_header("Date", email.utils.formatdate(time.time() + fault.date_offset, usegmt=True))
                 self.send_header("Content-Type", "text/xml")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()

@@ -131,3 +131,10 @@ def test_undecodable_env_is_left_alone(home: UserHome) -> None:
     result = home.run("refresh")
     assert_one_line_failure(result, 78, "not UTF-8")
     assert home.snapshot() == before
+
+
+def test_a_skewed_clock_is_named_as_the_cause(home: UserHome) -> None:
+    home.proxy.add_fault(
+        Fault("code", action="AssumeRole", code="SignatureDoesNotMatch", status=403, date_offset=3600)
+    )
+    unchanged_after(home, "refresh", exit_code=77, needles=("clock is 3600 s behind", "NTP"))

@@ -243,3 +243,29 @@ def test_crlf_env_stays_crlf(home: UserHome) -> None:
     data = home.app_env.read_bytes()
     assert data.count(b"\n") == data.count(b"\r\n")
     assert data.startswith(AGENT0_ENV_DEFAULT.split("\n")[0].encode() + b"\r\n")
+
+
+def test_assume_role_gets_duration_session_name_and_external_id(home: UserHome) -> None:
+    home.write_config(
+        duration_seconds="7200", external_id='"bedrock-ext-42"', role_session_name='"alice-laptop"'
+    )
+    assert home.run("refresh").returncode == 0
+    (request,) = [r for r in home.proxy.requests if r["Action"] == ["AssumeRole"]]
+    assert request["RoleArn"] == [home.sts.role_arn]
+    assert request["DurationSeconds"] == ["7200"]
+    assert request["RoleSessionName"] == ["alice-laptop"]
+    assert request["ExternalId"] == ["bedrock-ext-42"]
+
+
+def test_aws_endpoint_url_sts_is_honoured(home: UserHome) -> None:
+    home.write_config(sts_endpoint_url="")
+    env = dict(home.env, AWS_ENDPOINT_URL_STS=home.proxy.url)
+    result = subprocess.run(
+        [sys.executable, "-m", "credhelper", "credential-process", "bedrock"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert home.proxy.count("AssumeRole") == 1
