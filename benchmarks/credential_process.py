@@ -12,14 +12,13 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from credhelper.localsts import start_local_sts  # noqa: E402
+from credhelper.localsts import profile_toml, scratch_home, start_local_sts  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "40"))
 
@@ -35,24 +34,12 @@ def median_ms(argv: list[str], env: dict[str, str]) -> float:
 
 def main() -> None:
     sts = start_local_sts()
-    home = Path(tempfile.mkdtemp(prefix="credhelper-bench-"))
-    (home / ".aws").mkdir()
-    (home / ".aws" / "credentials").write_text(
-        f"[bedrock-developer]\naws_access_key_id = {sts.access_key_id}\n"
-        f"aws_secret_access_key = {sts.secret_access_key}\n"
-    )
+    home, env = scratch_home(sts, "credhelper-bench-", profile_toml(sts))
     (home / ".aws" / "config").write_text(
         f"[profile assume]\nrole_arn = {sts.role_arn}\nsource_profile = bedrock-developer\n"
         "role_session_name = bench\nregion = us-east-1\n"
     )
-    config = home / ".config" / "credhelper" / "config.toml"
-    config.parent.mkdir(parents=True)
-    config.write_text(
-        f'[profiles.bedrock]\nrole_arn = "{sts.role_arn}"\nsource_profile = "bedrock-developer"\n'
-        f'region = "us-east-1"\nsts_endpoint_url = "{sts.url}"\n'
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CREDHELPER_", "XDG_"))}
-    env.update(HOME=str(home), AWS_ENDPOINT_URL_STS=sts.url)
+    env["AWS_ENDPOINT_URL_STS"] = sts.url
     script = Path(sys.executable).parent / "credhelper"
     helper = [str(script)] if script.exists() else [sys.executable, "-m", "credhelper"]
     subprocess.run([*helper, "credential-process", "bedrock"], env=env, check=True, stdout=subprocess.DEVNULL)

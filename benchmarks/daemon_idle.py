@@ -10,14 +10,13 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from credhelper.localsts import start_local_sts  # noqa: E402
+from credhelper.localsts import LocalSts, profile_toml, scratch_home, start_local_sts  # noqa: E402
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "60"))
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -45,24 +44,10 @@ def wakeups(pid: int) -> int:
     return total
 
 
-def measure(profiles: int, sts_url: str, key_id: str, secret: str, role_arn: str) -> None:
-    home = Path(tempfile.mkdtemp(prefix="credhelper-idle-"))
-    (home / ".aws").mkdir()
-    (home / ".aws" / "credentials").write_text(
-        f"[bedrock-developer]\naws_access_key_id = {key_id}\naws_secret_access_key = {secret}\n"
-    )
+def measure(profiles: int, sts: LocalSts) -> None:
+    config = "".join(profile_toml(sts, f"p{i}", f'env_files = ["~/apps/{i}.env"]') for i in range(profiles))
+    home, env = scratch_home(sts, "credhelper-idle-", config)
     (home / "apps").mkdir()
-    config = home / ".config" / "credhelper" / "config.toml"
-    config.parent.mkdir(parents=True)
-    config.write_text(
-        "".join(
-            f'[profiles.p{i}]\nrole_arn = "{role_arn}"\nsource_profile = "bedrock-developer"\n'
-            f'region = "us-east-1"\nsts_endpoint_url = "{sts_url}"\nenv_files = ["~/apps/{i}.env"]\n\n'
-            for i in range(profiles)
-        )
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CREDHELPER_", "XDG_"))}
-    env.update(HOME=str(home), PYTHONPATH=str(ROOT))
     daemon = subprocess.Popen([sys.executable, "-m", "credhelper", "run"], env=env, stderr=subprocess.DEVNULL)
     started = time.monotonic()
     while not all((home / "apps" / f"{i}.env").exists() for i in range(profiles)):
@@ -87,7 +72,7 @@ def measure(profiles: int, sts_url: str, key_id: str, secret: str, role_arn: str
 def main() -> None:
     sts = start_local_sts()
     for profiles in (1, 100):
-        measure(profiles, sts.url, sts.access_key_id, sts.secret_access_key, sts.role_arn)
+        measure(profiles, sts)
     sts.stop()
 
 

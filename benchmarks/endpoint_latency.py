@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -21,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from credhelper.localsts import start_local_sts  # noqa: E402
+from credhelper.localsts import profile_toml, scratch_home, start_local_sts  # noqa: E402
 
 REQUESTS = 1000
 
@@ -45,20 +43,7 @@ def percentile(samples: list[float], fraction: float) -> float:
 
 def main() -> None:
     sts = start_local_sts()
-    home = Path(tempfile.mkdtemp(prefix="credhelper-endpoint-"))
-    (home / ".aws").mkdir()
-    (home / ".aws" / "credentials").write_text(
-        f"[bedrock-developer]\naws_access_key_id = {sts.access_key_id}\n"
-        f"aws_secret_access_key = {sts.secret_access_key}\n"
-    )
-    config = home / ".config" / "credhelper" / "config.toml"
-    config.parent.mkdir(parents=True)
-    config.write_text(
-        f'[profiles.bedrock]\nrole_arn = "{sts.role_arn}"\nsource_profile = "bedrock-developer"\n'
-        f'region = "us-east-1"\nsts_endpoint_url = "{sts.url}"\n'
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CREDHELPER_", "XDG_"))}
-    env.update(HOME=str(home), PYTHONPATH=str(ROOT))
+    home, env = scratch_home(sts, "credhelper-endpoint-", profile_toml(sts))
     daemon = subprocess.Popen([sys.executable, "-m", "credhelper", "run", "--serve", "127.0.0.1:0"], env=env)
     endpoint_file = home / ".cache" / "credhelper" / "endpoint.json"
     while not endpoint_file.exists():

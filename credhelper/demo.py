@@ -8,16 +8,14 @@ user does, showing each command and what it changed. Secrets are masked in every
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from .localsts import start_local_sts
+from .localsts import profile_toml, scratch_home, start_local_sts
 
 APP_ENV = """\
 # agent0 (packages/agent0/.env), as copied from .env.default
@@ -68,32 +66,21 @@ def main(argv: list[str] | None = None) -> None:
     print(f"IAM user bedrock-developer, access key {masked(sts.access_key_id)}")
     print(f"Role: {sts.role_arn}")
 
-    home = Path(tempfile.mkdtemp(prefix="credhelper-demo-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CREDHELPER_", "XDG_"))}
-    env.update(HOME=str(home), PYTHONPATH=str(Path(__file__).resolve().parent.parent))
-    (home / ".aws").mkdir(mode=0o700)
-    credentials = home / ".aws" / "credentials"
-    credentials.write_text(
-        f"[bedrock-developer]\naws_access_key_id = {sts.access_key_id}\n"
-        f"aws_secret_access_key = {sts.secret_access_key}\n"
+    home, env = scratch_home(
+        sts,
+        "credhelper-demo-",
+        profile_toml(
+            sts,
+            extra="duration_seconds = 900         # the shortest session STS allows...\n"
+            "refresh_before_seconds = 885   # ...renewed every ~15 s, so there is something to watch\n"
+            'env_files = ["~/agent0/.env"]',
+        ),
     )
-    credentials.chmod(0o600)
+    config = home / ".config" / "credhelper" / "config.toml"
     app = home / "agent0"
     app.mkdir()
     (app / ".env").write_text(APP_ENV)
     (app / ".env").chmod(0o600)
-    config = home / ".config" / "credhelper" / "config.toml"
-    config.parent.mkdir(parents=True)
-    config.write_text(
-        "[profiles.bedrock]\n"
-        f'role_arn = "{sts.role_arn}"\n'
-        'source_profile = "bedrock-developer"\n'
-        'region = "us-east-1"\n'
-        f'sts_endpoint_url = "{sts.url}"\n'
-        "duration_seconds = 900         # the shortest session STS allows...\n"
-        "refresh_before_seconds = 885   # ...renewed every ~15 s, so there is something to watch\n"
-        'env_files = ["~/agent0/.env"]\n'
-    )
     say(f"A scratch HOME at {home}, with this configuration ({config.relative_to(home)}):")
     print(config.read_text().rstrip())
     say("The app's .env before")

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import tempfile
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 ACCOUNT = "123456789012"
@@ -103,3 +106,30 @@ def start_local_sts(port: int = 0) -> LocalSts:
     sts = LocalSts(url, key_id, secret, role_arn, server)
     sts.set_auth(enforced=True)
     return sts
+
+
+def profile_toml(sts: LocalSts, name: str = "bedrock", extra: str = "") -> str:
+    """A `[profiles.NAME]` table that assumes the local role as the local user."""
+    return (
+        f'[profiles.{name}]\nrole_arn = "{sts.role_arn}"\nsource_profile = "{USER_NAME}"\n'
+        f'region = "us-east-1"\nsts_endpoint_url = "{sts.url}"\n{extra}\n'
+    )
+
+
+def scratch_home(sts: LocalSts, prefix: str, config_toml: str) -> tuple[Path, dict[str, str]]:
+    """A new HOME holding the local user's key as a source profile and a credhelper
+    configuration, and an environment for it with no inherited AWS or credhelper settings."""
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    (home / ".aws").mkdir(mode=0o700)
+    credentials = home / ".aws" / "credentials"
+    credentials.write_text(
+        f"[{USER_NAME}]\naws_access_key_id = {sts.access_key_id}\n"
+        f"aws_secret_access_key = {sts.secret_access_key}\n"
+    )
+    credentials.chmod(0o600)
+    config = home / ".config" / "credhelper" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(config_toml)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CREDHELPER_", "XDG_"))}
+    env.update(HOME=str(home), PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    return home, env

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import shutil
@@ -17,12 +18,14 @@ from tests.conftest import UserHome
 from tests.daemonproc import DaemonProcess, wait_for
 from tests.helpers import assert_no_secret, assert_one_line_failure
 from tests.nodecheck import NODE_DIR
+from tests.stsproxy import Fault
 
 ASSUMED = "arn:aws:sts::123456789012:assumed-role/BedrockAccessRole/credhelper-test"
 
 
-@pytest.fixture
-def served(home: UserHome, tmp_path: Path) -> Iterator[tuple[DaemonProcess, dict[str, str]]]:
+@contextlib.contextmanager
+def serving(home: UserHome, tmp_path: Path) -> Iterator[tuple[DaemonProcess, dict[str, str]]]:
+    """`credhelper run --serve` on a free port, and what `credhelper env` says to use it."""
     runtime = tmp_path / "runtime"
     runtime.mkdir(mode=0o700)
     home.env["XDG_RUNTIME_DIR"] = str(runtime)
@@ -35,6 +38,12 @@ def served(home: UserHome, tmp_path: Path) -> Iterator[tuple[DaemonProcess, dict
     finally:
         daemon.stop()
         assert_no_secret(home, daemon.log)
+
+
+@pytest.fixture
+def served(home: UserHome, tmp_path: Path) -> Iterator[tuple[DaemonProcess, dict[str, str]]]:
+    with serving(home, tmp_path) as running:
+        yield running
 
 
 def get(url: str, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
@@ -141,22 +150,12 @@ def test_200_requests_from_20_threads_on_a_cold_cache_make_one_sts_call(
 
 
 def test_no_credentials_is_503_with_a_json_error(home: UserHome, tmp_path: Path) -> None:
-    from tests.stsproxy import Fault
-
     home.proxy.add_fault(Fault("code", action="AssumeRole", code="AccessDenied", status=403))
-    runtime = tmp_path / "runtime"
-    runtime.mkdir(mode=0o700)
-    home.env["XDG_RUNTIME_DIR"] = str(runtime)
-    daemon = DaemonProcess(home, "--serve", "127.0.0.1:0")
-    try:
-        daemon.wait_running()
-        variables = json.loads(home.run("env", "bedrock", "--format", "json").stdout)
+    with serving(home, tmp_path) as (_, variables):
         token = Path(variables["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"]).read_text()
         status, body = get(variables["AWS_CONTAINER_CREDENTIALS_FULL_URI"], {"Authorization": token})
-        assert status == 503
-        assert "denied" in body["error"]
-    finally:
-        daemon.stop()
+    assert status == 503
+    assert "denied" in body["error"]
 
 
 def test_a_non_loopback_serve_address_is_a_config_error(home: UserHome) -> None:
