@@ -5,12 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    from .sts import StsGateway
+
+from .config import Config, expand_path
 from .envfile import long_term_key_ids, secret_for_key
 from .envtarget import EnvTarget
 from .errors import ConfigError, CredhelperError, UsageError
 from .fileio import read_bytes_or_none
-from .profile import PROFILE_NAME
+from .profile import PROFILE_NAME, Profile
 from .sharedcreds import (
     append_section,
     read_sections,
@@ -81,3 +86,35 @@ def adopt_keys(
             write_shared_file(path, before_text)
         raise
     return Adoption(key_id, path, caller, already_there=False)
+
+
+def source_verifier(gateway: StsGateway, config: Config | None) -> Callable[[str], str]:
+    """GetCallerIdentity as the source profile, at the STS endpoint of a credhelper profile that
+    uses it (else of any profile, else the default)."""
+
+    def verify(source_profile: str) -> str:
+        profiles = list(config.profiles.values()) if config else []
+        users = [p for p in profiles if p.source_profile == source_profile] or profiles
+        template = users[0] if users else None
+        probe = Profile(
+            name=source_profile,
+            role_arn="arn:aws:iam::000000000000:role/none",  # not called: only the caller is asked for
+            role_session_name="credhelper",
+            source_profile=source_profile,
+            region=template.region if template else None,
+            sts_endpoint_url=template.sts_endpoint_url if template else None,
+        )
+        return gateway.caller_arn(probe)
+
+    return verify
+
+
+def profiles_targeting(config: Config | None, source_profile: str, env_file: Path) -> list[Profile]:
+    """The profiles that use this source and write this `.env`: they may now take its place."""
+    real = EnvTarget(env_file).real_path
+    return [
+        profile
+        for profile in (config.profiles.values() if config else [])
+        if profile.source_profile == source_profile
+        and any(EnvTarget(expand_path(raw)).real_path == real for raw in profile.env_files)
+    ]

@@ -10,17 +10,22 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .cache import Cache, cache_dir_path
 from .config import Config, load_config
-from .credentials import mask_key_id
+from .credentials import Credentials, mask_key_id
 from .envfile import SAFE_VALUE
 from .errors import EXIT_FAILURE, CredhelperError
 from .logsetup import redact, setup_logging
 from .profile import DEFAULT_SERVE, Profile
 from .refresher import Refresher
+
+if TYPE_CHECKING:
+    from .delivery import DeliveryReport
+    from .sts import StsGateway
 
 log = logging.getLogger("credhelper")
 LOG_LEVELS = ["debug", "info", "warning", "error"]
@@ -44,7 +49,7 @@ class AppContext:
         return Cache(cache_dir_path(os.environ))
 
     def refresher(self, interactive: bool = True) -> Refresher:
-        def gateway():  # type: ignore[no-untyped-def]
+        def gateway() -> StsGateway:
             from .sts import StsGateway
 
             return StsGateway(os.environ)
@@ -77,18 +82,17 @@ def _minutes(seconds: float) -> str:
 @pass_app
 def refresh(app: AppContext, profiles: tuple[str, ...]) -> None:
     """New credentials from STS now; every target written, hooks run."""
-    from .delivery import check_targets, deliver
+    from .delivery import check_targets
 
     refresher = app.refresher()
     failures: list[CredhelperError] = []
     for profile in app.profiles(profiles):
         try:
             check_targets(profile, os.environ)
-            credentials = refresher.refresh_now(profile)
+            credentials, report = refresh_and_deliver(refresher, profile)
         except CredhelperError as error:
             failures.append(error)
             continue
-        report = deliver(profile, credentials, refresher.cache.directory, os.environ)
         failures.extend(report.errors)
         left = credentials.seconds_left(time.time())
         click.echo(
@@ -98,6 +102,13 @@ def refresh(app: AppContext, profiles: tuple[str, ...]) -> None:
             + ("" if report.hook_ok else "; on_refresh hook failed")
         )
     raise_failures(failures)
+
+
+def refresh_and_deliver(refresher: Refresher, profile: Profile) -> tuple[Credentials, DeliveryReport]:
+    from .delivery import deliver
+
+    credentials = refresher.refresh_now(profile)
+    return credentials, deliver(profile, credentials, refresher.cache.directory, os.environ)
 
 
 def raise_failures(failures: list[CredhelperError]) -> None:
@@ -177,43 +188,20 @@ def status(app: AppContext, profiles: tuple[str, ...], as_json: bool) -> None:
 @pass_app
 def adopt_keys_command(app: AppContext, env_file: Path, source_profile: str) -> None:
     """Move a long-term key pair from a .env into ~/.aws/credentials, safely."""
-    from .adopt import adopt_keys
-    from .delivery import deliver
-    from .envtarget import EnvTarget
-    from .profile import Profile as ProfileModel
+    from .adopt import adopt_keys, profiles_targeting, source_verifier
     from .sts import StsGateway
 
     gateway = StsGateway(os.environ)
-    config: Config | None
     try:
-        config = app.config()
+        config: Config | None = app.config()
     except CredhelperError:
-        config = None
-    users = [p for p in config.profiles.values() if p.source_profile == source_profile] if config else []
-
-    def verify(name: str) -> str:
-        # STS settings from a profile that uses this source, else from any profile.
-        candidates = users or (list(config.profiles.values()) if config else [])
-        template = candidates[0] if candidates else None
-        probe = ProfileModel(
-            name=name,
-            role_arn="arn:aws:iam::000000000000:role/none",
-            role_session_name="credhelper",
-            source_profile=name,
-            region=template.region if template else None,
-            sts_endpoint_url=template.sts_endpoint_url if template else None,
-        )
-        return gateway.caller_arn(probe)
-
-    adoption = adopt_keys(env_file, source_profile, os.environ, verify)
+        config = None  # adopting keys needs no configuration; the next step says what to add
+    adoption = adopt_keys(env_file, source_profile, os.environ, source_verifier(gateway, config))
     click.echo(
         f"{mask_key_id(adoption.key_id)} is in [{source_profile}] of {adoption.credentials_file} "
         f"and works: {adoption.caller_arn}"
     )
-    real = EnvTarget(env_file).real_path
-    targeting = [
-        p for p in users if any(EnvTarget(Path(os.path.expanduser(f))).real_path == real for f in p.env_files)
-    ]
+    targeting = profiles_targeting(config, source_profile, env_file)
     if not targeting:
         click.echo(
             f'Next: set source_profile = "{source_profile}" and env_files = ["{env_file}"] in '
@@ -222,8 +210,7 @@ def adopt_keys_command(app: AppContext, env_file: Path, source_profile: str) -> 
         return
     refresher = Refresher(app.cache(), lambda: gateway, interactive=True)
     for profile in targeting:
-        credentials = refresher.refresh_now(profile)
-        report = deliver(profile, credentials, refresher.cache.directory, os.environ)
+        credentials, report = refresh_and_deliver(refresher, profile)
         if report.errors:
             raise report.errors[0]
         click.echo(

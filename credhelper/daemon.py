@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -35,6 +36,9 @@ from .schedule import Clock, Scheduler, SystemClock
 from .sdnotify import Notifier
 from .server import CredentialServer, UnknownProfile
 from .sharedcreds import read_sections, shared_credentials_path
+
+if TYPE_CHECKING:
+    from .sts import StsGateway
 
 log = logging.getLogger("credhelper.daemon")
 SHUTDOWN_GRACE_SECONDS = 1.5
@@ -132,8 +136,8 @@ class Daemon:
         self.source_digest = ""
 
     @staticmethod
-    def _gateway():  # type: ignore[no-untyped-def]
-        from .sts import StsGateway
+    def _gateway() -> StsGateway:
+        from .sts import StsGateway  # botocore is imported once the first STS call is due
 
         return StsGateway(os.environ)
 

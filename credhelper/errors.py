@@ -27,5 +27,4 @@ class StsUnavailableError(CredhelperError):
     exit_code = 75
 
 
-EXIT_OK = 0
 EXIT_FAILURE = 1
