@@ -98,7 +98,7 @@ def refresh(app: AppContext, profiles: tuple[str, ...]) -> None:
         click.echo(
             f"{profile.name}: {credentials.assumed_role_arn} key {mask_key_id(credentials.access_key_id)} "
             f"expires {credentials.expiration_text} (in {_minutes(left)}); "
-            f"{len(report.written)} env file(s) written, {len(report.unchanged)} already current"
+            f"{len(report.written)} target(s) written, {len(report.unchanged)} already current"
             + ("" if report.hook_ok else "; on_refresh hook failed")
         )
     raise_failures(failures)
