@@ -197,8 +197,9 @@ def adopt_keys_command(app: AppContext, env_file: Path, source_profile: str) -> 
     except CredhelperError:
         config = None  # adopting keys needs no configuration; the next step says what to add
     adoption = adopt_keys(env_file, source_profile, os.environ, source_verifier(gateway, config))
+    where = "was already" if adoption.already_there else "is now"
     click.echo(
-        f"{mask_key_id(adoption.key_id)} is in [{source_profile}] of {adoption.credentials_file} "
+        f"{mask_key_id(adoption.key_id)} {where} in [{source_profile}] of {adoption.credentials_file} "
         f"and works: {adoption.caller_arn}"
     )
     targeting = profiles_targeting(config, source_profile, env_file)

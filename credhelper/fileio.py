@@ -88,10 +88,9 @@ class LockTimeout(Exception):
 class file_lock:
     """An flock on `path` (created 0600). Held by the open file, so a crashed holder frees it."""
 
-    def __init__(self, path: str | os.PathLike[str], timeout: float = 120.0, shared: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str], timeout: float = 120.0) -> None:
         self.path = path
         self.timeout = timeout
-        self.operation = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
         self.fd = -1
 
     def __enter__(self) -> None:
@@ -100,7 +99,7 @@ class file_lock:
         delay = 0.005
         while True:
             try:
-                fcntl.flock(self.fd, self.operation | fcntl.LOCK_NB)
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return
             except BlockingIOError:
                 if time.monotonic() >= deadline:

@@ -21,10 +21,6 @@ class Notifier:
         self.watchdog_interval = int(usec) / 1e6 / 2 if watchdog_on else None
         self._last_ping = 0.0
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self.address)
-
     def send(self, *fields: str) -> None:
         if not self.address:
             return
