@@ -46,6 +46,14 @@ def served(home: UserHome, tmp_path: Path) -> Iterator[tuple[DaemonProcess, dict
         yield running
 
 
+def endpoint_of(variables: dict[str, str]) -> tuple[str, str]:
+    """The URL and token an SDK would use, from what `credhelper env` printed."""
+    return (
+        variables["AWS_CONTAINER_CREDENTIALS_FULL_URI"],
+        Path(variables["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"]).read_text(),
+    )
+
+
 def get(url: str, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
     host, port = url.split("//")[1].split("/")[0].rsplit(":", 1)
     connection = http.client.HTTPConnection(host, int(port), timeout=30)
@@ -109,8 +117,7 @@ def test_token_host_and_path_are_checked(
     home: UserHome, served: tuple[DaemonProcess, dict[str, str]]
 ) -> None:
     _, variables = served
-    url = variables["AWS_CONTAINER_CREDENTIALS_FULL_URI"]
-    token = Path(variables["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"]).read_text()
+    url, token = endpoint_of(variables)
     assert get(url, {})[0] == 401
     assert get(url, {"Authorization": token[:-1] + ("x" if token[-1] != "x" else "y")})[0] == 403
     status, _ = get(url, {"Authorization": token, "Host": "attacker.example:80"})
@@ -126,8 +133,7 @@ def test_200_requests_from_20_threads_on_a_cold_cache_make_one_sts_call(
     home: UserHome, served: tuple[DaemonProcess, dict[str, str]]
 ) -> None:
     _, variables = served
-    url = variables["AWS_CONTAINER_CREDENTIALS_FULL_URI"]
-    token = Path(variables["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"]).read_text()
+    url, token = endpoint_of(variables)
     statuses: list[int] = []
     keys: set[str] = set()
     lock = threading.Lock()
@@ -152,8 +158,8 @@ def test_200_requests_from_20_threads_on_a_cold_cache_make_one_sts_call(
 def test_no_credentials_is_503_with_a_json_error(home: UserHome, tmp_path: Path) -> None:
     home.proxy.add_fault(Fault("code", action="AssumeRole", code="AccessDenied", status=403))
     with serving(home, tmp_path) as (_, variables):
-        token = Path(variables["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"]).read_text()
-        status, body = get(variables["AWS_CONTAINER_CREDENTIALS_FULL_URI"], {"Authorization": token})
+        url, token = endpoint_of(variables)
+        status, body = get(url, {"Authorization": token})
     assert status == 503
     assert "denied" in body["error"]
 
