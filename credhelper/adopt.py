@@ -160,14 +160,14 @@ def profiles_targeting(config: Config | None, env_file: Path) -> list[Profile]:
     ]
 
 
-def profile_to_add(source_profile: str, env_file: Path, region: str | None = None) -> str:
+def profile_to_add(source_profile: str, env_file: Path, taken: set[str]) -> str:
     """The configuration a user adds so that a profile writes over the pair left in the `.env`."""
-    lines = [
-        "[profiles.bedrock]",
-        'role_arn = "arn:aws:iam::<account>:role/BedrockAccessRole"',
-        f'source_profile = "{source_profile}"',
-    ]
-    if region:
-        lines.append(f'region = "{region}"')
-    lines.append(f'env_files = ["{os.path.abspath(env_file)}"]')
-    return "\n".join(lines)
+    name = next(n for n in ("bedrock", *(f"bedrock-{i}" for i in range(2, 100))) if n not in taken)
+    return "\n".join(
+        [
+            f"[profiles.{name}]",
+            'role_arn = "arn:aws:iam::<account>:role/BedrockAccessRole"',
+            f'source_profile = "{source_profile}"',
+            f'env_files = ["{os.path.abspath(env_file)}"]',
+        ]
+    )

@@ -189,6 +189,7 @@ def status(app: AppContext, profiles: tuple[str, ...], as_json: bool) -> None:
 def adopt_keys_command(app: AppContext, env_file: Path, source_profile: str) -> None:
     """Move a long-term key pair from a .env into ~/.aws/credentials, safely."""
     from .adopt import adopt_keys, profile_to_add, profiles_targeting, source_verifier
+    from .fileio import ensure_private_dir
     from .sts import StsGateway
 
     gateway = StsGateway(os.environ)
@@ -196,8 +197,6 @@ def adopt_keys_command(app: AppContext, env_file: Path, source_profile: str) -> 
         config: Config | None = app.config()
     except CredhelperError:
         config = None  # adopting keys needs no configuration; the next step says what to add
-    from .fileio import ensure_private_dir
-
     cache = app.cache()
     ensure_private_dir(cache.directory)  # the target locks live there
     adoption = adopt_keys(
@@ -215,7 +214,7 @@ def adopt_keys_command(app: AppContext, env_file: Path, source_profile: str) -> 
             f"Add this profile to {config.path if config else 'the configuration'}, then run "
             "`credhelper refresh` to replace the pair with temporary credentials:"
         )
-        click.echo(profile_to_add(source_profile, env_file))
+        click.echo(profile_to_add(source_profile, env_file, taken=set(config.profiles) if config else set()))
         return
     refresher = Refresher(cache, lambda: gateway, interactive=True)
     for profile in targeting:
