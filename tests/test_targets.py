@@ -95,7 +95,10 @@ def test_status_reports_a_target_that_is_not_a_regular_file_without_blocking(
     assert target["state"].startswith("refused") and "not a regular file" in target["state"], target
 
 
-def test_a_fifo_target_does_not_stall_another_profiles_daemon_refresh(home: UserHome) -> None:
+@pytest.mark.parametrize("make", NOT_REGULAR, ids=lambda m: m.__name__[5:])
+def test_a_target_that_is_not_a_regular_file_does_not_stall_another_profile_in_the_daemon(
+    home: UserHome, make: MakeTarget, sockets: list[socket.socket]
+) -> None:
     (home.root / "other").mkdir()
     other_env = home.root / "other" / ".env"
     other_env.write_text(AGENT0_ENV_DEFAULT)
@@ -108,14 +111,13 @@ sts_endpoint_url = "{home.proxy.url}"
 env_files = ["~/other/.env"]
 """
     )
-    home.app_env.unlink()
-    os.mkfifo(home.app_env)
+    kind = replace_env(home, make, sockets)
     daemon = DaemonProcess(home)
     try:
         daemon.wait_running()
         key_id = wait_for(lambda: read_env(other_env).get("AWS_ACCESS_KEY_ID"), timeout=20)
         assert key_id.startswith("ASIA"), "the healthy profile's .env was never written"
-        wait_for(lambda: "not a regular file" in daemon.log, timeout=10)
+        wait_for(lambda: f"is a {kind}, not a regular file" in daemon.log, timeout=10)
     finally:
         assert daemon.stop() == 0
     assert_no_secret(home, daemon.log)
