@@ -164,8 +164,8 @@ def read_target_file(path: Path, label: str, setting: str) -> Snapshot | None:
         ) from None
     except FileTooLarge:
         raise TargetError(
-            f"{label}: larger than 1 MiB, too large for a credentials target; point {setting} at "
-            "the app's .env"
+            f"{label}: larger than 1 MiB, more than a credentials target ever holds; check that "
+            f"{setting} names the right file"
         ) from None
     except OSError as error:
         raise os_failure(label, "read it", error) from None
@@ -175,17 +175,16 @@ def read_target_file(path: Path, label: str, setting: str) -> Snapshot | None:
     return Snapshot(data, _decode(label, data), info.st_mode & 0o7777, (info.st_uid, info.st_gid))
 
 
-def _existing_directory(target: Target) -> Path:
-    path = target.real_path
+def resolved(configured: Path, label: str, setting: str) -> Path:
+    """The file a target path points at (through symlinks), in a directory that exists."""
+    path = Path(os.path.realpath(configured))
     if not path.parent.is_dir():
-        raise TargetError(
-            f"{target.label}: directory {path.parent} does not exist; create it or fix {target.setting}"
-        )
+        raise TargetError(f"{label}: directory {path.parent} does not exist; create it or fix {setting}")
     return path
 
 
 def read_target(target: Target) -> Snapshot | None:
-    return read_target_file(_existing_directory(target), target.label, target.setting)
+    return read_target_file(resolved(target.path, target.label, target.setting), target.label, target.setting)
 
 
 def check_target(target: Target, adopted: KeyPairCheck) -> None:
@@ -243,9 +242,7 @@ def rewrite_file(
     under a per-file lock, merging again if a person saved the file meanwhile. A symlink is
     written through; mode, owner and group are kept (a new file: 0600, ours). No temp file
     outlives the call. Returns False when the file already had the content."""
-    path = Path(os.path.realpath(configured))
-    if not path.parent.is_dir():
-        raise TargetError(f"{label}: directory {path.parent} does not exist; create it or fix {setting}")
+    path = resolved(configured, label, setting)
     lock_name = "target-" + hashlib.sha256(str(path).encode()).hexdigest()[:16] + ".lock"
     try:
         with file_lock(os.path.join(lock_dir, lock_name), timeout=LOCK_SECONDS):
