@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,18 +12,17 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .sts import StsGateway
 
-from .config import Config, expand_path
+from .config import Config
+from .credentials import is_long_term_key_id, mask_key_id
 from .envfile import long_term_key_ids, secret_for_key
-from .envtarget import EnvTarget
+from .envtarget import EnvFileTarget
 from .errors import ConfigError, CredhelperError, UsageError
-from .fileio import read_bytes_or_none
+from .fileio import ensure_private_dir
 from .profile import PROFILE_NAME, Profile
-from .sharedcreds import (
-    append_section,
-    read_sections,
-    shared_credentials_path,
-    write_shared_file,
-)
+from .sharedcreds import append_section, parse_sections, shared_credentials_path
+from .targets import TargetError, profile_targets, read_target, read_target_file, rewrite_file
+
+SETTING = "AWS_SHARED_CREDENTIALS_FILE"
 
 
 @dataclass(frozen=True)
@@ -32,60 +33,96 @@ class Adoption:
     already_there: bool
 
 
-def adopt_keys(
-    env_file: Path,
-    source_profile: str,
-    environ: Mapping[str, str],
-    verify: Callable[[str], str],
-) -> Adoption:
-    """Copy the pair into [source_profile] of the shared credentials file, then prove it works.
-
-    `verify(profile)` returns the caller ARN for the profile, or raises. If it raises, the
-    credentials file is put back as it was; the `.env` is never changed here.
-    """
-    if not PROFILE_NAME.match(source_profile):
-        raise UsageError(f"--profile {source_profile!r}: use letters, digits, '.', '_' or '-'")
-    data = read_bytes_or_none(EnvTarget(env_file).real_path)
-    if data is None:
+def long_term_pair(env_file: Path) -> tuple[str, str]:
+    """The one long-term pair the `.env` holds, or a usage error saying what is wrong."""
+    found = read_target(EnvFileTarget(env_file))
+    if found is None:
         raise UsageError(f"{env_file}: no such file; pass the .env that holds the long-term key")
-    text = data.decode("utf-8", "replace")
-    key_ids = long_term_key_ids(text)
-    secret = secret_for_key(text)
+    key_ids = long_term_key_ids(found.text)
+    secret = secret_for_key(found.text)
     if not key_ids:
         raise UsageError(f"{env_file}: no long-term key (AKIA…) in AWS_ACCESS_KEY_ID; nothing to adopt")
     if len(set(key_ids)) > 1:
         raise UsageError(f"{env_file}: holds more than one long-term key; keep one pair and retry")
     if not secret:
         raise UsageError(f"{env_file}: AWS_SECRET_ACCESS_KEY is empty; the pair is incomplete")
-    key_id = key_ids[0]
-    path = shared_credentials_path(environ)
-    before = read_bytes_or_none(path)
-    before_text = before.decode("utf-8") if before is not None else ""
-    existing = read_sections(before_text).get(source_profile)
-    if existing is not None:
-        if existing.get("aws_access_key_id") != key_id or existing.get("aws_secret_access_key") != secret:
-            raise ConfigError(
-                f"{path}: [{source_profile}] already holds another key; credhelper never "
-                "replaces a long-term key: pick another --profile name"
-            )
-        return Adoption(key_id, path, verify(source_profile), already_there=True)
-    write_shared_file(
-        path,
-        append_section(
-            before_text,
-            source_profile,
-            {"aws_access_key_id": key_id, "aws_secret_access_key": secret},
-        ),
+    return key_ids[0], secret
+
+
+def section_taken(path: Path, section: str, held: Mapping[str, str]) -> ConfigError:
+    key_id = held.get("aws_access_key_id", "")
+    if (key_id and not is_long_term_key_id(key_id)) or "aws_session_token" in held:
+        return ConfigError(
+            f"{path}: [{section}] holds temporary credentials ({mask_key_id(key_id)}), such as "
+            "credhelper writes for a credentials_files target, not a long-term key: they expire and "
+            "are rewritten at every refresh; adopt the pair under another --profile name, "
+            f"e.g. {section}-source"
+        )
+    return ConfigError(
+        f"{path}: [{section}] already holds another key; credhelper never replaces a long-term "
+        "key: pick another --profile name"
     )
+
+
+def adopt_keys(
+    env_file: Path,
+    source_profile: str,
+    environ: Mapping[str, str],
+    verify: Callable[[str], str],
+    lock_dir: str | Path,
+) -> Adoption:
+    """Copy the pair into [source_profile] of the shared credentials file (written through a
+    symlink, every other byte kept), then prove it works.
+
+    `verify(profile)` returns the caller ARN for the profile, or raises. If it raises, the
+    credentials file is put back as it was; the `.env` is never changed here.
+    """
+    if not PROFILE_NAME.match(source_profile):
+        raise UsageError(f"--profile {source_profile!r}: use letters, digits, '.', '_' or '-'")
+    key_id, secret = long_term_pair(env_file)
+    path = shared_credentials_path(environ)
+    label = str(path)
+    real = Path(os.path.realpath(path))
+    if not real.parent.exists():
+        ensure_private_dir(real.parent)
+    pair = {"aws_access_key_id": key_id, "aws_secret_access_key": secret}
+    before = read_target_file(real, label, SETTING)
+    written: list[str] = []
+    originals: list[str] = []
+
+    def add_section(text: str) -> str:
+        originals.append(text)
+        existing = parse_sections(text, label).get(source_profile)
+        if existing is not None:
+            if {k: existing.get(k) for k in pair} != pair:
+                raise section_taken(path, source_profile, existing)
+            return text
+        written.append(append_section(text, source_profile, pair))
+        return written[-1]
+
+    if not rewrite_file(path, add_section, lock_dir, label, SETTING):
+        return Adoption(key_id, path, verify(source_profile), already_there=True)
     try:
         caller = verify(source_profile)
     except CredhelperError:
-        if before is None:
-            path.unlink(missing_ok=True)
-        else:
-            write_shared_file(path, before_text)
+        _put_back(path, real, originals[-1] if before is not None else None, written[-1], lock_dir)
         raise
     return Adoption(key_id, path, caller, already_there=False)
+
+
+def _put_back(path: Path, real: Path, original: str | None, written: str, lock_dir: str | Path) -> None:
+    """Undo the adoption, unless someone changed the file since."""
+
+    def restore(text: str) -> str:
+        return original if text == written and original is not None else text
+
+    if original is None:
+        current = read_target_file(real, str(path), SETTING)
+        if current is not None and current.text == written:
+            real.unlink()
+        return
+    with contextlib.suppress(TargetError):  # changed into something unreadable: leave it to its author
+        rewrite_file(path, restore, lock_dir, str(path), SETTING)
 
 
 def source_verifier(gateway: StsGateway, config: Config | None) -> Callable[[str], str]:
@@ -109,12 +146,28 @@ def source_verifier(gateway: StsGateway, config: Config | None) -> Callable[[str
     return verify
 
 
-def profiles_targeting(config: Config | None, source_profile: str, env_file: Path) -> list[Profile]:
-    """The profiles that use this source and write this `.env`: they may now take its place."""
-    real = EnvTarget(env_file).real_path
+def profiles_targeting(config: Config | None, env_file: Path) -> list[Profile]:
+    """Every profile that writes this `.env`, whatever its source: each must now write over the
+    long-term pair, or the pair stays in the file."""
+    real = EnvFileTarget(env_file).real_path
     return [
         profile
         for profile in (config.profiles.values() if config else [])
-        if profile.source_profile == source_profile
-        and any(EnvTarget(expand_path(raw)).real_path == real for raw in profile.env_files)
+        if any(
+            isinstance(target, EnvFileTarget) and target.real_path == real
+            for target in profile_targets(profile)
+        )
     ]
+
+
+def profile_to_add(source_profile: str, env_file: Path, taken: set[str]) -> str:
+    """The configuration a user adds so that a profile writes over the pair left in the `.env`."""
+    name = next(n for n in ("bedrock", *(f"bedrock-{i}" for i in range(2, 100))) if n not in taken)
+    return "\n".join(
+        [
+            f"[profiles.{name}]",
+            'role_arn = "arn:aws:iam::<account>:role/BedrockAccessRole"',
+            f'source_profile = "{source_profile}"',
+            f'env_files = ["{os.path.abspath(env_file)}"]',
+        ]
+    )

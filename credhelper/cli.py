@@ -188,7 +188,8 @@ def status(app: AppContext, profiles: tuple[str, ...], as_json: bool) -> None:
 @pass_app
 def adopt_keys_command(app: AppContext, env_file: Path, source_profile: str) -> None:
     """Move a long-term key pair from a .env into ~/.aws/credentials, safely."""
-    from .adopt import adopt_keys, profiles_targeting, source_verifier
+    from .adopt import adopt_keys, profile_to_add, profiles_targeting, source_verifier
+    from .fileio import ensure_private_dir
     from .sts import StsGateway
 
     gateway = StsGateway(os.environ)
@@ -196,20 +197,26 @@ def adopt_keys_command(app: AppContext, env_file: Path, source_profile: str) -> 
         config: Config | None = app.config()
     except CredhelperError:
         config = None  # adopting keys needs no configuration; the next step says what to add
-    adoption = adopt_keys(env_file, source_profile, os.environ, source_verifier(gateway, config))
+    cache = app.cache()
+    ensure_private_dir(cache.directory)  # the target locks live there
+    adoption = adopt_keys(
+        env_file, source_profile, os.environ, source_verifier(gateway, config), cache.directory
+    )
     where = "was already" if adoption.already_there else "is now"
     click.echo(
         f"{mask_key_id(adoption.key_id)} {where} in [{source_profile}] of {adoption.credentials_file} "
         f"and works: {adoption.caller_arn}"
     )
-    targeting = profiles_targeting(config, source_profile, env_file)
+    targeting = profiles_targeting(config, env_file)
     if not targeting:
         click.echo(
-            f'Next: set source_profile = "{source_profile}" and env_files = ["{env_file}"] in '
-            "a credhelper profile, then run `credhelper refresh`."
+            f"The long-term pair is still in {env_file}: no credhelper profile writes that file. "
+            f"Add this profile to {config.path if config else 'the configuration'}, then run "
+            "`credhelper refresh` to replace the pair with temporary credentials:"
         )
+        click.echo(profile_to_add(source_profile, env_file, taken=set(config.profiles) if config else set()))
         return
-    refresher = Refresher(app.cache(), lambda: gateway, interactive=True)
+    refresher = Refresher(cache, lambda: gateway, interactive=True)
     for profile in targeting:
         credentials, report = refresh_and_deliver(refresher, profile)
         if report.errors:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +9,9 @@ from pathlib import Path
 from .configfile import config_path, read_config_data, session_name_default
 from .errors import ConfigError
 from .profile import Profile, parse_daemon, parse_profiles
+from .targets import Target, expand_path, profile_targets
+
+__all__ = ["Config", "check_target_paths", "expand_path", "load_config"]
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,36 @@ def load_config(explicit: str | None, environ: Mapping[str, str]) -> Config:
     path = config_path(explicit, environ)
     data = read_config_data(path)
     profiles = parse_profiles(data, path, session_name_default())
+    check_target_paths(profiles, path)
     return Config(path=Path(path), profiles=profiles, serve=parse_daemon(data, path))
 
 
-def expand_path(raw: str) -> Path:
-    return Path(os.path.expandvars(os.path.expanduser(raw)))
+def _configured(profile: Profile) -> list[tuple[Target, str]]:
+    """Each target of the profile beside the text that names it in the configuration."""
+    raw = list(profile.env_files) + [path for path, _ in profile.credentials_files]
+    return list(zip(profile_targets(profile), raw, strict=True))
+
+
+def check_target_paths(profiles: Mapping[str, Profile], source: str) -> None:
+    """Target paths are absolute once expanded (the daemon's working directory is not yours),
+    and one file, or one section of a credentials file, belongs to one profile: two would
+    overwrite each other forever."""
+    owners: dict[tuple[str, str], tuple[str, str]] = {}
+    for profile in profiles.values():
+        for target, raw in _configured(profile):
+            where = f"{source}: [profiles.{profile.name}] {target.setting}"
+            if not target.path.is_absolute():
+                raise ConfigError(
+                    f"{where}: {raw!r} is not an absolute path once ~ and $VARIABLES are expanded "
+                    f"(it gives {str(target.path)!r}); write it from / or ~"
+                )
+            claim = target.claim()
+            shown = raw + (f" [{claim[1]}]" if claim[1] else "")
+            if claim in owners and owners[claim][0] != profile.name:
+                other, other_raw = owners[claim]
+                raise ConfigError(
+                    f"{where}: {shown} is the same target as {other_raw} of profile {other}; one "
+                    "file belongs to one profile, or the two would overwrite each other forever: "
+                    "remove it from one of them"
+                )
+            owners.setdefault(claim, (profile.name, shown))

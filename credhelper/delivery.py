@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
-from .config import expand_path
 from .credentials import Credentials
-from .envtarget import (
-    EnvTarget,
-    guard_long_term_keys,
-    guard_section,
-    write_credentials_section,
-    write_env_target,
-)
 from .errors import CredhelperError
-from .fileio import read_bytes_or_none
 from .hooks import run_hooks
 from .profile import Profile
 from .sharedcreds import holds_key_pair, shared_credentials_path
+from .targets import KeyPairCheck, check_target, os_failure, profile_targets, write_target
 
 log = logging.getLogger("credhelper.delivery")
 
@@ -34,20 +25,17 @@ class DeliveryReport:
     hook_ok: bool = True
 
 
-def env_targets(profile: Profile) -> list[EnvTarget]:
-    return [EnvTarget(expand_path(raw)) for raw in profile.env_files]
-
-
-def credentials_targets(profile: Profile) -> list[tuple[Path, str]]:
-    return [(expand_path(raw), section) for raw, section in profile.credentials_files]
-
-
 def target_paths(profile: Profile) -> list[Path]:
     """Every file the profile writes, as configured (expanded)."""
-    return [t.path for t in env_targets(profile)] + [path for path, _ in credentials_targets(profile)]
+    return [target.path for target in profile_targets(profile)]
 
 
-def adopted_checker(environ: Mapping[str, str]) -> Callable[[str, str | None], bool]:
+def watch_paths(profile: Profile) -> set[str]:
+    """Every path whose change means a target of the profile may need restoring."""
+    return {path for target in profile_targets(profile) for path in target.watch_paths()}
+
+
+def adopted_checker(environ: Mapping[str, str]) -> KeyPairCheck:
     shared_file = shared_credentials_path(environ)
 
     def adopted(key_id: str, secret: str | None) -> bool:
@@ -57,17 +45,11 @@ def adopted_checker(environ: Mapping[str, str]) -> Callable[[str, str | None], b
 
 
 def check_targets(profile: Profile, environ: Mapping[str, str]) -> None:
-    """Refuse before any STS call when a target holds a long-term key not yet in a source profile."""
+    """Refuse before any STS call when a target could not be written: its directory missing, not
+    a regular file, too large, unreadable, or holding a long-term key not yet in a source profile."""
     adopted = adopted_checker(environ)
-    for target in env_targets(profile):
-        data = read_bytes_or_none(target.real_path)
-        if data is not None:
-            text = data.decode("utf-8", "replace")
-            guard_long_term_keys(target.path, text, adopted, profile.source_profile or "bedrock-developer")
-    for path, section in credentials_targets(profile):
-        data = read_bytes_or_none(path)
-        if data is not None:
-            guard_section(path, data.decode("utf-8", "replace"), section)
+    for target in profile_targets(profile):
+        check_target(target, adopted)
 
 
 def deliver(
@@ -80,27 +62,17 @@ def deliver(
     """Write every target; one failing target does not stop the others. Hooks run after all."""
     report = DeliveryReport()
     adopted = adopted_checker(environ)
-    values = credentials.env_values(profile.region)
-    section_values = credentials.credentials_file_values()
-    hint = profile.source_profile or "bedrock-developer"
-    writes: list[tuple[Path, Callable[[], bool]]] = [
-        (target.path, partial(write_env_target, target, values, lock_dir, adopted, hint))
-        for target in env_targets(profile)
-    ]
-    writes += [
-        (path, partial(write_credentials_section, path, section, section_values, lock_dir))
-        for path, section in credentials_targets(profile)
-    ]
-    for path, write in writes:
+    targets = profile_targets(profile)
+    for target in targets:
         try:
-            changed = write()
+            changed = write_target(target, credentials, lock_dir, adopted)
         except CredhelperError as error:
             report.errors.append(error)
             continue
-        except OSError as error:
-            report.errors.append(CredhelperError(f"{path}: cannot write: {error.strerror}"))
+        except OSError as error:  # the lock file, or anything else the OS refuses
+            report.errors.append(os_failure(target.label, "write it", error))
             continue
-        (report.written if changed else report.unchanged).append(path)
-    if run_hook and (report.written or report.unchanged or not writes):
+        (report.written if changed else report.unchanged).append(target.path)
+    if run_hook and (report.written or report.unchanged or not targets):
         report.hook_ok = run_hooks(profile, credentials, environ)
     return report

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import stat
 import time
 from types import TracebackType
 
@@ -34,8 +35,30 @@ def remove_quietly(path: str | os.PathLike[str]) -> None:
         pass
 
 
-def write_temp(directory: str | os.PathLike[str], stem: str, data: bytes, mode: int) -> str:
-    """A new file beside its destination, fully written and fsynced, with exactly `mode`."""
+def _give_to(fd: int, owner: tuple[int, int]) -> None:
+    """Hand a new file to the owner and group of the file it replaces (root writing another
+    user's file); as far as this process may."""
+    uid, gid = owner
+    if (uid, gid) == (os.geteuid(), os.getegid()):
+        return
+    try:
+        os.fchown(fd, uid, gid)
+    except PermissionError:
+        try:  # noqa: SIM105 - contextlib would cost the hot path an import
+            os.fchown(fd, -1, gid)  # a group this user belongs to
+        except PermissionError:
+            pass
+
+
+def write_temp(
+    directory: str | os.PathLike[str],
+    stem: str,
+    data: bytes,
+    mode: int,
+    owner: tuple[int, int] | None = None,
+) -> str:
+    """A new file beside its destination, fully written and fsynced, with exactly `mode` (and
+    `owner`'s uid and gid, when given)."""
     for attempt in range(100):
         temp = os.path.join(directory, f".{stem}.credhelper-{os.getpid()}-{attempt}.tmp")
         try:
@@ -43,6 +66,8 @@ def write_temp(directory: str | os.PathLike[str], stem: str, data: bytes, mode: 
         except FileExistsError:
             continue
         try:
+            if owner is not None:
+                _give_to(fd, owner)
             os.fchmod(fd, mode)
             view = memoryview(data)
             while view:
@@ -74,11 +99,82 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = PRIVATE_
 
 
 def read_bytes_or_none(path: str | os.PathLike[str]) -> bytes | None:
+    """The file's bytes, or None when there is none. Never blocks: a FIFO, socket, device or
+    directory raises NotRegularFile."""
+    found = read_regular_file(path, follow_symlinks=True)
+    return found[0] if found is not None else None
+
+
+class NotRegularFile(OSError):
+    """The path names a FIFO, socket, device or directory: never opened for reading or replaced."""
+
+    def __init__(self, path: str | os.PathLike[str], kind: str) -> None:
+        super().__init__(errno.EINVAL, f"a {kind}, not a regular file", os.fspath(path))
+        self.kind = kind
+
+
+class FileTooLarge(OSError):
+    def __init__(self, path: str | os.PathLike[str], limit: int) -> None:
+        super().__init__(errno.EFBIG, f"larger than {limit} bytes", os.fspath(path))
+        self.limit = limit
+
+
+_KINDS = (
+    (stat.S_ISDIR, "directory"),
+    (stat.S_ISFIFO, "FIFO"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISCHR, "device"),
+    (stat.S_ISBLK, "device"),
+    (stat.S_ISLNK, "symbolic link"),
+)
+
+
+def file_kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "special file")
+
+
+def read_regular_file(
+    path: str | os.PathLike[str], limit: int | None = None, follow_symlinks: bool = False
+) -> tuple[bytes, os.stat_result] | None:
+    """The bytes and fstat of a regular file, or None when it does not exist. Opened without
+    blocking and checked with fstat before a byte is read, so a FIFO or device cannot hang the
+    caller; at most `limit` bytes are read (more raise FileTooLarge). Without `follow_symlinks`
+    a symlink is refused: the caller resolved it already, and one appearing since is a race."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    if not follow_symlinks:
+        flags |= os.O_NOFOLLOW
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
+        fd = os.open(path, flags)
     except FileNotFoundError:
         return None
+    except OSError as error:
+        if error.errno in (errno.ENXIO, errno.ELOOP, errno.EOPNOTSUPP):  # a socket; a symlink
+            try:
+                kind = file_kind(os.lstat(path).st_mode)
+            except OSError:
+                raise error from None
+            raise NotRegularFile(path, kind) from None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegularFile(path, file_kind(info.st_mode))
+        if limit is not None and info.st_size > limit:
+            raise FileTooLarge(path, limit)
+        chunks = []
+        left = (limit + 1) if limit is not None else -1
+        while True:
+            chunk = os.read(fd, 1 << 16 if left < 0 else min(left, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if left >= 0:
+                left -= len(chunk)
+                if left == 0:
+                    raise FileTooLarge(path, limit or 0)
+        return b"".join(chunks), info
+    finally:
+        os.close(fd)
 
 
 class LockTimeout(Exception):

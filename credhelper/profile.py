@@ -20,6 +20,7 @@ PROFILE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MIN_DURATION, MAX_DURATION = 900, 43200
 DEFAULT_DURATION = 3600
 DEFAULT_REFRESH_BEFORE = 1200
+MIN_REFRESH_BEFORE = 60  # less would let credentials expire between a refresh and its retry
 DEFAULT_MFA_SESSION_SECONDS = 43200
 # botocore re-runs credential_process when fewer than 15 minutes are left.
 BOTOCORE_ADVISORY_SECONDS = 900
@@ -226,7 +227,9 @@ def parse_profile(name: str, raw: Any, source: str, session_name: str) -> Profil
     if role_arn is None:
         raise check.fail("role_arn", "is required, e.g. arn:aws:iam::123456789012:role/BedrockAccessRole")
     duration = check.integer("duration_seconds", DEFAULT_DURATION, MIN_DURATION, MAX_DURATION)
-    refresh_before = check.integer("refresh_before_seconds", DEFAULT_REFRESH_BEFORE, 0, MAX_DURATION)
+    refresh_before = check.integer(
+        "refresh_before_seconds", DEFAULT_REFRESH_BEFORE, MIN_REFRESH_BEFORE, MAX_DURATION
+    )
     if refresh_before >= duration:
         raise check.fail(
             "refresh_before_seconds",

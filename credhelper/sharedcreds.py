@@ -1,6 +1,9 @@
-"""The shared credentials file (~/.aws/credentials): read sections, add one without touching the rest.
+"""The shared credentials file (~/.aws/credentials): a strict reader, a byte-preserving section
+writer, and the credentials-section target kind. Pure, apart from `holds_key_pair`.
 
-configparser would drop comments and reformat the file, so sections are added as text.
+configparser would drop comments and reformat the file, so sections are set as text; the text
+result is then read back with configparser (as botocore reads it) and must say exactly what was
+meant, or nothing is written.
 """
 
 from __future__ import annotations
@@ -9,12 +12,21 @@ import configparser
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
-from .fileio import PRIVATE_FILE, atomic_write, ensure_private_dir, read_bytes_or_none
+from .credentials import is_long_term_key_id, mask_key_id
+from .targets import KeyPairCheck, LongTermKeyError, Target, TargetError, read_target_file
 
-_SECTION = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]\s*(?:[#;].*)?$")
+if TYPE_CHECKING:
+    from .credentials import Credentials
+
+# configparser's own header rule, applied to the stripped line: `[` name `]`, the last `]` wins.
+_SECTION = re.compile(r"^\s*\[(.+)\]")
 _KEY = re.compile(r"^(\s*([A-Za-z0-9_]+)\s*[=:][^\S\r\n]*)")
+_NO_DEFAULT_SECTION = "\0credhelper: no DEFAULT section"  # [DEFAULT] is a section like any other
+Sections = dict[str, dict[str, str]]
 
 
 def shared_credentials_path(environ: Mapping[str, str]) -> Path:
@@ -24,7 +36,42 @@ def shared_credentials_path(environ: Mapping[str, str]) -> Path:
     return Path(os.path.expanduser("~")) / ".aws" / "credentials"
 
 
-def read_sections(text: str) -> dict[str, dict[str, str]]:
+def _unreadable(label: str, line: int, problem: str) -> TargetError:
+    # Only the line's number: its text may be a secret.
+    return TargetError(
+        f"{label}: line {line}: {problem}; credhelper changes a credentials file only when it can "
+        "read all of it: fix that line"
+    )
+
+
+def parse_sections(text: str, label: str) -> Sections:
+    """Every section and its keys, read as botocore reads them; anything read with less than
+    certainty (a stray line, a duplicate section or key, a line before the first section) is
+    a TargetError naming the line."""
+    parser = configparser.RawConfigParser(
+        strict=True, interpolation=None, default_section=_NO_DEFAULT_SECTION
+    )
+    try:
+        parser.read_string(text)
+    except configparser.MissingSectionHeaderError as error:
+        raise _unreadable(label, error.lineno, "a line before the first [section]") from None
+    except configparser.ParsingError as error:
+        raise _unreadable(
+            label, error.errors[0][0], "neither a [section], a comment nor key = value"
+        ) from None
+    except configparser.DuplicateSectionError as error:
+        raise _unreadable(label, error.lineno or 0, f"section [{error.section}] appears twice") from None
+    except configparser.DuplicateOptionError as error:
+        raise _unreadable(
+            label, error.lineno or 0, f"key {error.option} appears twice in [{error.section}]"
+        ) from None
+    except configparser.Error as error:
+        raise TargetError(f"{label}: does not parse ({type(error).__name__}); fix the file") from None
+    return {name: dict(parser.items(name)) for name in parser.sections()}
+
+
+def read_sections(text: str) -> Sections:
+    """Best effort, for noticing that source keys changed; never for a guard (see parse_sections)."""
     parser = configparser.RawConfigParser(strict=False, interpolation=None)
     try:
         parser.read_string(text)
@@ -34,11 +81,12 @@ def read_sections(text: str) -> dict[str, dict[str, str]]:
 
 
 def holds_key_pair(path: Path, key_id: str, secret: str | None) -> bool:
-    """True when some section of the file holds exactly this key id (and this secret, if given)."""
-    data = read_bytes_or_none(path)
-    if data is None:
+    """True when some section of the file holds exactly this key id (and this secret, if given).
+    A file that cannot be read with certainty is an error, never a no."""
+    found = read_target_file(Path(os.path.realpath(path)), str(path), "AWS_SHARED_CREDENTIALS_FILE")
+    if found is None:
         return False
-    for section in read_sections(data.decode("utf-8", "replace")).values():
+    for section in parse_sections(found.text, str(path)).values():
         if section.get("aws_access_key_id") == key_id and (
             secret is None or section.get("aws_secret_access_key") == secret
         ):
@@ -107,8 +155,45 @@ def set_section(text: str, name: str, values: Mapping[str, str]) -> str:
     return merged if found else append_section(merged, name, values)
 
 
-def write_shared_file(path: Path, text: str) -> None:
-    """Always 0600: the file holds long-term keys."""
-    if not path.parent.exists():
-        ensure_private_dir(path.parent)
-    atomic_write(path, text.encode(), PRIVATE_FILE)
+@dataclass(frozen=True)
+class CredentialsSectionTarget(Target):
+    """One `[section]` of a shared credentials file, for SDKs that read a profile from it."""
+
+    section: str = "default"
+    setting: ClassVar[str] = "credentials_files"
+
+    @property
+    def label(self) -> str:
+        return f"{self.path} [{self.section}]"
+
+    def claim(self) -> tuple[str, str]:
+        return (str(self.real_path), self.section)
+
+    def guard(self, text: str, adopted: KeyPairCheck) -> None:
+        held = parse_sections(text, str(self.path)).get(self.section, {}).get("aws_access_key_id", "")
+        if is_long_term_key_id(held):
+            raise LongTermKeyError(
+                f"{self.path}: [{self.section}] holds a long-term access key ({mask_key_id(held)}) that "
+                "credhelper will not overwrite: name another section in credentials_files"
+            )
+
+    def render(self, text: str, credentials: Credentials) -> str:
+        values = credentials.credentials_file_values()
+        before = parse_sections(text, str(self.path))
+        merged = set_section(text, self.section, values)
+        expected = dict(before)
+        expected[self.section] = {**before.get(self.section, {}), **values}
+        if parse_sections(merged, str(self.path)) != expected:
+            raise TargetError(
+                f"{self.label}: credhelper cannot set this section with certainty (a value continued "
+                "on an indented line, or a key spelt unusually); write each of its keys on one line"
+            )
+        return merged
+
+    def state(self, text: str | None, credentials: Credentials | None) -> str:
+        held = parse_sections(text, str(self.path)).get(self.section) if text is not None else None
+        if held is None:
+            return "missing"
+        if credentials is not None and held.get("aws_access_key_id") == credentials.access_key_id:
+            return "current"
+        return "stale"

@@ -2,36 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from .cache import Cache
-from .credentials import Credentials, format_utc, mask_key_id
-from .delivery import credentials_targets, env_targets
-from .envfile import managed_values
-from .fileio import read_bytes_or_none
+from .credentials import format_utc, mask_key_id
 from .profile import Profile
-from .sharedcreds import read_sections
-
-
-def target_state(path_text: str, credentials: Credentials | None) -> str:
-    data = read_bytes_or_none(Path(path_text))
-    if data is None:
-        return "missing"
-    key_ids = managed_values(data.decode("utf-8", "replace")).get("AWS_ACCESS_KEY_ID", [])
-    if credentials is not None and key_ids and all(k == credentials.access_key_id for k in key_ids):
-        return "current"
-    return "stale"
-
-
-def section_state(path: Path, section: str, credentials: Credentials | None) -> str:
-    data = read_bytes_or_none(path)
-    held = read_sections(data.decode("utf-8", "replace")).get(section) if data is not None else None
-    if held is None:
-        return "missing"
-    if credentials is not None and held.get("aws_access_key_id") == credentials.access_key_id:
-        return "current"
-    return "stale"
+from .targets import profile_targets, target_state
 
 
 def profile_status(profile: Profile, cache: Cache, now: float) -> dict[str, Any]:
@@ -62,12 +38,8 @@ def profile_status(profile: Profile, cache: Cache, now: float) -> dict[str, Any]
         "attempts": int(state.get("attempts", 0)),
         "mfa_code_needed": bool(state.get("mfa_needed", False)),
         "targets": [
-            {"path": str(target.path), "state": target_state(str(target.path), credentials)}
-            for target in env_targets(profile)
-        ]
-        + [
-            {"path": f"{path} [{section}]", "state": section_state(path, section, credentials)}
-            for path, section in credentials_targets(profile)
+            {"path": target.label, "state": target_state(target, credentials)}
+            for target in profile_targets(profile)
         ],
     }
 

@@ -94,3 +94,69 @@ def test_adopt_keys_without_a_long_term_key_is_a_usage_error(home: UserHome) -> 
     result = home.run("adopt-keys", "--env-file", str(home.app_env), "--profile", "x1")
     assert_one_line_failure(result, 2, "nothing to adopt")
     assert home.snapshot() == before
+
+
+def test_adopt_keys_writes_through_a_symlinked_credentials_file(home: UserHome) -> None:
+    put_long_term_key_in_env(home)
+    dotfiles = home.root / "dotfiles"
+    dotfiles.mkdir()
+    credentials = home.root / ".aws" / "credentials"
+    (dotfiles / "aws-credentials").write_text(credentials.read_text())
+    credentials.unlink()
+    credentials.symlink_to(dotfiles / "aws-credentials")
+    result = home.run("adopt-keys", "--env-file", str(home.app_env), "--profile", "bedrock-developer")
+    assert result.returncode == 0, result.stderr
+    assert credentials.is_symlink(), "the dotfiles symlink was replaced by a regular file"
+    assert "[bedrock-developer]" in (dotfiles / "aws-credentials").read_text()
+
+
+def test_adopt_keys_refreshes_a_profile_targeting_the_env_whatever_its_source(home: UserHome) -> None:
+    put_long_term_key_in_env(home)
+    credentials = home.root / ".aws" / "credentials"
+    credentials.write_text(
+        EXISTING_CREDENTIALS + "\n[bedrock-developer]\n"
+        f"aws_access_key_id = {home.sts.access_key_id}\n"
+        f"aws_secret_access_key = {home.sts.secret_access_key}\n"
+    )
+    # The profile writing the .env uses bedrock-developer; the pair is adopted as team-key.
+    result = home.run("adopt-keys", "--env-file", str(home.app_env), "--profile", "team-key")
+    assert result.returncode == 0, result.stderr
+    assert "[team-key]" in credentials.read_text()
+    key_id = read_env(home.app_env)["AWS_ACCESS_KEY_ID"]
+    assert key_id and key_id.startswith("ASIA"), "the long-term pair was left in the .env"
+    assert home.sts.secret_access_key not in home.app_env.read_text()
+
+
+def test_adopt_keys_says_the_pair_stays_when_no_profile_writes_the_env(home: UserHome) -> None:
+    original = put_long_term_key_in_env(home)
+    home.write_config(env_files='["~/elsewhere/.env"]')
+    result = home.run("adopt-keys", "--env-file", str(home.app_env), "--profile", "bedrock-developer")
+    assert result.returncode == 0, result.stderr
+    assert "still in" in result.stdout and str(home.app_env) in result.stdout
+    assert 'source_profile = "bedrock-developer"' in result.stdout
+    assert f'env_files = ["{home.app_env}"]' in result.stdout
+    assert home.app_env.read_text() == original
+    assert_no_secret(home, result.stdout, result.stderr)
+
+
+def test_adopt_keys_into_credhelpers_own_temporary_section_says_what_it_is(home: UserHome) -> None:
+    put_long_term_key_in_env(home)
+    credentials = home.root / ".aws" / "credentials"
+    credentials.write_text(
+        EXISTING_CREDENTIALS + "\n[bedrock]\naws_access_key_id = ASIAOLDOLDOLDEXAMPLE\n"
+        "aws_secret_access_key = old\naws_session_token = old\n"
+    )
+    before = home.snapshot()
+    result = home.run("adopt-keys", "--env-file", str(home.app_env), "--profile", "bedrock")
+    assert_one_line_failure(result, 78, "[bedrock] holds temporary credentials", "--profile")
+    assert home.snapshot() == before
+
+
+def test_adopt_keys_refuses_a_credentials_file_it_cannot_read_with_certainty(home: UserHome) -> None:
+    put_long_term_key_in_env(home)
+    credentials = home.root / ".aws" / "credentials"
+    credentials.write_text(EXISTING_CREDENTIALS + "a stray line\n")
+    before = home.snapshot()
+    result = home.run("adopt-keys", "--env-file", str(home.app_env), "--profile", "bedrock-developer")
+    assert_one_line_failure(result, 78, str(credentials), "line 10")
+    assert home.snapshot() == before

@@ -1,0 +1,301 @@
+"""Targets: the files credhelper writes credentials into, one interface for every kind.
+
+A kind (an app's `.env`, one section of a shared credentials file) is one class with pure
+methods: what a profile claims, `guard` (refuse before any STS call or write), `render` (new text
+from old) and `state` (does the text hold the current credentials?). The functions below are the
+only I/O around them: every read, check, write and status of a target goes through them, so each
+rule (never block on a FIFO, refuse what is not a regular file or is over 1 MiB, keep mode and
+owner, leave no temp file, merge a concurrent edit again) holds for every kind at once.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from .errors import ConfigError, CredhelperError
+from .fileio import (
+    PRIVATE_FILE,
+    FileTooLarge,
+    LockTimeout,
+    NotRegularFile,
+    file_lock,
+    read_regular_file,
+    remove_quietly,
+    replace_file,
+    write_temp,
+)
+
+if TYPE_CHECKING:
+    from .credentials import Credentials
+    from .profile import Profile
+
+log = logging.getLogger("credhelper.targets")
+MAX_TARGET_BYTES = 1 << 20
+MAX_MERGE_ROUNDS = 20
+READABLE_BY_OTHERS = 0o044
+LOCK_SECONDS = 30.0
+
+# Is this long-term pair (key id, secret if known) already kept in a source profile?
+KeyPairCheck = Callable[[str, "str | None"], bool]
+
+
+class TargetError(ConfigError):
+    """A target unusable as configured: not a regular file, too large, not UTF-8, a directory
+    missing, a credentials file that does not parse (exit 78)."""
+
+
+class LongTermKeyError(TargetError):
+    """A target holds a long-term key credhelper must not overwrite."""
+
+
+class TargetWriteError(CredhelperError):
+    """The operating system refused a read or write: permission, disk full, read-only (exit 1)."""
+
+
+def expand_path(raw: str) -> Path:
+    return Path(os.path.expandvars(os.path.expanduser(raw)))
+
+
+@dataclass(frozen=True)
+class Target(ABC):
+    """One file (or part of one) a profile keeps supplied with credentials."""
+
+    path: Path  # as configured, expanded
+    setting: ClassVar[str]  # the profile key that names it
+
+    @property
+    def label(self) -> str:
+        """How messages and `status` name the target."""
+        return str(self.path)
+
+    @property
+    def real_path(self) -> Path:
+        """A symlinked target is written through to the file it points at."""
+        return Path(os.path.realpath(self.path))
+
+    def claim(self) -> tuple[str, str]:
+        """What the target owns; two profiles must never claim the same (after symlinks)."""
+        return (str(self.real_path), "")
+
+    def watch_paths(self) -> set[str]:
+        """The configured path and, for a symlink, the file it points at."""
+        configured = os.path.abspath(self.path)
+        return {configured, os.path.realpath(configured)}
+
+    @abstractmethod
+    def guard(self, text: str, adopted: KeyPairCheck) -> None:
+        """Raise (TargetError, LongTermKeyError) when `text` must not be rewritten. Pure."""
+
+    @abstractmethod
+    def render(self, text: str, credentials: Credentials) -> str:
+        """The new text: `text` with the credentials in place, every other byte kept. Pure."""
+
+    @abstractmethod
+    def state(self, text: str | None, credentials: Credentials | None) -> str:
+        """'missing', 'current' or 'stale', for `status`. Pure."""
+
+
+def profile_targets(profile: Profile) -> list[Target]:
+    """Every target of a profile, each kind in its own module."""
+    from .envtarget import EnvFileTarget  # the kinds import this module
+    from .sharedcreds import CredentialsSectionTarget
+
+    hint = profile.source_profile or "bedrock-developer"
+    found: list[Target] = [
+        EnvFileTarget(expand_path(raw), region=profile.region, source_hint=hint) for raw in profile.env_files
+    ]
+    found += [
+        CredentialsSectionTarget(expand_path(raw), section=section)
+        for raw, section in profile.credentials_files
+    ]
+    return found
+
+
+# -- the I/O around every kind ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A target file as read: its text and what a rewrite keeps (mode, owner)."""
+
+    data: bytes
+    text: str
+    mode: int
+    owner: tuple[int, int]
+
+
+def _decode(label: str, data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TargetError(f"{label}: not UTF-8 text; credhelper leaves it untouched") from None
+
+
+_FIXES = {
+    errno.EACCES: "give your user read and write access to the file (chmod u+rw) and its directory",
+    errno.EPERM: "give your user read and write access to the file (chmod u+rw) and its directory",
+    errno.ENOSPC: "free some space on that file system",
+    errno.EDQUOT: "free some space (the disk quota is reached)",
+    errno.EROFS: "the file system is read-only; make it writable or move the target",
+}
+
+
+def os_failure(label: str, verb: str, error: OSError) -> TargetWriteError:
+    fix = _FIXES.get(error.errno or 0, "check the file and its directory")
+    return TargetWriteError(f"{label}: cannot {verb}: {error.strerror or error}; {fix}")
+
+
+def read_target_file(path: Path, label: str, setting: str) -> Snapshot | None:
+    """The file at `path` (already resolved), never blocking; None when it does not exist."""
+    try:
+        found = read_regular_file(path, limit=MAX_TARGET_BYTES)
+    except NotRegularFile as error:
+        raise TargetError(
+            f"{label}: is a {error.kind}, not a regular file; point {setting} at a regular file "
+            "(or a symlink to one)"
+        ) from None
+    except FileTooLarge:
+        raise TargetError(
+            f"{label}: larger than 1 MiB, more than a credentials target ever holds; check that "
+            f"{setting} names the right file"
+        ) from None
+    except OSError as error:
+        raise os_failure(label, "read it", error) from None
+    if found is None:
+        return None
+    data, info = found
+    return Snapshot(data, _decode(label, data), info.st_mode & 0o7777, (info.st_uid, info.st_gid))
+
+
+def resolved(configured: Path, label: str, setting: str) -> Path:
+    """The file a target path points at (through symlinks), in a directory that exists."""
+    path = Path(os.path.realpath(configured))
+    if not path.parent.is_dir():
+        raise TargetError(f"{label}: directory {path.parent} does not exist; create it or fix {setting}")
+    return path
+
+
+def read_target(target: Target) -> Snapshot | None:
+    return read_target_file(resolved(target.path, target.label, target.setting), target.label, target.setting)
+
+
+def check_target(target: Target, adopted: KeyPairCheck) -> None:
+    """Everything that would refuse the write, checked before any STS call."""
+    found = read_target(target)
+    target.guard(found.text if found is not None else "", adopted)
+    _check_writable(target)
+
+
+def _check_writable(target: Target) -> None:
+    """The rename needs a writable directory: say so now rather than after an STS call."""
+    directory = target.real_path.parent
+    if os.access(directory, os.W_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids):
+        return
+    read_only = bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    code = errno.EROFS if read_only else errno.EACCES
+    raise os_failure(target.label, "write it", OSError(code, os.strerror(code)))
+
+
+def target_state(target: Target, credentials: Credentials | None) -> str:
+    """For `status`: the pure state, or why the target is refused."""
+    try:
+        found = read_target(target)
+        return target.state(found.text if found is not None else None, credentials)
+    except CredhelperError as error:
+        problem = str(error).removeprefix(f"{target.label}: ").removeprefix(f"{target.path}: ")
+        return f"refused: {problem}"
+
+
+def write_target(
+    target: Target,
+    credentials: Credentials,
+    lock_dir: str | Path,
+    adopted: KeyPairCheck,
+    before_rename: Callable[[], None] | None = None,
+) -> bool:
+    """Guard, render and write one target. Returns False when it already held the credentials."""
+
+    def transform(text: str) -> str:
+        target.guard(text, adopted)
+        return target.render(text, credentials)
+
+    return rewrite_file(target.path, transform, lock_dir, target.label, target.setting, before_rename)
+
+
+def rewrite_file(
+    configured: Path,
+    transform: Callable[[str], str],
+    lock_dir: str | Path,
+    label: str,
+    setting: str,
+    before_rename: Callable[[], None] | None = None,
+) -> bool:
+    """Apply `transform` (text in, text out; it may refuse by raising) to a file, atomically,
+    under a per-file lock, merging again if a person saved the file meanwhile. A symlink is
+    written through; mode, owner and group are kept (a new file: 0600, ours). No temp file
+    outlives the call. Returns False when the file already had the content."""
+    path = resolved(configured, label, setting)
+    lock_name = "target-" + hashlib.sha256(str(path).encode()).hexdigest()[:16] + ".lock"
+    try:
+        with file_lock(os.path.join(lock_dir, lock_name), timeout=LOCK_SECONDS):
+            return _rewrite_locked(path, transform, label, setting, before_rename)
+    except LockTimeout:
+        raise CredhelperError(
+            f"{label}: another credhelper process has held its lock for {LOCK_SECONDS:.0f} s; if it is "
+            "stuck, stop it"
+        ) from None
+
+
+def _rewrite_locked(
+    path: Path,
+    transform: Callable[[str], str],
+    label: str,
+    setting: str,
+    before_rename: Callable[[], None] | None,
+) -> bool:
+    before = read_target_file(path, label, setting)
+    merged = transform(before.text if before is not None else "")
+    if before is not None and merged == before.text:
+        return False
+    mode = before.mode if before is not None else PRIVATE_FILE
+    owner = before.owner if before is not None else None
+    for _ in range(MAX_MERGE_ROUNDS):
+        try:
+            written = write_temp(path.parent, path.name, merged.encode("utf-8"), mode, owner)
+        except OSError as error:
+            raise os_failure(label, "write it", error) from None
+        temp: str | None = written
+        try:
+            if before_rename is not None:
+                before_rename()
+            # A person may have saved the file while the merge ran: merge their version instead.
+            now = read_target_file(path, label, setting)
+            if (now.data if now else None) == (before.data if before else None):
+                try:
+                    replace_file(written, path)
+                except OSError as error:
+                    raise os_failure(label, "write it", error) from None
+                temp = None
+                if mode & READABLE_BY_OTHERS:
+                    log.warning(
+                        "%s is readable by other users (mode %o) and now holds credentials; chmod 600 it",
+                        label,
+                        mode,
+                    )
+                return True
+        finally:
+            if temp is not None:
+                remove_quietly(temp)
+        before = now
+        merged = transform(now.text if now is not None else "")
+        if now is not None:
+            mode, owner = now.mode, now.owner
+    raise CredhelperError(f"{label} kept changing while credhelper wrote it; try again")
