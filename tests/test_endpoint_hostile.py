@@ -55,7 +55,9 @@ def read_response(sock: socket.socket) -> bytes:
     """One response, by its Content-Length, leaving the connection as the server left it."""
     received = b""
     while b"\r\n\r\n" not in received:
-        received += sock.recv(4096)
+        chunk = sock.recv(4096)
+        assert chunk, "closed before a response"
+        received += chunk
     head, _, body = received.partition(b"\r\n\r\n")
     length = int(
         next(
