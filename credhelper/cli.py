@@ -238,14 +238,14 @@ def adopt_keys_command(app: AppContext, env_file: Path, source_profile: str) -> 
 @pass_app
 def env_command(app: AppContext, profile: str, output: str, static: bool) -> None:
     """What an app needs to get credentials from the running daemon's endpoint."""
-    from .server import read_endpoint
+    from .server import live_endpoint
 
     (selected,) = app.profiles([profile])
     if static:
         credentials = app.refresher().obtain(selected, selected.handout_seconds)
         values = credentials.env_values(selected.region)
     else:
-        endpoint = read_endpoint(os.environ, app.cache().directory)
+        endpoint = live_endpoint(os.environ, app.cache().directory)
         if endpoint is None:
             raise CredhelperError(
                 "no credentials endpoint is running: start `credhelper run --serve` "
@@ -255,8 +255,8 @@ def env_command(app: AppContext, profile: str, output: str, static: bool) -> Non
             "AWS_CONTAINER_CREDENTIALS_FULL_URI": f"{endpoint['url']}/v1/credentials/{selected.name}",
             "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": endpoint["token_file"],
         }
-        if selected.region:
-            values["AWS_REGION"] = selected.region
+    if selected.region:
+        values["AWS_REGION"] = values["AWS_DEFAULT_REGION"] = selected.region
     click.echo(format_variables(values, output))
 
 

@@ -6,6 +6,7 @@ import contextlib
 import http.client
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -27,7 +28,7 @@ ASSUMED = "arn:aws:sts::123456789012:assumed-role/BedrockAccessRole/credhelper-t
 def serving(home: UserHome, tmp_path: Path) -> Iterator[tuple[DaemonProcess, dict[str, str]]]:
     """`credhelper run --serve` on a free port, and what `credhelper env` says to use it."""
     runtime = tmp_path / "runtime"
-    runtime.mkdir(mode=0o700)
+    runtime.mkdir(mode=0o700, exist_ok=True)
     home.env["XDG_RUNTIME_DIR"] = str(runtime)
     daemon = DaemonProcess(home, "--serve", "127.0.0.1:0")
     try:
@@ -71,12 +72,18 @@ def test_env_prints_what_an_app_needs(home: UserHome, served: tuple[DaemonProces
     token_file = Path(variables["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"])
     assert token_file.stat().st_mode & 0o777 == 0o600
     assert len(token_file.read_text()) >= 32
-    assert variables["AWS_REGION"] == "us-east-1"
+    # botocore reads only AWS_DEFAULT_REGION, other SDKs AWS_REGION
+    assert variables["AWS_REGION"] == variables["AWS_DEFAULT_REGION"] == "us-east-1"
     sh = home.run("env", "bedrock").stdout
     assert sh.startswith("export AWS_CONTAINER_CREDENTIALS_FULL_URI=")
+    assert "export AWS_REGION=us-east-1\n" in sh and "export AWS_DEFAULT_REGION=us-east-1" in sh
     static = home.run("env", "bedrock", "--static", "--format", "dotenv")
     assert static.returncode == 0
     assert "AWS_SESSION_TOKEN=" in static.stdout and "AWS_ACCESS_KEY_ID=ASIA" in static.stdout
+    assert "AWS_REGION=us-east-1\n" in static.stdout and "AWS_DEFAULT_REGION=us-east-1" in static.stdout
+    static_json = json.loads(home.run("env", "bedrock", "--static", "--format", "json").stdout)
+    assert static_json["AWS_REGION"] == static_json["AWS_DEFAULT_REGION"] == "us-east-1"
+    assert_no_secret(home, sh)
 
 
 def test_botocore_container_provider_gets_the_assumed_role(
@@ -174,6 +181,37 @@ def test_a_non_loopback_serve_address_is_a_config_error(home: UserHome) -> None:
 
 def test_env_without_a_running_endpoint_says_how_to_start_it(home: UserHome) -> None:
     assert_one_line_failure(home.run("env", "bedrock"), 1, "credhelper run --serve")
+
+
+def test_env_refuses_the_endpoint_a_killed_daemon_left(home: UserHome, tmp_path: Path) -> None:
+    with serving(home, tmp_path) as (daemon, variables):
+        token_file = Path(variables["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"])
+        old_token = token_file.read_text()
+        daemon.signal(signal.SIGKILL)
+        daemon.process.wait(10)
+        # Its port is free for anyone to bind: an app sent there would hand over the token.
+        assert_one_line_failure(home.run("env", "bedrock"), 1, "no credentials endpoint is running")
+    plain = DaemonProcess(home)  # a daemon without the endpoint holds the lock: still refused
+    try:
+        plain.wait_running()
+        assert_one_line_failure(home.run("env", "bedrock"), 1, "no credentials endpoint is running")
+        assert not token_file.exists()  # the killed daemon's token is gone
+    finally:
+        plain.stop()
+    with serving(home, tmp_path) as (_, variables):
+        new_token = Path(variables["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"]).read_text()
+        assert new_token != old_token
+        assert get(variables["AWS_CONTAINER_CREDENTIALS_FULL_URI"], {"Authorization": new_token})[0] == 200
+
+
+def test_the_token_file_goes_when_the_daemon_stops(home: UserHome, tmp_path: Path) -> None:
+    with serving(home, tmp_path) as (daemon, variables):
+        token_file = Path(variables["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"])
+        assert token_file.exists()
+        assert daemon.stop() == 0
+    assert not token_file.exists()
+    assert not (token_file.parent / "endpoint.json").exists()
+    assert_one_line_failure(home.run("env", "bedrock"), 1, "no credentials endpoint is running")
 
 
 CREDENTIALS_WITH_FIVE_SECTIONS = """\
