@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 
-from .errors import AwsRefusedError
+from .errors import AwsRefusedError, MfaCodeNeeded
 from .profile import Profile
 
 CODE = re.compile(r"^\d{6}$")
@@ -23,13 +23,13 @@ def code_from_command(profile: Profile) -> str:
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise AwsRefusedError(
+        raise MfaCodeNeeded(
             f"profile {profile.name}: mfa_command could not give a code ({type(exc).__name__}): "
             "fix mfa_command, or run `credhelper refresh` in a terminal"
         ) from None
     code = result.stdout.strip()
     if result.returncode != 0 or not CODE.match(code):
-        raise AwsRefusedError(
+        raise MfaCodeNeeded(
             f"profile {profile.name}: mfa_command exited {result.returncode} without printing a "
             "6-digit code: fix mfa_command, or run `credhelper refresh` in a terminal"
         )
@@ -54,7 +54,7 @@ def mfa_code(profile: Profile, interactive: bool) -> str:
         return code_from_command(profile)
     code = code_from_terminal(profile) if interactive else None
     if code is None:
-        raise AwsRefusedError(
+        raise MfaCodeNeeded(
             f"profile {profile.name}: an MFA code is needed and none can be had here: run "
             f"`credhelper refresh {profile.name}` in a terminal, or set mfa_command"
         )
