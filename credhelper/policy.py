@@ -65,8 +65,8 @@ def short_session_warning(profile: Profile, credentials: Credentials) -> str | N
         return None
     life = credentials.expiration - credentials.issued_at
     return (
-        f"profile {profile.name}: STS issued credentials with {life:.0f} s to live, not more than a "
-        f"minute over refresh_before_seconds ({profile.refresh_before_seconds}): this machine's clock "
+        f"profile {profile.name}: STS issued credentials with {life:.0f} s to live, less than "
+        f"refresh_before_seconds ({profile.refresh_before_seconds}): this machine's clock "
         "is probably ahead of AWS's (sync it with NTP; `credhelper doctor` measures the skew), or "
         f"the role's maximum session duration is shorter than duration_seconds "
         f"({profile.duration_seconds}); renewing at half their remaining life instead"

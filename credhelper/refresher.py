@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from .cache import Cache
 from .credentials import Credentials, mask_key_id
-from .errors import CredhelperError, MfaCodeNeeded, as_credhelper_error
+from .errors import CredhelperError, LockTimeout, MfaCodeNeeded, as_credhelper_error
 from .logsetup import register_secret
 from .mfa import mfa_code
 from .policy import Want, short_session_warning, will_do
@@ -87,6 +87,8 @@ class Refresher:
 
     def _record_failure(self, profile: Profile, error: CredhelperError) -> None:
         """Best effort: a full disk or a held state lock must not hide the failure being reported."""
+        if isinstance(error, LockTimeout) and error.path == self.cache.path(f"{profile.name}.state.lock"):
+            return  # waiting for that lock again would only double the wait
         try:
             state = self.cache.read_state(profile.name)
             self.cache.update_state(

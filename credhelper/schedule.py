@@ -14,8 +14,11 @@ import time
 from typing import NamedTuple, Protocol
 
 BACKOFF_BASE_SECONDS = 5.0
-# Credentials are never renewed sooner than this after a renewal, however short they are.
+# Credentials that arrive already due are renewed no sooner than this, however short they are.
 MIN_RENEW_SECONDS = 60.0
+# Nor are any others: a session that arrives a hair over refresh_before_seconds must not be
+# renewed every second.
+MIN_SCHEDULED_SECONDS = 10.0
 BACKOFF_CAP_SECONDS = 300.0
 MAX_JITTER_SECONDS = 30.0
 # The longest the daemon sleeps between looks at the wall clock: a laptop that wakes past a
@@ -61,9 +64,9 @@ def refresh_time(expiration: float, refresh_before: int, duration: int, rng: ran
 
 
 def arrived_short(expiration: float, issued_at: float, refresh_before: int) -> bool:
-    """Whether credentials were due for renewal, or within MIN_RENEW_SECONDS of it, when issued:
-    a clock ahead of AWS's, or a role whose maximum session is shorter than asked."""
-    return expiration - issued_at - refresh_before < MIN_RENEW_SECONDS
+    """Whether credentials were already due for renewal when issued: a clock ahead of AWS's, or a
+    role whose maximum session is shorter than asked."""
+    return expiration - issued_at < refresh_before
 
 
 def renewal_time(
@@ -74,7 +77,7 @@ def renewal_time(
     again and again."""
     if arrived_short(expiration, issued_at, refresh_before):
         return now + max(MIN_RENEW_SECONDS, (expiration - now) / 2)
-    return refresh_time(expiration, refresh_before, duration, rng)
+    return max(now + MIN_SCHEDULED_SECONDS, refresh_time(expiration, refresh_before, duration, rng))
 
 
 def backoff_seconds(attempts: int, rng: random.Random) -> float:

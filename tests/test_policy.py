@@ -20,7 +20,7 @@ from credhelper.policy import (
     will_do,
 )
 from credhelper.profile import Profile, parse_profile
-from credhelper.schedule import MIN_RENEW_SECONDS, Scheduler
+from credhelper.schedule import MIN_RENEW_SECONDS, MIN_SCHEDULED_SECONDS, Scheduler
 from tests.test_schedule import FakeClock
 
 ROLE = "arn:aws:iam::123456789012:role/BedrockAccessRole"
@@ -116,7 +116,7 @@ def test_expired_credentials_never_do() -> None:
     ("lasting", "renew_after"),
     [
         (790, 395),  # half the remaining life
-        (850, 425),  # within a minute of being due counts as due
+        (799, 399.5),
         (100, MIN_RENEW_SECONDS),  # never sooner than a minute
     ],
 )
@@ -150,12 +150,21 @@ def test_short_credentials_cost_one_sts_call_per_half_life_not_one_per_second() 
     assert calls == 2  # at 0 s and at 395 s
 
 
+def test_a_session_a_hair_over_refresh_before_is_not_renewed_every_second() -> None:
+    clock = FakeClock(NOW)
+    scheduler = Scheduler(clock, random.Random(3))
+    deadline = scheduler.succeeded("bedrock", NOW + 801, 800, 900, issued_at=NOW)
+    assert deadline.wall == NOW + MIN_SCHEDULED_SECONDS
+    ordinary = scheduler.succeeded("bedrock", NOW + 900, 885, 900, issued_at=NOW)  # renewed every 15 s
+    assert NOW + 13 <= ordinary.wall <= NOW + 15
+
+
 def test_the_warning_names_both_likely_causes_only_for_short_credentials() -> None:
     bedrock = profile(duration_seconds=900, refresh_before_seconds=800)
     warning = short_session_warning(bedrock, issued(NOW, 790))
     assert warning is not None
     assert "clock" in warning and "maximum session duration" in warning and "790 s" in warning
-    assert short_session_warning(bedrock, issued(NOW, 900)) is None
+    assert short_session_warning(bedrock, issued(NOW, 800)) is None
 
 
 # -- configuration changes --------------------------------------------------------------------
