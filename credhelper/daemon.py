@@ -24,13 +24,13 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
+from . import children
 from .cache import Cache, cache_dir_path
 from .config import Config, load_config
 from .credentials import Credentials
 from .delivery import DeliveryReport, deliver, target_paths
 from .errors import CredhelperError, as_credhelper_error
 from .fileio import PRIVATE_FILE, atomic_write, ensure_private_dir, read_bytes_or_none, remove_quietly
-from .hooks import end_all_hooks
 from .policy import Mode, Pending, Want, config_change, is_ready, status_line, want, will_do
 from .profile import Profile, parse_listen_address
 from .refresher import Refresher
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from .sts import StsGateway
 
 log = logging.getLogger("credhelper.daemon")
-SHUTDOWN_GRACE_SECONDS = 1.0  # after hooks in flight were given theirs (hooks.KILL_GRACE_SECONDS)
+SHUTDOWN_GRACE_SECONDS = 1.0  # after hooks in flight were given theirs (children.KILL_GRACE_SECONDS)
 ENDPOINT_WAIT_SECONDS = 20.0  # under botocore's and the JS SDK's retries, well over one STS round trip
 MIN_ENDPOINT_SECONDS = 60
 EVENT_SETTLE_SECONDS = 0.05
@@ -169,9 +169,9 @@ class Daemon:
                 if not worker.is_alive():
                     log.error("the scheduler thread stopped unexpectedly; exiting so systemd restarts it")
                     return 1
-            # Hooks in flight end with their process groups; a write in flight finishes; an STS
-            # call in flight is abandoned.
-            end_all_hooks()
+            # Hooks and mfa_command in flight end with their process groups; a write in flight
+            # finishes; an STS call in flight is abandoned.
+            children.end_all()
             if self.write_lock.acquire(timeout=SHUTDOWN_GRACE_SECONDS):
                 self.write_lock.release()
             self.notifier.send("STOPPING=1")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-import subprocess
 
+from . import children
 from .errors import AwsRefusedError, MfaCodeNeeded
 from .profile import Profile
 
@@ -14,23 +14,21 @@ MFA_COMMAND_TIMEOUT = 30
 
 def code_from_command(profile: Profile) -> str:
     try:
-        result = subprocess.run(
-            list(profile.mfa_command),
-            capture_output=True,
-            text=True,
-            timeout=MFA_COMMAND_TIMEOUT,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        finished = children.run(list(profile.mfa_command), MFA_COMMAND_TIMEOUT, capture=True)
+    except OSError as exc:
         raise MfaCodeNeeded(
             f"profile {profile.name}: mfa_command could not give a code ({type(exc).__name__}): "
             "fix mfa_command, or run `credhelper refresh` in a terminal"
         ) from None
-    code = result.stdout.strip()
-    if result.returncode != 0 or not CODE.match(code):
+    if finished.status is None:
         raise MfaCodeNeeded(
-            f"profile {profile.name}: mfa_command exited {result.returncode} without printing a "
+            f"profile {profile.name}: mfa_command gave no code within {MFA_COMMAND_TIMEOUT} s: "
+            "fix mfa_command, or run `credhelper refresh` in a terminal"
+        )
+    code = finished.stdout.decode("utf-8", "replace").strip()
+    if finished.status != 0 or not CODE.match(code):
+        raise MfaCodeNeeded(
+            f"profile {profile.name}: mfa_command exited {finished.status} without printing a "
             "6-digit code: fix mfa_command, or run `credhelper refresh` in a terminal"
         )
     return code

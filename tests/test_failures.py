@@ -172,3 +172,35 @@ def test_a_failed_refresh_over_damaged_state_reports_the_sts_error(home: UserHom
     )
     home.proxy.add_fault(Fault("code", action="AssumeRole", code="AccessDenied", status=403))
     assert_one_line_failure(home.run("refresh"), 77, "denied")
+
+
+@pytest.mark.parametrize(
+    "state", ["starting", "sts-call-in-flight", "failing-with-backoff", "mfa-command-running"]
+)
+def test_sigterm_ends_the_daemon_in_every_state(
+    home: UserHome, daemons: list[DaemonProcess], state: str
+) -> None:
+    pid_file = home.root / "mfa-command-pid"
+    if state == "sts-call-in-flight":
+        home.proxy.add_fault(Fault("delay", action="AssumeRole", seconds=20))
+    elif state == "failing-with-backoff":
+        home.proxy.add_fault(Fault("throttle", action="AssumeRole"))
+    elif state == "mfa-command-running":
+        command = f'["sh", "-c", "echo $$ > {pid_file}; exec sleep 60"]'
+        home.write_config(mfa_serial='"arn:aws:iam::123456789012:mfa/bedrock-developer"', mfa_command=command)
+    daemon = DaemonProcess(home)
+    daemons.append(daemon)
+    if state == "sts-call-in-flight":
+        wait_for(lambda: home.proxy.count("AssumeRole") >= 1, timeout=30)
+    elif state == "failing-with-backoff":
+        wait_for(lambda: "next try in" in daemon.log, timeout=60)
+    elif state == "mfa-command-running":
+        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), timeout=30)
+    started = time.monotonic()
+    daemon.signal(signal.SIGTERM)
+    daemon.process.wait(10)
+    took = time.monotonic() - started
+    assert took < 5, f"the daemon took {took:.1f} s to stop ({state})"  # liveness, not speed
+    if state == "mfa-command-running":
+        mfa_pid = int(pid_file.read_text())
+        wait_for(lambda: not alive(mfa_pid), timeout=2)
