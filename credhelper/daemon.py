@@ -31,7 +31,7 @@ from .credentials import Credentials
 from .delivery import DeliveryReport, deliver, target_paths
 from .errors import CredhelperError, as_credhelper_error
 from .fileio import PRIVATE_FILE, atomic_write, ensure_private_dir, read_bytes_or_none, remove_quietly
-from .policy import Mode, Pending, Want, config_change, is_ready, status_line, want, will_do
+from .policy import Mode, Pending, Want, config_change, is_ready, retrying, status_line, want, will_do
 from .profile import Profile, parse_listen_address
 from .refresher import Refresher
 from .schedule import Clock, Scheduler, SystemClock
@@ -221,13 +221,23 @@ class Daemon:
 
     def endpoint_credentials(self, name: str) -> Credentials:
         """For a request at the endpoint (any thread): the cached credentials if they last the
-        handout window; otherwise ask the scheduler and wait for the refresh in flight."""
+        handout window; otherwise ask the scheduler and wait for the refresh in flight. A profile
+        retrying with backoff is not asked again: requests never add STS calls to the backoff's."""
         profile = self.profiles.get(name)
         if profile is None:
             raise UnknownProfile(name)
         credentials = self.refresher.cached(profile)
         if credentials is not None and will_do(credentials, Want(profile.handout_seconds), self.clock.wall()):
             return credentials
+        if not retrying(self.scheduler.entries.get(name)):
+            self._ask_and_wait(name)
+        credentials = self.refresher.cached(profile)
+        if credentials is not None and credentials.seconds_left(self.clock.wall()) > MIN_ENDPOINT_SECONDS:
+            return credentials  # short-lived beats none while STS is failing; the SDK asks again
+        last_error = self.cache.read_state(name).get("last_error")
+        raise CredhelperError(str(last_error or f"profile {name}: no valid credentials yet; try again"))
+
+    def _ask_and_wait(self, name: str) -> None:
         with self.attempt_finished:
             seen = self.attempts_done.get(name, 0)
         with self.lock:
@@ -237,13 +247,6 @@ class Daemon:
             self.attempt_finished.wait_for(
                 lambda: self.attempts_done.get(name, 0) > seen, ENDPOINT_WAIT_SECONDS
             )
-        credentials = self.refresher.cached(profile)
-        if credentials is not None and credentials.seconds_left(self.clock.wall()) > MIN_ENDPOINT_SECONDS:
-            return credentials  # short-lived beats none while STS is failing; the SDK asks again
-        state = self.cache.read_state(name)
-        raise CredhelperError(
-            state.get("last_error") or f"profile {name}: no valid credentials yet; try again"
-        )
 
     def paths_changed(self, paths: list[str]) -> None:
         with self.lock:
@@ -285,8 +288,9 @@ class Daemon:
             self.refresher.gateway.forget_sources()
             requests.refresh_all = True
         for name in requests.ensure & set(self.profiles):
-            self.pending.request(name, Mode.ENSURE)
-            self.scheduler.due_now(name)
+            if not retrying(self.scheduler.entries.get(name)):
+                self.pending.request(name, Mode.ENSURE)
+                self.scheduler.due_now(name)
         if requests.refresh_all:
             for name in self.profiles:
                 self.pending.request(name, Mode.FORCE)

@@ -107,6 +107,12 @@ class Pending:
         self.delivered(name)
 
 
+def retrying(entry: Entry | None) -> bool:
+    """Whether a profile is waiting out a backoff: a request for credentials then waits for the
+    backoff's next try instead of making one of its own, so requests never multiply STS calls."""
+    return entry is not None and entry.attempts > 0
+
+
 @dataclass(frozen=True)
 class ConfigChange:
     added: frozenset[str]

@@ -204,3 +204,20 @@ def test_sigterm_ends_the_daemon_in_every_state(
     if state == "mfa-command-running":
         mfa_pid = int(pid_file.read_text())
         wait_for(lambda: not alive(mfa_pid), timeout=2)
+
+
+def test_endpoint_requests_while_sts_fails_add_no_sts_calls_to_the_backoff(
+    home: UserHome, tmp_path: Path
+) -> None:
+    from tests.test_endpoint import endpoint_of, get, serving
+
+    home.proxy.add_fault(Fault("throttle", action="AssumeRole"))
+    with serving(home, tmp_path) as (daemon, variables):
+        wait_for(lambda: "next try in" in daemon.log, timeout=60)
+        url, token = endpoint_of(variables)
+        before = home.proxy.count("AssumeRole")
+        statuses = [get(url, {"Authorization": token})[0] for _ in range(5)]
+        calls = home.proxy.count("AssumeRole") - before
+    assert statuses == [503] * 5
+    # botocore tries 4 times per refresh: at most two of the backoff's own refreshes, none per request
+    assert calls <= 8, f"{calls} AssumeRole calls for 5 requests while STS throttled"

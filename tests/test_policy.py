@@ -221,3 +221,17 @@ def test_status_line_shows_next_refresh_or_retry_and_at_most_five_profiles() -> 
     assert "p1: next refresh 20" in line
     assert "p4:" in line and "p5:" not in line and line.endswith("; ...")
     assert status_line(["unknown"], scheduler.entries) == "STATUS="
+
+
+def test_a_profile_in_backoff_is_retrying_and_a_success_ends_it() -> None:
+    from credhelper.policy import retrying
+
+    clock = FakeClock(NOW)
+    scheduler = Scheduler(clock, random.Random(2))
+    assert not retrying(scheduler.entries.get("bedrock"))
+    scheduler.due_now("bedrock")
+    assert not retrying(scheduler.entries["bedrock"])  # the first attempt is still to come
+    scheduler.failed("bedrock")
+    assert retrying(scheduler.entries["bedrock"])
+    scheduler.succeeded("bedrock", NOW + 3600, 1200, 3600, issued_at=NOW)
+    assert not retrying(scheduler.entries["bedrock"])
