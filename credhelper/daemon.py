@@ -329,6 +329,7 @@ class Daemon:
             self.pending.not_delivered(name)
             self._failed(name, supplied.report.errors[0], last_error=str(supplied.report.errors[0]))
             return
+        cleared = {"last_error": None} if self.pending.delivery_failed(name) else {}
         self.pending.delivered(name)
         self.delivered.add(name)
         deadline = self.scheduler.succeeded(
@@ -338,7 +339,7 @@ class Daemon:
             profile.duration_seconds,
             credentials.issued_at,
         )
-        self._record_state(name, next_refresh=deadline.wall, next_try=None)
+        self._record_state(name, next_refresh=deadline.wall, next_try=None, **cleared)
 
     def _failed(self, name: str, error: CredhelperError, **state: object) -> None:
         deadline, attempts = self.scheduler.failed(name)

@@ -79,6 +79,7 @@ class Pending:
 
     force: set[str] = field(default_factory=set)
     ensure: set[str] = field(default_factory=set)
+    undelivered: set[str] = field(default_factory=set)
 
     def mode(self, name: str, held: Credentials | None) -> Mode:
         if name in self.force:
@@ -96,12 +97,18 @@ class Pending:
     def delivered(self, name: str) -> None:
         self.force.discard(name)
         self.ensure.discard(name)
+        self.undelivered.discard(name)
+
+    def delivery_failed(self, name: str) -> bool:
+        """Whether the last attempt obtained credentials that a target or the cache refused."""
+        return name in self.undelivered
 
     def not_delivered(self, name: str) -> None:
         """Credentials were obtained but a target or the cache could not take them: the retry
         hands out the same set again rather than asking STS for another."""
         self.force.discard(name)
         self.ensure.add(name)
+        self.undelivered.add(name)
 
     def forget(self, name: str) -> None:
         self.delivered(name)

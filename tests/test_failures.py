@@ -221,3 +221,24 @@ def test_endpoint_requests_while_sts_fails_add_no_sts_calls_to_the_backoff(
     assert statuses == [503] * 5
     # botocore tries 4 times per refresh: at most two of the backoff's own refreshes, none per request
     assert calls <= 8, f"{calls} AssumeRole calls for 5 requests while STS throttled"
+
+
+def test_a_target_that_cannot_be_written_is_retried_with_backoff_from_the_cache(
+    home: UserHome, daemons: list[DaemonProcess]
+) -> None:
+    app = shlex.quote(str(home.app_env.parent))
+    read_only_app = [
+        "unshare",
+        "-m",
+        "sh",
+        "-c",
+        f'mount --bind {app} {app} && mount -o remount,bind,ro {app} && exec "$@"',
+        "sh",
+    ]
+    daemon = DaemonProcess(home, wrapper=read_only_app)
+    daemons.append(daemon)
+    wait_for(lambda: daemon.log.count("next try in") >= 2, timeout=30)
+    assert "Read-only file system" in daemon.log
+    assert home.proxy.count("AssumeRole") == 1, "a target that cannot be written made new STS calls"
+    status = json.loads(home.run("status", "--json").stdout)[0]
+    assert "Read-only file system" in (status["last_error"] or "")

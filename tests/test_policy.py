@@ -76,9 +76,11 @@ def test_credentials_obtained_but_not_delivered_are_delivered_again_without_aski
     held = issued(NOW, 3600)
     pending.request("bedrock", Mode.FORCE)
     pending.not_delivered("bedrock")  # a held target lock, a full disk
-    assert pending.mode("bedrock", held) is Mode.ENSURE
+    assert pending.mode("bedrock", held) is Mode.ENSURE and pending.delivery_failed("bedrock")
     wanted = want(Mode.ENSURE, profile(), held, NOW + 5)
     assert will_do(held, wanted, NOW + 5)  # the cache serves the retry: no STS call
+    pending.delivered("bedrock")
+    assert not pending.delivery_failed("bedrock") and pending.mode("bedrock", held) is Mode.RENEW
 
 
 def test_what_each_mode_wants() -> None:
