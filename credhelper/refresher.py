@@ -79,6 +79,8 @@ class Refresher:
         except Exception as error:
             failure = as_credhelper_error(error, f"keep credentials of profile {profile.name} in the cache")
             self._record_failure(profile, failure)
+            if failure is error:
+                raise
             raise failure from error
 
     def refresh_now(self, profile: Profile) -> Credentials:
