@@ -105,10 +105,10 @@ def refresh(app: AppContext, profiles: tuple[str, ...]) -> None:
 
 
 def refresh_and_deliver(refresher: Refresher, profile: Profile) -> tuple[Credentials, DeliveryReport]:
-    from .delivery import deliver
+    from .supply import refresh_and_deliver as supply_now
 
-    credentials = refresher.refresh_now(profile)
-    return credentials, deliver(profile, credentials, refresher.cache.directory, os.environ)
+    supplied = supply_now(refresher, profile, os.environ)
+    return supplied.credentials, supplied.report
 
 
 def raise_failures(failures: list[CredhelperError]) -> None:

@@ -24,24 +24,27 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
+from . import children
 from .cache import Cache, cache_dir_path
 from .config import Config, load_config
-from .credentials import Credentials, format_utc
-from .delivery import deliver, target_paths
-from .errors import CredhelperError
+from .credentials import Credentials
+from .delivery import DeliveryReport, deliver, target_paths
+from .errors import CredhelperError, as_credhelper_error
 from .fileio import PRIVATE_FILE, atomic_write, ensure_private_dir, read_bytes_or_none, remove_quietly
+from .policy import Mode, Pending, Want, config_change, is_ready, retrying, status_line, want, will_do
 from .profile import Profile, parse_listen_address
 from .refresher import Refresher
 from .schedule import Clock, Scheduler, SystemClock
 from .sdnotify import Notifier
 from .server import CredentialServer, UnknownProfile, publish_endpoint, unpublish_endpoint
 from .sharedcreds import read_sections, shared_credentials_path
+from .supply import supply
 
 if TYPE_CHECKING:
     from .sts import StsGateway
 
 log = logging.getLogger("credhelper.daemon")
-SHUTDOWN_GRACE_SECONDS = 1.5
+SHUTDOWN_GRACE_SECONDS = 1.0  # after hooks in flight were given theirs (children.KILL_GRACE_SECONDS)
 ENDPOINT_WAIT_SECONDS = 20.0  # under botocore's and the JS SDK's retries, well over one STS round trip
 MIN_ENDPOINT_SECONDS = 60
 EVENT_SETTLE_SECONDS = 0.05
@@ -118,10 +121,8 @@ class Daemon:
         self.config: Config | None = None
         self.profiles: dict[str, Profile] = {}
         self.current: dict[str, Credentials] = {}
-        self.force: set[str] = set()  # new credentials from STS wanted (SIGUSR1, rotated source keys)
-        # Cached credentials will do if they last the handout window (start, config change, a
-        # request at the endpoint finding none).
-        self.ensure: set[str] = set()
+        self.pending = Pending()
+        self.delivered: set[str] = set()  # profiles whose targets took credentials at least once
         self.attempts_done: dict[str, int] = {}
         self.attempt_finished = threading.Condition()
         self.server: CredentialServer | None = None
@@ -168,7 +169,9 @@ class Daemon:
                 if not worker.is_alive():
                     log.error("the scheduler thread stopped unexpectedly; exiting so systemd restarts it")
                     return 1
-            # A write in flight finishes; an STS call in flight is abandoned.
+            # Hooks and mfa_command in flight end with their process groups; a write in flight
+            # finishes; an STS call in flight is abandoned.
+            children.end_all()
             if self.write_lock.acquire(timeout=SHUTDOWN_GRACE_SECONDS):
                 self.write_lock.release()
             self.notifier.send("STOPPING=1")
@@ -219,13 +222,23 @@ class Daemon:
 
     def endpoint_credentials(self, name: str) -> Credentials:
         """For a request at the endpoint (any thread): the cached credentials if they last the
-        handout window; otherwise ask the scheduler and wait for the refresh in flight."""
+        handout window; otherwise ask the scheduler and wait for the refresh in flight. A profile
+        retrying with backoff is not asked again: requests never add STS calls to the backoff's."""
         profile = self.profiles.get(name)
         if profile is None:
             raise UnknownProfile(name)
         credentials = self.refresher.cached(profile)
-        if credentials is not None and credentials.seconds_left(self.clock.wall()) >= profile.handout_seconds:
+        if credentials is not None and will_do(credentials, Want(profile.handout_seconds), self.clock.wall()):
             return credentials
+        if not retrying(self.scheduler.entries.get(name)):
+            self._ask_and_wait(name)
+        credentials = self.refresher.cached(profile)
+        if credentials is not None and credentials.seconds_left(self.clock.wall()) > MIN_ENDPOINT_SECONDS:
+            return credentials  # short-lived beats none while STS is failing; the SDK asks again
+        last_error = self.cache.read_state(name).get("last_error")
+        raise CredhelperError(str(last_error or f"profile {name}: no valid credentials yet; try again"))
+
+    def _ask_and_wait(self, name: str) -> None:
         with self.attempt_finished:
             seen = self.attempts_done.get(name, 0)
         with self.lock:
@@ -235,13 +248,6 @@ class Daemon:
             self.attempt_finished.wait_for(
                 lambda: self.attempts_done.get(name, 0) > seen, ENDPOINT_WAIT_SECONDS
             )
-        credentials = self.refresher.cached(profile)
-        if credentials is not None and credentials.seconds_left(self.clock.wall()) > MIN_ENDPOINT_SECONDS:
-            return credentials  # short-lived beats none while STS is failing; the SDK asks again
-        state = self.cache.read_state(name)
-        raise CredhelperError(
-            state.get("last_error") or f"profile {name}: no valid credentials yet; try again"
-        )
 
     def paths_changed(self, paths: list[str]) -> None:
         with self.lock:
@@ -252,7 +258,7 @@ class Daemon:
 
     def _work(self) -> None:
         for name in self.profiles:
-            self.ensure.add(name)
+            self.pending.request(name, Mode.ENSURE)
             self.scheduler.due_now(name)
         while not self.stopping.is_set():
             try:
@@ -283,11 +289,12 @@ class Daemon:
             self.refresher.gateway.forget_sources()
             requests.refresh_all = True
         for name in requests.ensure & set(self.profiles):
-            self.ensure.add(name)
-            self.scheduler.due_now(name)
+            if not retrying(self.scheduler.entries.get(name)):
+                self.pending.request(name, Mode.ENSURE)
+                self.scheduler.due_now(name)
         if requests.refresh_all:
             for name in self.profiles:
-                self.force.add(name)
+                self.pending.request(name, Mode.FORCE)
                 self.scheduler.due_now(name)
         if requests.paths:
             self._restore_targets(requests.paths)
@@ -306,44 +313,56 @@ class Daemon:
                 self.attempt_finished.notify_all()
 
     def _refresh_profile(self, name: str) -> None:
+        """One attempt: every failure, of whatever kind, goes to the backoff; credentials obtained
+        but not delivered are delivered again from the cache, never asked of STS again."""
         profile = self.profiles[name]
         held = self.current.get(name)
+        wanted = want(self.pending.mode(name, held), profile, held, self.clock.wall())
         try:
-            if name in self.force:
-                credentials = self.refresher.refresh_now(profile)
-            elif name in self.ensure or held is None:
-                credentials = self.refresher.obtain(profile, min_seconds_left=profile.handout_seconds)
-            else:
-                # A scheduled renewal wants credentials newer than the ones held, but reuses what
-                # another process (credential-process, refresh) renewed meanwhile.
-                credentials = self.refresher.obtain(
-                    profile,
-                    min_seconds_left=profile.refresh_before_seconds,
-                    issued_after=held.issued_at + 1e-3,
-                )
-        except CredhelperError as error:
-            deadline, attempts = self.scheduler.failed(name)
-            self.cache.update_state(name, next_try=deadline.wall, next_refresh=None)
-            log.warning(
-                "%s (attempt %d; next try in %.0f s)", error, attempts, deadline.wall - self.clock.wall()
-            )
+            supplied = supply(self.refresher, profile, wanted, self.environ, held, self.write_lock)
+        except Exception as error:
+            self._failed(name, as_credhelper_error(error, f"refresh profile {name}"))
             return
-        self.force.discard(name)
-        self.ensure.discard(name)
+        credentials = supplied.credentials
         self.current[name] = credentials
-        self._write_targets(
-            profile, credentials, run_hook=held is None or held.access_key_id != credentials.access_key_id
-        )
+        self._log_delivery(profile, supplied.report)
+        if supplied.report.errors:
+            self.pending.not_delivered(name)
+            self._failed(name, supplied.report.errors[0], last_error=str(supplied.report.errors[0]))
+            return
+        cleared = {"last_error": None} if self.pending.delivery_failed(name) else {}
+        self.pending.delivered(name)
+        self.delivered.add(name)
         deadline = self.scheduler.succeeded(
-            name, credentials.expiration, profile.refresh_before_seconds, profile.duration_seconds
+            name,
+            credentials.expiration,
+            profile.refresh_before_seconds,
+            profile.duration_seconds,
+            credentials.issued_at,
         )
-        self.cache.update_state(name, next_refresh=deadline.wall, next_try=None)
+        self._record_state(name, next_refresh=deadline.wall, next_try=None, **cleared)
+
+    def _failed(self, name: str, error: CredhelperError, **state: object) -> None:
+        deadline, attempts = self.scheduler.failed(name)
+        self._record_state(name, next_try=deadline.wall, next_refresh=None, **state)
+        log.warning("%s (attempt %d; next try in %.0f s)", error, attempts, deadline.wall - self.clock.wall())
+
+    def _record_state(self, name: str, **changes: object) -> None:
+        """Best effort: the state file is for `status`; a full disk must not stop the schedule."""
+        try:
+            self.cache.update_state(name, **changes)
+        except (CredhelperError, OSError) as error:
+            log.debug("profile %s: state not recorded: %s", name, error)
 
     def _write_targets(self, profile: Profile, credentials: Credentials, run_hook: bool) -> None:
         if credentials.is_expired(self.clock.wall()):
             return  # expired credentials are never written
         with self.write_lock:
             report = deliver(profile, credentials, self.cache.directory, self.environ, run_hook=run_hook)
+        self._log_delivery(profile, report)
+
+    @staticmethod
+    def _log_delivery(profile: Profile, report: DeliveryReport) -> None:
         for error in report.errors:
             log.error("%s", error)
         for path in report.written:
@@ -356,16 +375,10 @@ class Daemon:
                 self._write_targets(profile, self.current[name], run_hook=False)
 
     def _report(self) -> None:
-        if not self.ready and self.profiles and all(n in self.current for n in self.profiles):
+        if not self.ready and is_ready(list(self.profiles), self.delivered):
             self.ready = True
             self.notifier.send("READY=1")
-        parts = []
-        for name in self.profiles:
-            entry = self.scheduler.entries.get(name)
-            if entry is not None:
-                when = format_utc(entry.deadline.wall)
-                parts.append(f"{name}: {'retry' if entry.attempts else 'next refresh'} {when}")
-        status = "STATUS=" + "; ".join(parts[:5]) + ("; ..." if len(parts) > 5 else "")
+        status = status_line(list(self.profiles), self.scheduler.entries)
         if status != self.last_status:
             self.last_status = status
             self.notifier.send(status)
@@ -395,15 +408,17 @@ class Daemon:
         for profile in selected:
             for warning in profile.warnings:
                 log.warning("%s", warning)
-        for name in set(old) - set(self.profiles):
+        change = config_change(old, self.profiles)
+        for name in change.removed:
             self.scheduler.forget(name)
+            self.pending.forget(name)
+            self.delivered.discard(name)
             self.current.pop(name, None)
-        for name, profile in self.profiles.items():
-            if old.get(name) != profile:
-                if name in old and old[name].fingerprint != profile.fingerprint:
-                    self.current.pop(name, None)
-                self.ensure.add(name)
-                self.scheduler.due_now(name)
+        for name in change.rekeyed:
+            self.current.pop(name, None)  # credentials of other settings are not this profile's
+        for name in change.to_ensure:
+            self.pending.request(name, Mode.ENSURE)
+            self.scheduler.due_now(name)
 
     def _reload(self) -> None:
         try:

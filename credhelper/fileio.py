@@ -9,6 +9,8 @@ import stat
 import time
 from types import TracebackType
 
+from .errors import LockTimeout
+
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
 
@@ -177,8 +179,25 @@ def read_regular_file(
         os.close(fd)
 
 
-class LockTimeout(Exception):
-    pass
+def lock_holder(fd: int) -> int | None:
+    """The pid holding an flock on the file open at `fd`, from /proc/locks; None if unknown."""
+    info = os.fstat(fd)
+    try:
+        with open("/proc/locks") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 6 or fields[1] != "FLOCK" or fields[-3].count(":") != 2:
+            continue
+        major, minor, inode = fields[-3].split(":")
+        try:
+            if int(inode) == info.st_ino and os.makedev(int(major, 16), int(minor, 16)) == info.st_dev:
+                return int(fields[-4])
+        except ValueError:
+            continue
+    return None
 
 
 class file_lock:
@@ -199,8 +218,9 @@ class file_lock:
                 return
             except BlockingIOError:
                 if time.monotonic() >= deadline:
+                    holder = lock_holder(self.fd)
                     os.close(self.fd)
-                    raise LockTimeout(os.fspath(self.path)) from None
+                    raise LockTimeout(os.fspath(self.path), holder, self.timeout) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.1)
 

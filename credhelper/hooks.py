@@ -1,13 +1,14 @@
-"""`on_refresh` hooks: argv, no shell, a timeout, and never a secret in their environment."""
+"""`on_refresh` hooks: argv, no shell, a timeout, and never a secret in their environment. Each runs
+in a process group of its own (`children`), ended with credhelper."""
 
 from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import sys
 from collections.abc import Mapping
 
+from . import children
 from .credentials import Credentials
 from .profile import Profile
 
@@ -29,27 +30,27 @@ def run_hooks(profile: Profile, credentials: Credentials, environ: Mapping[str, 
         return True
     argv = [os.path.expanduser(part) for part in profile.on_refresh]
     try:
-        result = subprocess.run(
+        finished = children.run(
             argv,
+            HOOK_TIMEOUT_SECONDS,
             env=hook_environment(environ, profile, credentials),
-            stdin=subprocess.DEVNULL,
             stdout=sys.stderr.fileno(),
             stderr=sys.stderr.fileno(),
-            timeout=HOOK_TIMEOUT_SECONDS,
-            check=False,
         )
     except FileNotFoundError:
         log.warning("profile %s: on_refresh command %r not found; fix on_refresh", profile.name, argv[0])
         return False
-    except subprocess.TimeoutExpired:
+    except OSError as exc:
+        log.warning("profile %s: on_refresh hook could not start: %s", profile.name, exc.strerror)
+        return False
+    if children.stopping():
+        return False  # ended with credhelper: nothing to warn about
+    if finished.status is None:
         log.warning(
             "profile %s: on_refresh hook ran over %d s and was stopped", profile.name, HOOK_TIMEOUT_SECONDS
         )
         return False
-    except OSError as exc:
-        log.warning("profile %s: on_refresh hook could not start: %s", profile.name, exc.strerror)
-        return False
-    if result.returncode != 0:
-        log.warning("profile %s: on_refresh hook exited %d", profile.name, result.returncode)
+    if finished.status != 0:
+        log.warning("profile %s: on_refresh hook exited %d", profile.name, finished.status)
         return False
     return True

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-import subprocess
 
-from .errors import AwsRefusedError
+from . import children
+from .errors import AwsRefusedError, MfaCodeNeeded
 from .profile import Profile
 
 CODE = re.compile(r"^\d{6}$")
@@ -14,23 +14,21 @@ MFA_COMMAND_TIMEOUT = 30
 
 def code_from_command(profile: Profile) -> str:
     try:
-        result = subprocess.run(
-            list(profile.mfa_command),
-            capture_output=True,
-            text=True,
-            timeout=MFA_COMMAND_TIMEOUT,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise AwsRefusedError(
+        finished = children.run(list(profile.mfa_command), MFA_COMMAND_TIMEOUT, capture=True)
+    except OSError as exc:
+        raise MfaCodeNeeded(
             f"profile {profile.name}: mfa_command could not give a code ({type(exc).__name__}): "
             "fix mfa_command, or run `credhelper refresh` in a terminal"
         ) from None
-    code = result.stdout.strip()
-    if result.returncode != 0 or not CODE.match(code):
-        raise AwsRefusedError(
-            f"profile {profile.name}: mfa_command exited {result.returncode} without printing a "
+    if finished.status is None:
+        raise MfaCodeNeeded(
+            f"profile {profile.name}: mfa_command gave no code within {MFA_COMMAND_TIMEOUT} s: "
+            "fix mfa_command, or run `credhelper refresh` in a terminal"
+        )
+    code = finished.stdout.decode("utf-8", "replace").strip()
+    if finished.status != 0 or not CODE.match(code):
+        raise MfaCodeNeeded(
+            f"profile {profile.name}: mfa_command exited {finished.status} without printing a "
             "6-digit code: fix mfa_command, or run `credhelper refresh` in a terminal"
         )
     return code
@@ -54,7 +52,7 @@ def mfa_code(profile: Profile, interactive: bool) -> str:
         return code_from_command(profile)
     code = code_from_terminal(profile) if interactive else None
     if code is None:
-        raise AwsRefusedError(
+        raise MfaCodeNeeded(
             f"profile {profile.name}: an MFA code is needed and none can be had here: run "
             f"`credhelper refresh {profile.name}` in a terminal, or set mfa_command"
         )

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 from .cache import Cache
 from .credentials import Credentials, mask_key_id
-from .errors import CredhelperError
-from .fileio import LockTimeout
+from .errors import CredhelperError, LockTimeout, MfaCodeNeeded, as_credhelper_error
 from .logsetup import register_secret
 from .mfa import mfa_code
+from .policy import Want, short_session_warning, will_do
 from .profile import Profile
 
 if TYPE_CHECKING:
@@ -63,46 +63,49 @@ class Refresher:
     def obtain(
         self, profile: Profile, min_seconds_left: float, issued_after: float | None = None
     ) -> Credentials:
-        """Credentials with at least `min_seconds_left` to live, issued after `issued_after` if given."""
-
-        def usable(found: Credentials) -> bool:
-            return found.seconds_left(self.clock()) >= min_seconds_left and (
-                issued_after is None or found.issued_at >= issued_after
-            )
-
+        """Credentials with at least `min_seconds_left` to live (or, for sessions that arrive shorter,
+        not past half their life), issued after `issued_after` if given. Every failure, whatever
+        its kind, is recorded in the profile's state and raised as a CredhelperError."""
+        wanted = Want(min_seconds_left, issued_after)
         found = self.cache.read_credentials(profile.name, profile.fingerprint)
-        if found is not None and usable(found):
+        if found is not None and will_do(found, wanted, self.clock()):
             return _registered(found)
         try:
             with self.cache.lock(profile.name):
                 found = self.cache.read_credentials(profile.name, profile.fingerprint)
-                if found is not None and usable(found):  # another process refreshed while we waited
-                    return _registered(found)
+                if found is not None and will_do(found, wanted, self.clock()):
+                    return _registered(found)  # another process refreshed while we waited
                 return _registered(self._fetch(profile))
-        except LockTimeout:
-            raise CredhelperError(
-                f"profile {profile.name}: another credhelper process has held the cache lock for "
-                "too long; if it is stuck, stop it"
-            ) from None
+        except Exception as error:
+            failure = as_credhelper_error(error, f"keep credentials of profile {profile.name} in the cache")
+            self._record_failure(profile, failure)
+            if failure is error:
+                raise
+            raise failure from error
 
     def refresh_now(self, profile: Profile) -> Credentials:
         """New credentials, unless another process got some after this call began."""
         return self.obtain(profile, min_seconds_left=60, issued_after=self.clock())
 
-    def _fetch(self, profile: Profile) -> Credentials:
+    def _record_failure(self, profile: Profile, error: CredhelperError) -> None:
+        """Best effort: a full disk or a held state lock must not hide the failure being reported."""
+        if isinstance(error, LockTimeout) and error.path == self.cache.path(f"{profile.name}.state.lock"):
+            return  # waiting for that lock again would only double the wait
         try:
-            via = self._mfa_session(profile) if profile.mfa_serial else None
-            credentials = self.gateway.assume_role(profile, via)
-        except CredhelperError as error:
             state = self.cache.read_state(profile.name)
             self.cache.update_state(
                 profile.name,
                 last_error=str(error),
                 last_error_at=self.clock(),
-                attempts=int(state.get("attempts", 0)) + 1,
-                mfa_needed="MFA code" in str(error),
+                attempts=_count(state.get("attempts")) + 1,
+                mfa_needed=isinstance(error, MfaCodeNeeded),
             )
-            raise
+        except (CredhelperError, OSError) as state_error:
+            log.debug("profile %s: cannot record the failure in its state: %s", profile.name, state_error)
+
+    def _fetch(self, profile: Profile) -> Credentials:
+        via = self._mfa_session(profile) if profile.mfa_serial else None
+        credentials = self.gateway.assume_role(profile, via)
         credentials = Credentials(
             access_key_id=credentials.access_key_id,
             secret_access_key=credentials.secret_access_key,
@@ -111,6 +114,17 @@ class Refresher:
             issued_at=self.clock(),
             assumed_role_arn=credentials.assumed_role_arn,
         )
+        _registered(credentials)
+        log.info(
+            "profile %s: new credentials %s for %s, valid until %s",
+            profile.name,
+            mask_key_id(credentials.access_key_id),
+            credentials.assumed_role_arn,
+            credentials.expiration_text,
+        )
+        warning = short_session_warning(profile, credentials)
+        if warning:
+            log.warning("%s", warning)
         self.cache.write_credentials(profile.name, profile.fingerprint, credentials)
         self.cache.update_state(
             profile.name,
@@ -120,13 +134,6 @@ class Refresher:
             attempts=0,
             mfa_needed=False,
             role_arn=profile.role_arn,
-        )
-        log.info(
-            "profile %s: new credentials %s for %s, valid until %s",
-            profile.name,
-            mask_key_id(credentials.access_key_id),
-            credentials.assumed_role_arn,
-            credentials.expiration_text,
         )
         return credentials
 
@@ -138,3 +145,10 @@ class Refresher:
         session = _registered(self.gateway.get_session_token(profile, code))
         self.cache.write_credentials(profile.name, profile.mfa_fingerprint, session, kind="mfa.json")
         return session
+
+
+def _count(value: object) -> int:
+    """A counter from a state file that may hold anything."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1_000_000_000:
+        return value
+    return 0

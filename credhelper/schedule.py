@@ -1,4 +1,4 @@
-"""When each profile refreshes: pure policy with an injected clock (DESIGN §7).
+"""When each profile refreshes: pure policy with an injected clock.
 
 Deadlines are kept on two clocks. The wall clock is what expirations are measured in, and it
 jumps forward across a laptop's sleep (CLOCK_MONOTONIC does not count suspend on Linux), so a
@@ -14,6 +14,11 @@ import time
 from typing import NamedTuple, Protocol
 
 BACKOFF_BASE_SECONDS = 5.0
+# Credentials that arrive already due are renewed no sooner than this, however short they are.
+MIN_RENEW_SECONDS = 60.0
+# Nor are any others: a session that arrives a hair over refresh_before_seconds must not be
+# renewed every second.
+MIN_SCHEDULED_SECONDS = 10.0
 BACKOFF_CAP_SECONDS = 300.0
 MAX_JITTER_SECONDS = 30.0
 # The longest the daemon sleeps between looks at the wall clock: a laptop that wakes past a
@@ -58,6 +63,23 @@ def refresh_time(expiration: float, refresh_before: int, duration: int, rng: ran
     return expiration - refresh_before - rng.uniform(0.0, max(0.0, spread))
 
 
+def arrived_short(expiration: float, issued_at: float, refresh_before: int) -> bool:
+    """Whether credentials were already due for renewal when issued: a clock ahead of AWS's, or a
+    role whose maximum session is shorter than asked."""
+    return expiration - issued_at < refresh_before
+
+
+def renewal_time(
+    expiration: float, issued_at: float, now: float, refresh_before: int, duration: int, rng: random.Random
+) -> float:
+    """When to renew credentials. Those that arrived short are renewed at half their remaining life,
+    never sooner than MIN_RENEW_SECONDS: renewing them at once would bring an equally short set,
+    again and again."""
+    if arrived_short(expiration, issued_at, refresh_before):
+        return now + max(MIN_RENEW_SECONDS, (expiration - now) / 2)
+    return max(now + MIN_SCHEDULED_SECONDS, refresh_time(expiration, refresh_before, duration, rng))
+
+
 def backoff_seconds(attempts: int, rng: random.Random) -> float:
     """Exponential backoff with full jitter: attempt 1 waits up to 5 s, doubling, capped at 5 min."""
     ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
@@ -81,8 +103,11 @@ class Scheduler:
         attempts = self.entries[name].attempts if name in self.entries else 0
         self.entries[name] = Entry(Deadline(self.clock.wall(), self.clock.mono()), attempts)
 
-    def succeeded(self, name: str, expiration: float, refresh_before: int, duration: int) -> Deadline:
-        deadline = Deadline.after(self.clock, refresh_time(expiration, refresh_before, duration, self.rng))
+    def succeeded(
+        self, name: str, expiration: float, refresh_before: int, duration: int, issued_at: float = 0.0
+    ) -> Deadline:
+        when = renewal_time(expiration, issued_at, self.clock.wall(), refresh_before, duration, self.rng)
+        deadline = Deadline.after(self.clock, when)
         self.entries[name] = Entry(deadline, 0)
         return deadline
 

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +25,20 @@ def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.0
 
 
 class DaemonProcess:
-    def __init__(self, home: UserHome, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        home: UserHome,
+        *args: str,
+        env: dict[str, str] | None = None,
+        wrapper: Sequence[str] = (),
+    ) -> None:
+        """`wrapper`: a command that execs the daemon's argv given after it (same pid), such as
+        `unshare -m sh -c '...; exec "$@"' sh`."""
         self.home = home
         self.log_path = home.root.parent / f"daemon-{time.monotonic_ns()}.log"
         self.log_file = self.log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "credhelper", "--log-level", "info", "run", *args],
+            [*wrapper, sys.executable, "-m", "credhelper", "--log-level", "info", "run", *args],
             env=env or home.env,
             stdout=self.log_file,
             stderr=subprocess.STDOUT,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import http.client
+import re
 import socket
 import threading
 import time
@@ -15,11 +16,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 @dataclass
 class Fault:
-    kind: str  # "throttle", "error500", "drop", "delay", "code"
+    kind: str  # "throttle", "error500", "drop", "delay", "code", "expires"
     action: str | None = None  # None: every action
     remaining: int | None = None  # None: until cleared
     until: float | None = None  # monotonic deadline
-    seconds: float = 0.0  # for "delay"
+    seconds: float = 0.0  # for "delay"; for "expires", the life the forwarded answer's Expiration gives
     code: str = "AccessDenied"  # for "code"
     status: int = 403
     date_offset: float = 0.0  # for "code": the Date header this far from now
@@ -31,6 +32,12 @@ def _error_xml(code: str, message: str) -> bytes:
         f"<Code>{code}</Code><Message>{message}</Message></Error>"
         "<RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
     ).encode()
+
+
+def _with_expiration(payload: bytes, epoch: float) -> bytes:
+    """The answer with every Expiration set to `epoch`: a session as a skewed clock sees it."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)).encode()
+    return re.sub(rb"<Expiration>[^<]*</Expiration>", b"<Expiration>" + stamp + b"</Expiration>", payload)
 
 
 class StsProxy:
@@ -61,10 +68,11 @@ class StsProxy:
                     proxy.requests.append(params)
                 if fault is not None and fault.kind == "delay":
                     time.sleep(fault.seconds)
-                elif fault is not None:
+                elif fault is not None and fault.kind != "expires":
                     self._answer_fault(fault)
                     return
-                self._forward(body)
+                expires = fault is not None and fault.kind == "expires"
+                self._forward(body, expires_in=fault.seconds if fault is not None and expires else None)
 
             def _answer_fault(self, fault: Fault) -> None:
                 if fault.kind == "drop":
@@ -84,12 +92,14 @@ class StsProxy:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            def _forward(self, body: bytes) -> None:
+            def _forward(self, body: bytes, expires_in: float | None = None) -> None:
                 upstream = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port, timeout=30)
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
                 upstream.request("POST", self.path, body=body, headers=headers)
                 response = upstream.getresponse()
                 payload = response.read()
+                if expires_in is not None:
+                    payload = _with_expiration(payload, time.time() + expires_in)
                 self.send_response(response.status)
                 for key, value in response.getheaders():
                     if key.lower() not in (

@@ -142,6 +142,7 @@ def test_credential_process_refreshes_when_less_than_the_handout_window_is_left(
     cache_file = home.cache_dir / "bedrock.json"
     data = json.loads(cache_file.read_text())
     data["credentials"]["Expiration"] = time.time() + 1000  # under refresh_before_seconds = 1200
+    data["credentials"]["IssuedAt"] = time.time() - 2600  # an hour's session, aged (not one issued short)
     cache_file.write_text(json.dumps(data))
     result = json.loads(home.run("credential-process", "bedrock").stdout)
     assert result["AccessKeyId"] != data["credentials"]["AccessKeyId"]

@@ -43,12 +43,14 @@ def start(
 def test_keys_rotate_and_every_snapshot_holds_one_issued_set(
     home: UserHome, daemons: list[DaemonProcess]
 ) -> None:
+    """The one test that waits for real sessions to come due; the schedule itself is tested
+    in milliseconds in test_policy.py and test_schedule.py."""
     home.write_config(**FAST)
     daemon = start(daemons, home)
     issued: dict[str, tuple[str, str]] = {}
     snapshots: list[tuple[str, str, str]] = []
-    deadline = time.monotonic() + 50
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len({s[0] for s in snapshots}) < 2:
         try:
             record = json.loads((home.cache_dir / "bedrock.json").read_text())["credentials"]
             issued[record["AccessKeyId"]] = (record["SecretAccessKey"], record["SessionToken"])
@@ -66,10 +68,10 @@ def test_keys_rotate_and_every_snapshot_holds_one_issued_set(
         time.sleep(0.1)
     assert daemon.process.poll() is None
     key_ids = list(dict.fromkeys(s[0] for s in snapshots))
-    assert len(key_ids) >= 3, key_ids  # several rotations in 50 s
+    assert len(key_ids) == 2, "the keys did not rotate before the session came due"
     for key_id, secret, token in snapshots:
         assert issued[key_id] == (secret, token), "a .env snapshot mixed two credential sets"
-    assert len(snapshots) > 300
+    assert len(snapshots) > 50
     assert home.proxy.count("AssumeRole") == len(issued)
 
 
@@ -122,21 +124,19 @@ def test_idle_daemon_does_not_write_or_call_sts(home: UserHome, daemons: list[Da
 def test_throttling_keeps_the_old_credentials_then_recovers(
     home: UserHome, daemons: list[DaemonProcess]
 ) -> None:
-    home.write_config(**FAST)
     daemon = start(daemons, home)
     first = daemon.wait_written()
-    home.proxy.add_fault(Fault("throttle", action="AssumeRole", until=time.monotonic() + 30))
-    throttled_until = time.monotonic() + 30
-    seen_during = set()
-    while time.monotonic() < throttled_until - 1:
-        seen_during.add(daemon.env_key_id())
-        time.sleep(0.2)
-    assert seen_during == {first}
+    # Every HTTP attempt of one refresh (botocore tries 4 times) is throttled; the next one passes.
+    home.proxy.add_fault(Fault("throttle", action="AssumeRole", remaining=4))
+    daemon.signal(signal.SIGUSR1)
+
+    def last_error() -> str:
+        return str(json.loads(home.run("status", "--json").stdout)[0]["last_error"] or "")
+
+    wait_for(lambda: "Throttling" in last_error(), timeout=30, interval=0.2)
+    assert daemon.env_key_id() == first, "the old credentials left the .env while STS throttled"
     assert daemon.process.poll() is None
-    status = json.loads(home.run("status", "--json").stdout)[0]
-    assert "Throttling" in (status["last_error"] or "")
-    assert status["attempts"] >= 1
-    recovered = wait_for(lambda: (k := daemon.env_key_id()) != first and k, timeout=120, interval=0.2)
+    recovered = wait_for(lambda: (k := daemon.env_key_id()) != first and k, timeout=30, interval=0.2)
     assert recovered.startswith("ASIA")
     assert "Throttling" in daemon.log and "next try in" in daemon.log
     status = json.loads(home.run("status", "--json").stdout)[0]
@@ -223,10 +223,14 @@ def test_hooks_run_once_per_refresh_after_the_targets_are_written(
         f'["sh", "-c", "grep ^AWS_ACCESS_KEY_ID= {home.app_env} >> {record}; '
         f'echo \\"$CREDHELPER_PROFILE $CREDHELPER_EXPIRATION\\" >> {record}"]'
     )
-    home.write_config(on_refresh=hook, **FAST)
+    home.write_config(on_refresh=hook)
     daemon = start(daemons, home)
-    wait_for(lambda: home.proxy.count("AssumeRole") >= 3, timeout=60)
-    time.sleep(1.0)
+    key_id = daemon.wait_written()
+    for _ in range(2):  # two more refreshes, asked for with SIGUSR1
+        daemon.signal(signal.SIGUSR1)
+        key_id = wait_for(lambda old=key_id: (k := daemon.env_key_id()) != old and k, timeout=30)
+    wait_for(lambda: len(record.read_text().splitlines()) >= 6, timeout=10)
+    time.sleep(0.5)
     daemon.stop()
     lines = record.read_text().splitlines()
     written_keys = [line.split("=", 1)[1] for line in lines[0::2]]
@@ -246,8 +250,12 @@ def test_sd_notify_ready_status_and_watchdog(
     daemon = start(daemons, home, env=env)
     messages: list[str] = []
     ready_key = None
-    deadline = time.monotonic() + 8
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and (
+        ready_key is None
+        or messages.count("WATCHDOG=1") < 5
+        or not any(m.startswith("STATUS=") for m in messages)
+    ):
         try:
             message = listener.recv(4096).decode()
         except TimeoutError:
