@@ -16,11 +16,11 @@ from .config import Config
 from .credentials import is_long_term_key_id, mask_key_id
 from .envfile import long_term_key_ids, secret_for_key
 from .envtarget import EnvFileTarget
-from .errors import ConfigError, CredhelperError, UsageError
+from .errors import ConfigError, CredhelperError, TargetError, UsageError
 from .fileio import ensure_private_dir
 from .profile import PROFILE_NAME, Profile
 from .sharedcreds import append_section, parse_sections, shared_credentials_path
-from .targets import TargetError, profile_targets, read_target, read_target_file, rewrite_file
+from .targets import profile_targets, read_target, read_target_file, rewrite_file
 
 SETTING = "AWS_SHARED_CREDENTIALS_FILE"
 

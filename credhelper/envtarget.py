@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 from .credentials import mask_key_id
 from .envfile import long_term_key_ids, managed_values, merge_env, secret_for_key
-from .targets import KeyPairCheck, LongTermKeyError, Target
+from .errors import LongTermKeyError
+from .targets import KeyPairCheck, Target
 
 if TYPE_CHECKING:
     from .credentials import Credentials

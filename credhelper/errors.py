@@ -22,7 +22,12 @@ class ConfigError(CredhelperError):
     exit_code = 78
 
 
-class LongTermKeyError(ConfigError):
+class TargetError(ConfigError):
+    """A target unusable as configured: not a regular file, too large, not UTF-8, a directory
+    missing, a credentials file that does not parse."""
+
+
+class LongTermKeyError(TargetError):
     """A target holds a long-term key that credhelper will not overwrite."""
 
 
@@ -45,9 +50,11 @@ class StsUnavailableError(CredhelperError):
 class LockTimeout(CredhelperError):
     """Another process has held a credhelper lock for longer than the caller would wait."""
 
-    def __init__(self, path: str, holder: int | None, waited: float) -> None:
+    def __init__(self, path: str, holder: int | None, waited: float, message: str | None = None) -> None:
         who = f"process {holder}" if holder is not None else "another process"
-        super().__init__(f"{who} has held the lock {path} for over {waited:.0f} s: if it is stuck, stop it")
+        super().__init__(
+            message or f"{who} has held the lock {path} for over {waited:.0f} s: if it is stuck, stop it"
+        )
         self.path = path
         self.holder = holder
 
@@ -60,6 +67,10 @@ class FileSystemError(CredhelperError):
         where = f" {error.filename}" if error.filename else ""
         reason = error.strerror or type(error).__name__
         return cls(f"cannot {doing}{where}: {reason}: free space or fix the permissions, then try again")
+
+
+class TargetWriteError(FileSystemError):
+    """The operating system refused a target's read or write: permission, disk full, read-only."""
 
 
 class InternalError(CredhelperError):

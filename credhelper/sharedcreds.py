@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from .credentials import is_long_term_key_id, mask_key_id
-from .targets import KeyPairCheck, LongTermKeyError, Target, TargetError, read_target_file
+from .errors import LongTermKeyError, TargetError
+from .targets import KeyPairCheck, Target, read_target_file
 
 if TYPE_CHECKING:
     from .credentials import Credentials

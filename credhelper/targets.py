@@ -20,11 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from .errors import ConfigError, CredhelperError
+from .errors import (
+    CredhelperError,
+    LockTimeout,
+    TargetError,
+    TargetWriteError,
+)
 from .fileio import (
     PRIVATE_FILE,
     FileTooLarge,
-    LockTimeout,
     NotRegularFile,
     file_lock,
     read_regular_file,
@@ -45,19 +49,6 @@ LOCK_SECONDS = 30.0
 
 # Is this long-term pair (key id, secret if known) already kept in a source profile?
 KeyPairCheck = Callable[[str, "str | None"], bool]
-
-
-class TargetError(ConfigError):
-    """A target unusable as configured: not a regular file, too large, not UTF-8, a directory
-    missing, a credentials file that does not parse (exit 78)."""
-
-
-class LongTermKeyError(TargetError):
-    """A target holds a long-term key credhelper must not overwrite."""
-
-
-class TargetWriteError(CredhelperError):
-    """The operating system refused a read or write: permission, disk full, read-only (exit 1)."""
 
 
 def expand_path(raw: str) -> Path:
@@ -247,10 +238,13 @@ def rewrite_file(
     try:
         with file_lock(os.path.join(lock_dir, lock_name), timeout=LOCK_SECONDS):
             return _rewrite_locked(path, transform, label, setting, before_rename)
-    except LockTimeout:
-        raise CredhelperError(
-            f"{label}: another credhelper process has held its lock for {LOCK_SECONDS:.0f} s; if it is "
-            "stuck, stop it"
+    except LockTimeout as error:
+        who = f"process {error.holder}" if error.holder is not None else "another credhelper process"
+        raise LockTimeout(
+            error.path,
+            error.holder,
+            LOCK_SECONDS,
+            f"{label}: {who} has held its lock for {LOCK_SECONDS:.0f} s; if it is stuck, stop it",
         ) from None
 
 

@@ -12,8 +12,9 @@ import pytest
 from credhelper.credentials import Credentials
 from credhelper.envfile import managed_values
 from credhelper.envtarget import EnvFileTarget
+from credhelper.errors import LongTermKeyError, TargetError
 from credhelper.sharedcreds import CredentialsSectionTarget, parse_sections
-from credhelper.targets import LongTermKeyError, TargetError, target_state, write_target
+from credhelper.targets import target_state, write_target
 
 CREDENTIALS = Credentials("ASIAIOSFODNN7EXAMPLE", "secret/EXAMPLE+1", "token/EXAMPLE=", 2_000_000_000.0)
 

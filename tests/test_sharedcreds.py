@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from credhelper.credentials import Credentials
+from credhelper.errors import TargetError
 from credhelper.sharedcreds import CredentialsSectionTarget, parse_sections
-from credhelper.targets import TargetError
 
 CREDENTIALS = Credentials("ASIAIOSFODNN7EXAMPLE", "secret/EXAMPLE+1", "token/EXAMPLE=", 2_000_000_000.0)
 TARGET = CredentialsSectionTarget(Path("/home/u/.aws/apps"), section="app")
