@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from .credentials import Credentials
+from .credentials import LONGEST_SESSION_SECONDS, Credentials, plausible_epoch
 from .fileio import atomic_write, ensure_private_dir, file_lock
 
 if TYPE_CHECKING:
@@ -31,14 +32,15 @@ def _load_json(path: str) -> dict[str, Any] | None:
     try:
         with open(path, "rb") as handle:
             data = json.loads(handle.read())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 
 
 class Cache:
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    def __init__(self, directory: str | os.PathLike[str], clock: Callable[[], float] = time.time) -> None:
         self.directory = os.fspath(directory)
+        self.clock = clock
 
     def path(self, name: str) -> str:
         return os.path.join(self.directory, name)
@@ -54,7 +56,7 @@ class Cache:
         return file_lock(self._path(profile, "lock"), timeout)
 
     def read_credentials(self, profile: str, fingerprint: str, kind: str = "json") -> Credentials | None:
-        """The cached credentials, or None for a missing, corrupt, foreign or stale-settings file."""
+        """The cached credentials, or None for a missing, damaged, foreign or stale-settings file."""
         data = _load_json(self._path(profile, kind))
         if not data or data.get("format") != CACHE_FORMAT or data.get("fingerprint") != fingerprint:
             return None
@@ -62,8 +64,8 @@ class Cache:
         if not isinstance(record, dict):
             return None
         try:
-            return Credentials.from_record(record)
-        except (KeyError, TypeError, ValueError):
+            return Credentials.from_record(record, self.clock())
+        except (KeyError, TypeError, ValueError, OverflowError):
             return None
 
     def write_credentials(
@@ -74,10 +76,12 @@ class Cache:
         atomic_write(self._path(profile, kind), json.dumps(payload).encode())
 
     def read_state(self, profile: str) -> dict[str, Any]:
+        """The profile's state; a field of the wrong type or an impossible time is left out."""
         data = _load_json(self._path(profile, "state.json"))
         if not data or data.get("format") != STATE_FORMAT:
             return {}
-        return data
+        latest = self.clock() + LONGEST_SESSION_SECONDS
+        return {key: value for key, value in data.items() if _state_value_ok(key, value, latest)}
 
     def update_state(self, profile: str, **changes: Any) -> dict[str, Any]:
         """Merge `changes` into the profile's state file. State never holds a secret."""
@@ -87,3 +91,23 @@ class Cache:
             state.update(changes, format=STATE_FORMAT)
             atomic_write(self._path(profile, "state.json"), json.dumps(state, sort_keys=True).encode())
         return state
+
+
+_STATE_TIMES = ("last_refresh", "last_error_at", "next_refresh", "next_try")
+_STATE_TYPES: dict[str, type] = {"last_error": str, "role_arn": str, "mfa_needed": bool}
+
+
+def _state_value_ok(key: str, value: object, latest: float) -> bool:
+    """Known fields must hold their type (None allowed); fields this version does not know are kept."""
+    if value is None:
+        return key != "attempts"
+    if key in _STATE_TIMES:
+        try:
+            plausible_epoch(value, latest)
+        except (TypeError, ValueError):
+            return False
+        return True
+    if key == "attempts":
+        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1_000_000
+    expected = _STATE_TYPES.get(key)
+    return expected is None or isinstance(value, expected)
