@@ -8,24 +8,20 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .credentials import LONGEST_SESSION_SECONDS, Credentials, plausible_epoch
-from .fileio import atomic_write, ensure_private_dir, file_lock
+from .fastpath import answer_path, cache_dir_path
+from .fileio import atomic_write, ensure_private_dir, file_lock, remove_quietly
+
+__all__ = ["Cache", "cache_dir_path"]
 
 if TYPE_CHECKING:
     from typing import Any
 
 CACHE_FORMAT = "credhelper-cache/1"
 STATE_FORMAT = "credhelper-state/1"
-
-
-def cache_dir_path(environ: Mapping[str, str]) -> str:
-    if environ.get("CREDHELPER_CACHE_DIR"):
-        return os.path.expanduser(environ["CREDHELPER_CACHE_DIR"])
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "credhelper")
 
 
 def _load_json(path: str) -> dict[str, Any] | None:
@@ -74,6 +70,8 @@ class Cache:
         self._ensure()
         payload = {"format": CACHE_FORMAT, "fingerprint": fingerprint, "credentials": credentials.to_record()}
         atomic_write(self._path(profile, kind), json.dumps(payload).encode())
+        if kind == "json":  # the ready answer of credential-process was the entry just replaced
+            remove_quietly(answer_path(self.directory, profile))
 
     def read_state(self, profile: str) -> dict[str, Any]:
         """The profile's state; a field of the wrong type or an impossible time is left out."""

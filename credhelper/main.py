@@ -1,7 +1,5 @@
 """The `credhelper` entry point: the cache-hit fast path first, the full CLI otherwise."""
 
-from __future__ import annotations
-
 import sys
 
 
