@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import UserHome
-from tests.helpers import cached_record
+from tests.helpers import assert_one_line_failure, cached_record
 
 # What a hit may import beyond what the interpreter loads at startup.
 HIT_IMPORTS = {"credhelper", "credhelper.main", "credhelper.fastpath"}
@@ -194,3 +194,19 @@ def test_no_answer_is_recorded_against_a_configuration_still_being_edited(home: 
     credential_process(home)
     credential_process(home)
     assert not answer_file(home).exists()
+
+
+def test_a_fast_path_failure_falls_back_to_one_line_not_a_traceback(home: UserHome) -> None:
+    """Writing the answer fails (stdout is a full device): the full CLI takes over and says so once."""
+    primed(home)
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "credhelper", "credential-process", "bedrock"],
+            env=home.env,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            cwd=home.root,
+        )
+    assert_one_line_failure(result, 1, "No space left on device")
