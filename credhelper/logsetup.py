@@ -24,7 +24,7 @@ _SECRET_ASSIGNMENT = re.compile(
 # mixed-case run is hidden unless it is part of a path or an ARN (it starts with or follows `/`, `:`,
 # `-`, `.`, `_` or `~`), which stay readable.
 _LONG_BASE64 = re.compile(
-    r"(?<![\w/:.~+=-])(?!/)(?=[A-Za-z0-9/+]*[a-z])(?=[A-Za-z0-9/+]*[A-Z])(?=[A-Za-z0-9/+]*[0-9/+])"
+    r"(?<![\w/:.~+-])(?!/)(?=[A-Za-z0-9/+]*[a-z])(?=[A-Za-z0-9/+]*[A-Z])(?=[A-Za-z0-9/+]*[0-9/+])"
     r"[A-Za-z0-9/+]{40,}={0,2}(?![\w/.-])"
 )
 # The secrets this process has held, newest last; a daemon running for months keeps the recent ones.

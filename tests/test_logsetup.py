@@ -76,3 +76,8 @@ def test_the_field_names_and_masked_key_id_stay_readable() -> None:
 )
 def test_paths_arns_and_messages_are_not_redacted(line: str) -> None:
     assert redact(line) == line
+
+
+def test_a_secret_in_a_field_of_no_known_name_is_still_hidden() -> None:
+    shown = redact("MY_APP_SIGNING_SECRET=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY and more")
+    assert "wJalrXUtnFEMI" not in shown and shown.startswith("MY_APP_SIGNING_SECRET=")
