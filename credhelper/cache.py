@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .credentials import Credentials
-from .fileio import atomic_write, ensure_private_dir, file_lock
+from .credentials import LONGEST_SESSION_SECONDS, Credentials, plausible_epoch
+from .fastpath import answer_path, cache_dir_path
+from .fileio import atomic_write, ensure_private_dir, file_lock, remove_quietly
+
+__all__ = ["Cache", "cache_dir_path"]
 
 if TYPE_CHECKING:
     from typing import Any
@@ -20,25 +24,19 @@ CACHE_FORMAT = "credhelper-cache/1"
 STATE_FORMAT = "credhelper-state/1"
 
 
-def cache_dir_path(environ: Mapping[str, str]) -> str:
-    if environ.get("CREDHELPER_CACHE_DIR"):
-        return os.path.expanduser(environ["CREDHELPER_CACHE_DIR"])
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "credhelper")
-
-
 def _load_json(path: str) -> dict[str, Any] | None:
     try:
         with open(path, "rb") as handle:
             data = json.loads(handle.read())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 
 
 class Cache:
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    def __init__(self, directory: str | os.PathLike[str], clock: Callable[[], float] = time.time) -> None:
         self.directory = os.fspath(directory)
+        self.clock = clock
 
     def path(self, name: str) -> str:
         return os.path.join(self.directory, name)
@@ -54,7 +52,7 @@ class Cache:
         return file_lock(self._path(profile, "lock"), timeout)
 
     def read_credentials(self, profile: str, fingerprint: str, kind: str = "json") -> Credentials | None:
-        """The cached credentials, or None for a missing, corrupt, foreign or stale-settings file."""
+        """The cached credentials, or None for a missing, damaged, foreign or stale-settings file."""
         data = _load_json(self._path(profile, kind))
         if not data or data.get("format") != CACHE_FORMAT or data.get("fingerprint") != fingerprint:
             return None
@@ -62,8 +60,8 @@ class Cache:
         if not isinstance(record, dict):
             return None
         try:
-            return Credentials.from_record(record)
-        except (KeyError, TypeError, ValueError):
+            return Credentials.from_record(record, self.clock())
+        except (KeyError, TypeError, ValueError, OverflowError):
             return None
 
     def write_credentials(
@@ -72,12 +70,16 @@ class Cache:
         self._ensure()
         payload = {"format": CACHE_FORMAT, "fingerprint": fingerprint, "credentials": credentials.to_record()}
         atomic_write(self._path(profile, kind), json.dumps(payload).encode())
+        if kind == "json":  # the ready answer of credential-process was the entry just replaced
+            remove_quietly(answer_path(self.directory, profile))
 
     def read_state(self, profile: str) -> dict[str, Any]:
+        """The profile's state; a field of the wrong type or an impossible time is left out."""
         data = _load_json(self._path(profile, "state.json"))
         if not data or data.get("format") != STATE_FORMAT:
             return {}
-        return data
+        latest = self.clock() + LONGEST_SESSION_SECONDS
+        return {key: value for key, value in data.items() if _state_value_ok(key, value, latest)}
 
     def update_state(self, profile: str, **changes: Any) -> dict[str, Any]:
         """Merge `changes` into the profile's state file. State never holds a secret."""
@@ -87,3 +89,23 @@ class Cache:
             state.update(changes, format=STATE_FORMAT)
             atomic_write(self._path(profile, "state.json"), json.dumps(state, sort_keys=True).encode())
         return state
+
+
+_STATE_TIMES = ("last_refresh", "last_error_at", "next_refresh", "next_try")
+_STATE_TYPES: dict[str, type] = {"last_error": str, "role_arn": str, "mfa_needed": bool}
+
+
+def _state_value_ok(key: str, value: object, latest: float) -> bool:
+    """Known fields must hold their type (None allowed); fields this version does not know are kept."""
+    if value is None:
+        return key != "attempts"
+    if key in _STATE_TIMES:
+        try:
+            plausible_epoch(value, latest)
+        except (TypeError, ValueError):
+            return False
+        return True
+    if key == "attempts":
+        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1_000_000
+    expected = _STATE_TYPES.get(key)
+    return expected is None or isinstance(value, expected)

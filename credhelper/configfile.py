@@ -5,19 +5,12 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
 
 from .errors import ConfigError
+from .fastpath import config_path
 from .profile import default_session_name
 
-
-def config_path(explicit: str | None, environ: Mapping[str, str]) -> str:
-    if explicit:
-        return os.path.expanduser(explicit)
-    if environ.get("CREDHELPER_CONFIG"):
-        return os.path.expanduser(environ["CREDHELPER_CONFIG"])
-    base = environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return os.path.join(base, "credhelper", "config.toml")
+__all__ = ["config_path", "read_config_data", "session_name_default"]
 
 
 def read_config_data(path: str) -> dict[str, object]:

@@ -10,6 +10,10 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+# No STS session outlives this (GetSessionToken: 36 h); a cached expiry beyond it is damage.
+LONGEST_SESSION_SECONDS = 2 * 86400
+
+
 def format_utc(epoch: float) -> str:
     """RFC 3339 UTC with a Z, to the second: what credential_process and the ECS contract expect."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
@@ -122,16 +126,33 @@ class Credentials:
         }
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> Credentials:
-        """Raises KeyError, TypeError or ValueError on anything that is not a whole record."""
+    def from_record(cls, record: dict[str, Any], now: float) -> Credentials:
+        """Raises KeyError, TypeError or ValueError on anything that is not a whole, possible record:
+        a missing or empty value, a wrong type, a time that is not finite or lies beyond any session."""
         values = (record["AccessKeyId"], record["SecretAccessKey"], record["SessionToken"])
         if not all(isinstance(v, str) and v for v in values):
             raise ValueError("incomplete credentials")
+        latest = now + LONGEST_SESSION_SECONDS
+        expiration = plausible_epoch(record["Expiration"], latest)
+        if expiration <= 0:
+            raise ValueError("impossible expiration")
+        arn = record.get("AssumedRoleArn", "")
+        if not isinstance(arn, str):
+            raise TypeError("AssumedRoleArn is not text")
         return cls(
             access_key_id=values[0],
             secret_access_key=values[1],
             session_token=values[2],
-            expiration=float(record["Expiration"]),
-            issued_at=float(record.get("IssuedAt", 0.0)),
-            assumed_role_arn=str(record.get("AssumedRoleArn", "")),
+            expiration=expiration,
+            issued_at=plausible_epoch(record.get("IssuedAt", 0.0), latest),
+            assumed_role_arn=arn,
         )
+
+
+def plausible_epoch(value: object, latest: float) -> float:
+    """`value` as epoch seconds if it is a real number from 1970 to `latest`; else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError("not a number")
+    if not 0 <= value <= latest:  # NaN fails every comparison
+        raise ValueError("impossible time")
+    return float(value)

@@ -1,22 +1,34 @@
-"""`credential-process` on a cache hit, without the CLI framework or botocore.
+"""`credential-process` on a cache hit, at the cost of an interpreter start.
 
-SDKs run the helper every time they refresh, in every process that uses the profile, so the
-answer from a warm cache comes through a few stdlib imports. Anything unusual (other options,
-bad configuration, a cold or stale cache) returns None and the full CLI takes over.
+SDKs run the helper every time they refresh, in every process that uses the profile. Whoever serves
+a cache hit the long way (configuration parsed, cached entry validated) leaves a ready answer beside
+the cache entry, with what it depends on: the configuration file's identity, the cache entry's
+identity, the user the default session name comes from, and the deadline for handing it out. The next
+call checks those with a few `stat` calls and answers with one `read` and one `write`, importing
+nothing beyond `os`, `sys` and `time` (which the interpreter has loaded already). Any mismatch, doubt
+or damage: the long way, which writes the answer again; anything unusual there (other options, bad
+configuration, a cold or stale cache): the full CLI.
 """
-
-from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
 
-from .cache import Cache, cache_dir_path
-from .configfile import config_path, read_config_data, session_name_default
-from .profile import parse_profile
+# Neither typing nor __future__: each would cost the hot path an import.
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from .cache import Cache
+
+ANSWER_FORMAT = "credhelper-answer/1"
+ANSWER_MAX_BYTES = 65536
+# A configuration modified this recently may change again within its file system's timestamp
+# resolution, unseen by its identity: no answer is recorded against it until it has settled.
+CONFIG_SETTLE_SECONDS = 2.0
 
 
-def parse_fast_argv(argv: Sequence[str]) -> tuple[str | None, str] | None:
+def parse_fast_argv(argv: "Sequence[str]") -> tuple[str | None, str] | None:
     """(config path, profile) for `[--config P] [--log-level L] credential-process PROFILE`."""
     config: str | None = None
     rest = list(argv)
@@ -33,33 +45,155 @@ def parse_fast_argv(argv: Sequence[str]) -> tuple[str | None, str] | None:
             config = value
         elif value.lower() == "debug":
             return None
-    if len(rest) != 2 or rest[0] != "credential-process" or rest[1].startswith("-"):
+    if len(rest) != 2 or rest[0] != "credential-process" or not is_plain_name(rest[1]):
         return None
     return config, rest[1]
 
 
-def answer_from_cache(argv: Sequence[str], environ: Mapping[str, str]) -> str | None:
+def is_plain_name(name: str) -> bool:
+    """A profile name that is safe as part of a cache file name."""
+    return name.isascii() and name[:1].isalnum() and name.replace("-", "").replace("_", "").isalnum()
+
+
+def config_path(explicit: str | None, environ: "Mapping[str, str]") -> str:
+    if explicit:
+        return os.path.expanduser(explicit)
+    if environ.get("CREDHELPER_CONFIG"):
+        return os.path.expanduser(environ["CREDHELPER_CONFIG"])
+    base = environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "credhelper", "config.toml")
+
+
+def cache_dir_path(environ: "Mapping[str, str]") -> str:
+    if environ.get("CREDHELPER_CACHE_DIR"):
+        return os.path.expanduser(environ["CREDHELPER_CACHE_DIR"])
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "credhelper")
+
+
+def answer_path(cache_dir: str, profile: str) -> str:
+    return os.path.join(cache_dir, f"{profile}.answer")
+
+
+def file_identity(status: os.stat_result) -> str:
+    """Changes whenever the file is replaced or written to."""
+    return f"{status.st_dev} {status.st_ino} {status.st_size} {status.st_mtime_ns} {status.st_ctime_ns}"
+
+
+def session_user(environ: "Mapping[str, str]") -> str:
+    """What the default role session name is made of besides the configuration."""
+    return f"{environ.get('LOGNAME') or environ.get('USER') or ''}@{os.uname().nodename}"
+
+
+def is_private(status: os.stat_result, private_bits: int) -> bool:
+    """Owned by this user, and none of `private_bits` set."""
+    return status.st_uid == os.getuid() and not status.st_mode & private_bits
+
+
+def answer_header(deadline: int, config: str, config_id: str, cache_id: str, user: str) -> str:
+    return f"{ANSWER_FORMAT}\n{deadline}\n{config}\n{config_id}\n{cache_id}\n{user}\n"
+
+
+def ready_answer(argv: "Sequence[str]", environ: "Mapping[str, str]", now: float) -> bytes | None:
+    """The recorded answer, if every fact it depends on still holds; else None."""
+    parsed = parse_fast_argv(argv)
+    if parsed is None:
+        return None
+    explicit_config, profile = parsed
+    cache_dir = cache_dir_path(environ)
+    try:
+        if not is_private(os.stat(cache_dir), 0o022):
+            return None
+        fd = os.open(answer_path(cache_dir, profile), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        try:
+            status = os.fstat(fd)
+            data = os.read(fd, ANSWER_MAX_BYTES)
+        finally:
+            os.close(fd)
+        is_regular = status.st_mode & 0o170000 == 0o100000
+        if not is_regular or not is_private(status, 0o077) or len(data) >= ANSWER_MAX_BYTES:
+            return None
+        lines = data.split(b"\n", 6)
+        if len(lines) != 7 or lines[0] != ANSWER_FORMAT.encode() or not now < int(lines[1]):
+            return None
+        config = config_path(explicit_config, environ)
+        expected = answer_header(
+            int(lines[1]),
+            config,
+            file_identity(os.stat(config)),
+            file_identity(os.stat(os.path.join(cache_dir, f"{profile}.json"))),
+            session_user(environ),
+        )
+    except (OSError, ValueError):
+        return None
+    answer = lines[6]
+    if b"\n".join(lines[:6]) + b"\n" != expected.encode() or not answer.endswith(b"}\n"):
+        return None
+    return answer
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def main_fast(argv: "Sequence[str]") -> bool:
+    """Answer `credential-process` from the cache if it can; False leaves it to the full CLI."""
+    answer = ready_answer(argv, os.environ, time.time())
+    if answer is None:
+        answer = answer_from_cache(argv, os.environ)
+    if answer is None:
+        return False
+    write_all(1, answer)
+    return True
+
+
+def answer_from_cache(argv: "Sequence[str]", environ: "Mapping[str, str]") -> bytes | None:
+    """The long way: parse the configuration, validate the cached entry, record the ready answer."""
+    from .cache import Cache
+    from .configfile import read_config_data, session_name_default
+    from .profile import parse_profile
+
     parsed = parse_fast_argv(argv)
     if parsed is None:
         return None
     explicit_config, name = parsed
+    now = time.time()
+    path = config_path(explicit_config, environ)
+    cache = Cache(cache_dir_path(environ))
     try:
-        path = config_path(explicit_config, environ)
+        config_before = os.stat(path)
         profiles = read_config_data(path).get("profiles")
         if not isinstance(profiles, dict) or name not in profiles:
             return None
         profile = parse_profile(name, profiles[name], path, session_name_default())
+        config_after = os.stat(path)
+        cache_before = os.stat(cache.path(f"{name}.json"))
     except Exception:
         return None
-    credentials = Cache(cache_dir_path(environ)).read_credentials(profile.name, profile.fingerprint)
-    if credentials is None or credentials.seconds_left(time.time()) < profile.handout_seconds:
+    credentials = cache.read_credentials(profile.name, profile.fingerprint)
+    if credentials is None or credentials.seconds_left(now) < profile.handout_seconds:
         return None
-    return credentials.process_json()
+    answer = (credentials.process_json() + "\n").encode()
+    config_id = file_identity(config_before)
+    settled = now - config_after.st_mtime >= CONFIG_SETTLE_SECONDS
+    if settled and config_id == file_identity(config_after):
+        deadline = int(credentials.expiration - profile.handout_seconds)
+        header = answer_header(deadline, path, config_id, file_identity(cache_before), session_user(environ))
+        record_answer(cache, name, header.encode() + answer, cache_before)
+    return answer
 
 
-def main_fast(argv: Sequence[str]) -> bool:
-    answer = answer_from_cache(argv, os.environ)
-    if answer is None:
-        return False
-    os.write(1, (answer + "\n").encode())
-    return True
+def record_answer(cache: "Cache", profile: str, content: bytes, cache_entry: os.stat_result) -> None:
+    """Leave the ready answer for the next call, if the cache entry read is still the one there."""
+    from .fileio import atomic_write
+
+    try:
+        if not is_private(os.stat(cache.directory), 0o077):
+            return
+        atomic_write(answer_path(cache.directory, profile), content)
+        if file_identity(os.stat(cache.path(f"{profile}.json"))) != file_identity(cache_entry):
+            os.unlink(answer_path(cache.directory, profile))  # a refresh landed meanwhile
+    except OSError:
+        return

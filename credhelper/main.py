@@ -1,19 +1,27 @@
 """The `credhelper` entry point: the cache-hit fast path first, the full CLI otherwise."""
 
-from __future__ import annotations
-
 import sys
 
 
 def main() -> None:
-    if "credential-process" in sys.argv[1:]:
+    if "credential-process" in sys.argv[1:] and _answered_fast():
+        return
+    try:
+        from .cli import run
+    except Exception as error:  # a broken installation: still one line, never a traceback
+        sys.stderr.write(f"credhelper: error: cannot load credhelper: {type(error).__name__}: {error}\n")
+        sys.exit(1)
+    sys.exit(run(sys.argv[1:]))
+
+
+def _answered_fast() -> bool:
+    """Whether the fast path answered; anything it did not expect leaves the answer to the full CLI."""
+    try:
         from .fastpath import main_fast
 
-        if main_fast(sys.argv[1:]):
-            return
-    from .cli import run
-
-    sys.exit(run(sys.argv[1:]))
+        return main_fast(sys.argv[1:])
+    except Exception:
+        return False
 
 
 if __name__ == "__main__":
