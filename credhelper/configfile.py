@@ -20,15 +20,29 @@ def config_path(explicit: str | None, environ: Mapping[str, str]) -> str:
     return os.path.join(base, "credhelper", "config.toml")
 
 
-def read_config_data(path: str) -> dict[str, object]:
+DEFAULT_PATH_ADVICE = (
+    "no configuration file; create it with a [profiles.NAME] table (see the README), or pass --config PATH"
+)
+
+
+def missing_config_advice(explicit: str | None, environ: Mapping[str, str]) -> str:
+    """What to do about a missing configuration file, given how its path was chosen."""
+    if explicit:
+        return "no such file (given with --config); check the path, or create it with a [profiles.NAME] table"
+    if environ.get("CREDHELPER_CONFIG"):
+        return (
+            "no such file ($CREDHELPER_CONFIG points there); fix or unset CREDHELPER_CONFIG, "
+            "or create the file with a [profiles.NAME] table"
+        )
+    return DEFAULT_PATH_ADVICE
+
+
+def read_config_data(path: str, missing_advice: str = DEFAULT_PATH_ADVICE) -> dict[str, object]:
     try:
         with open(path, "rb") as handle:
             raw = handle.read()
     except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: no configuration file; create it with a [profiles.NAME] table "
-            "(see the README), or pass --config PATH"
-        ) from None
+        raise ConfigError(f"{path}: {missing_advice}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}") from None
     try:
