@@ -25,18 +25,6 @@ DEFAULT_PATH_ADVICE = (
 )
 
 
-def missing_config_advice(explicit: str | None, environ: Mapping[str, str]) -> str:
-    """What to do about a missing configuration file, given how its path was chosen."""
-    if explicit:
-        return "no such file (given with --config); check the path, or create it with a [profiles.NAME] table"
-    if environ.get("CREDHELPER_CONFIG"):
-        return (
-            "no such file ($CREDHELPER_CONFIG points there); fix or unset CREDHELPER_CONFIG, "
-            "or create the file with a [profiles.NAME] table"
-        )
-    return DEFAULT_PATH_ADVICE
-
-
 def read_config_data(path: str, missing_advice: str = DEFAULT_PATH_ADVICE) -> dict[str, object]:
     try:
         with open(path, "rb") as handle:
@@ -51,6 +39,18 @@ def read_config_data(path: str, missing_advice: str = DEFAULT_PATH_ADVICE) -> di
         raise ConfigError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: malformed TOML: {exc}; fix the file and try again") from None
+
+
+def missing_config_advice(explicit: str | None, environ: Mapping[str, str]) -> str:
+    """What to do about a missing configuration file, given how its path was chosen."""
+    if explicit:
+        return "no such file (given with --config); check the path, or create it with a [profiles.NAME] table"
+    if environ.get("CREDHELPER_CONFIG"):
+        return (
+            "no such file ($CREDHELPER_CONFIG points there); fix or unset CREDHELPER_CONFIG, "
+            "or create the file with a [profiles.NAME] table"
+        )
+    return DEFAULT_PATH_ADVICE
 
 
 def session_name_default() -> str:
