@@ -60,6 +60,15 @@ class AppContext:
 pass_app = click.make_pass_decorator(AppContext)
 
 
+def complete_profile_names(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of PROFILE: the names in the configuration, or none when it cannot be read."""
+    try:
+        config = load_config(ctx.find_root().params.get("config_option"), os.environ)
+    except CredhelperError:
+        return []
+    return [name for name in config.profiles if name.startswith(incomplete)]
+
+
 @click.group(
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog="""\b
@@ -114,7 +123,7 @@ Examples:
   credhelper refresh               # every profile
   credhelper refresh bedrock       # one profile"""
 )
-@click.argument("profiles", nargs=-1)
+@click.argument("profiles", nargs=-1, shell_complete=complete_profile_names)
 @pass_app
 def refresh(app: AppContext, profiles: tuple[str, ...]) -> None:
     """New credentials from STS now; every target written, hooks run."""
@@ -167,7 +176,7 @@ Example, in ~/.aws/config:
   credential_process = credhelper credential-process bedrock
   region = us-east-1""",
 )
-@click.argument("profile")
+@click.argument("profile", shell_complete=complete_profile_names)
 @pass_app
 def credential_process(app: AppContext, profile: str) -> None:
     """Print credential_process JSON for an AWS SDK (configure it in ~/.aws/config)."""
@@ -190,7 +199,7 @@ Examples:
   credhelper run --serve :9912 bedrock    # the endpoint on 127.0.0.1:9912, one profile
   systemctl --user kill -s USR1 --kill-whom=main credhelper   # refresh now""",
 )
-@click.argument("profiles", nargs=-1)
+@click.argument("profiles", nargs=-1, shell_complete=complete_profile_names)
 @click.option(
     "--serve",
     metavar="[HOST:PORT|:PORT]",
@@ -227,7 +236,7 @@ Examples:
   credhelper status
   credhelper status bedrock --json"""
 )
-@click.argument("profiles", nargs=-1)
+@click.argument("profiles", nargs=-1, shell_complete=complete_profile_names)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def status(app: AppContext, profiles: tuple[str, ...], as_json: bool) -> None:
@@ -313,7 +322,7 @@ Examples:
   credhelper env bedrock --format dotenv >> .env
   eval "$(credhelper env bedrock --static)"     # the credentials themselves, for one shell""",
 )
-@click.argument("profile")
+@click.argument("profile", shell_complete=complete_profile_names)
 @click.option(
     "--format", "output", type=click.Choice(["sh", "dotenv", "json"]), default="sh", show_default=True
 )

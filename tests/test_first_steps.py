@@ -175,9 +175,10 @@ def test_shell_completion_works_through_the_installed_command(home: UserHome) ->
     result = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "credential-process" in result.stdout
-    env.update(COMP_WORDS="credhelper credential-process ", COMP_CWORD="2")
+    env.update(COMP_WORDS="credhelper credential-process b", COMP_CWORD="2")
     result = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "Version" not in result.stdout, "completion ran the command"
+    assert result.stdout.split() == ["plain,bedrock"], "profile names are not completed"
     source = subprocess.run(
         [str(script)],
         env=dict(home.env, _CREDHELPER_COMPLETE="bash_source"),
