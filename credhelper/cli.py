@@ -60,8 +60,46 @@ class AppContext:
 pass_app = click.make_pass_decorator(AppContext)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_option", metavar="PATH", help="Configuration file.")
+def complete_profile_names(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of PROFILE: the names in the configuration, or none when it cannot be read."""
+    try:
+        config = load_config(ctx.find_root().params.get("config_option"), os.environ)
+    except CredhelperError:
+        return []
+    return [name for name in config.profiles if name.startswith(incomplete)]
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="""\b
+Configuration: --config PATH, else $CREDHELPER_CONFIG, else
+$XDG_CONFIG_HOME/credhelper/config.toml (~/.config/credhelper/config.toml).
+
+\b
+Exit status:
+  0   success
+  1   anything else: a write failing at the OS level (permission, disk full,
+      read-only file system), a second daemon; status: credentials missing or expired
+  2   usage error
+  75  STS unreachable, or throttling, after retries
+  77  refused by AWS: AccessDenied, InvalidClientTokenId, expired source
+      credentials, no MFA code to be had
+  78  configuration error: bad or missing file, unknown profile, invalid value,
+      a target unusable as configured (directory missing, not a regular file,
+      not UTF-8, over 1 MiB, holding a long-term key, unparseable credentials file)
+
+\b
+Shell completion (bash; use zsh_source or fish_source for those shells):
+  eval "$(_CREDHELPER_COMPLETE=bash_source credhelper)"   # add to ~/.bashrc
+
+Run `credhelper COMMAND --help` for a command's examples.""",
+)
+@click.option(
+    "--config",
+    "config_option",
+    metavar="PATH",
+    help="Configuration file (default: $CREDHELPER_CONFIG, else ~/.config/credhelper/config.toml).",
+)
 @click.option(
     "--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default="warning", show_default=True
 )
@@ -77,8 +115,15 @@ def _minutes(seconds: float) -> str:
     return f"{int(seconds // 60)} min"
 
 
-@cli.command()
-@click.argument("profiles", nargs=-1)
+@cli.command(
+    epilog="""With no PROFILE, every profile in the configuration is refreshed.
+
+\b
+Examples:
+  credhelper refresh               # every profile
+  credhelper refresh bedrock       # one profile"""
+)
+@click.argument("profiles", nargs=-1, shell_complete=complete_profile_names)
 @pass_app
 def refresh(app: AppContext, profiles: tuple[str, ...]) -> None:
     """New credentials from STS now; every target written, hooks run."""
@@ -121,8 +166,17 @@ def raise_failures(failures: list[CredhelperError]) -> None:
         raise type(failures[0])(f"{len(failures)} failures; the first: {failures[0]}")
 
 
-@cli.command("credential-process")
-@click.argument("profile")
+@cli.command(
+    "credential-process",
+    epilog="""Served from the cache while enough time is left; one STS call otherwise.
+
+\b
+Example, in ~/.aws/config:
+  [profile bedrock]
+  credential_process = credhelper credential-process bedrock
+  region = us-east-1""",
+)
+@click.argument("profile", shell_complete=complete_profile_names)
 @pass_app
 def credential_process(app: AppContext, profile: str) -> None:
     """Print credential_process JSON for an AWS SDK (configure it in ~/.aws/config)."""
@@ -131,11 +185,24 @@ def credential_process(app: AppContext, profile: str) -> None:
     sys.stdout.write(credentials.process_json() + "\n")
 
 
-@cli.command("run")
-@click.argument("profiles", nargs=-1)
+@cli.command(
+    "run",
+    epilog=f"""With no PROFILE, every profile in the configuration is kept fresh. --serve takes
+an optional address: a value with a colon (HOST:PORT, or :PORT for 127.0.0.1) is
+the address; anything else is a profile name, and the endpoint listens on
+{DEFAULT_SERVE}.
+
+\b
+Examples:
+  credhelper run                          # what the systemd unit runs
+  credhelper run --serve                  # also the endpoint, on {DEFAULT_SERVE}
+  credhelper run --serve :9912 bedrock    # the endpoint on 127.0.0.1:9912, one profile
+  systemctl --user kill -s USR1 --kill-whom=main credhelper   # refresh now""",
+)
+@click.argument("profiles", nargs=-1, shell_complete=complete_profile_names)
 @click.option(
     "--serve",
-    metavar="HOST:PORT",
+    metavar="[HOST:PORT|:PORT]",
     is_flag=False,
     flag_value=DEFAULT_SERVE,
     default=None,
@@ -146,13 +213,30 @@ def run_command(app: AppContext, profiles: tuple[str, ...], serve: str | None) -
     """The daemon, in the foreground (for systemd): keeps every target fresh."""
     from .daemon import run_daemon
 
-    code = run_daemon(app.config_option, profiles, os.environ, serve)
+    serve, named = split_serve_value(serve)
+    code = run_daemon(app.config_option, (*named, *profiles), os.environ, serve)
     if code:
         raise click.exceptions.Exit(code)
 
 
-@cli.command()
-@click.argument("profiles", nargs=-1)
+def split_serve_value(value: str | None) -> tuple[str | None, tuple[str, ...]]:
+    """`--serve`'s optional value as (address, profile names): a value with a colon is the
+    address (`:PORT` on 127.0.0.1); any other value is a profile name that followed a bare
+    `--serve`, and the endpoint takes the default address."""
+    if value is None or ":" in value:
+        return (f"127.0.0.1{value}" if value and value.startswith(":") else value), ()
+    return DEFAULT_SERVE, (value,)
+
+
+@cli.command(
+    epilog="""With no PROFILE, every profile. Reads the cache only: no STS call.
+
+\b
+Examples:
+  credhelper status
+  credhelper status bedrock --json"""
+)
+@click.argument("profiles", nargs=-1, shell_complete=complete_profile_names)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def status(app: AppContext, profiles: tuple[str, ...], as_json: bool) -> None:
@@ -171,7 +255,17 @@ def status(app: AppContext, profiles: tuple[str, ...], as_json: bool) -> None:
         raise click.exceptions.Exit(EXIT_FAILURE)
 
 
-@cli.command("adopt-keys")
+@cli.command(
+    "adopt-keys",
+    epilog="""Copies the pair into [NAME] of ~/.aws/credentials (every other byte kept),
+checks it with sts:GetCallerIdentity, and only then lets the .env take temporary
+credentials (the profiles with source_profile = NAME that write this .env are
+refreshed). Nothing changes when AWS refuses the key.
+
+\b
+Example:
+  credhelper adopt-keys --env-file ~/src/app/.env --profile bedrock-developer""",
+)
 @click.option(
     "--env-file",
     "env_file",
@@ -227,8 +321,15 @@ def adopt_keys_command(app: AppContext, env_file: Path, source_profile: str) -> 
         )
 
 
-@cli.command("env")
-@click.argument("profile")
+@cli.command(
+    "env",
+    epilog="""\b
+Examples:
+  eval "$(credhelper env bedrock)"              # this shell uses the running endpoint
+  credhelper env bedrock --format dotenv >> .env
+  eval "$(credhelper env bedrock --static)"     # the credentials themselves, for one shell""",
+)
+@click.argument("profile", shell_complete=complete_profile_names)
 @click.option(
     "--format", "output", type=click.Choice(["sh", "dotenv", "json"]), default="sh", show_default=True
 )

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .configfile import config_path, read_config_data, session_name_default
+from .configfile import config_path, missing_config_advice, read_config_data, session_name_default
 from .errors import ConfigError
 from .profile import Profile, parse_daemon, parse_profiles
 from .targets import Target, expand_path, profile_targets
@@ -33,7 +33,7 @@ class Config:
 
 def load_config(explicit: str | None, environ: Mapping[str, str]) -> Config:
     path = config_path(explicit, environ)
-    data = read_config_data(path)
+    data = read_config_data(path, missing_config_advice(explicit, environ))
     profiles = parse_profiles(data, path, session_name_default())
     check_target_paths(profiles, path)
     return Config(path=Path(path), profiles=profiles, serve=parse_daemon(data, path))

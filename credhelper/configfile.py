@@ -13,15 +13,17 @@ from .profile import default_session_name
 __all__ = ["config_path", "read_config_data", "session_name_default"]
 
 
-def read_config_data(path: str) -> dict[str, object]:
+DEFAULT_PATH_ADVICE = (
+    "no configuration file; create it with a [profiles.NAME] table (see the README), or pass --config PATH"
+)
+
+
+def read_config_data(path: str, missing_advice: str = DEFAULT_PATH_ADVICE) -> dict[str, object]:
     try:
         with open(path, "rb") as handle:
             raw = handle.read()
     except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: no configuration file; create it with a [profiles.NAME] table "
-            "(see the README), or pass --config PATH"
-        ) from None
+        raise ConfigError(f"{path}: {missing_advice}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}") from None
     try:
@@ -30,6 +32,18 @@ def read_config_data(path: str) -> dict[str, object]:
         raise ConfigError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: malformed TOML: {exc}; fix the file and try again") from None
+
+
+def missing_config_advice(explicit: str | None, environ: Mapping[str, str]) -> str:
+    """What to do about a missing configuration file, given how its path was chosen."""
+    if explicit:
+        return "no such file (given with --config); check the path, or create it with a [profiles.NAME] table"
+    if environ.get("CREDHELPER_CONFIG"):
+        return (
+            "no such file ($CREDHELPER_CONFIG points there); fix or unset CREDHELPER_CONFIG, "
+            "or create the file with a [profiles.NAME] table"
+        )
+    return DEFAULT_PATH_ADVICE
 
 
 def session_name_default() -> str:

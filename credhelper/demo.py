@@ -3,19 +3,24 @@
 It provisions what an administrator would (an IAM user, its key, BedrockAccessRole), writes a
 credhelper configuration for an agent0-like app in a scratch HOME, and runs credhelper the way a
 user does, showing each command and what it changed. Secrets are masked in everything it prints.
+
+`sh dev demo --keep` sets up the same world, then leaves the local STS running and prints how to
+use it from another terminal, until Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from .localsts import profile_toml, scratch_home, start_local_sts
+from .localsts import LocalSts, profile_toml, scratch_home, start_local_sts
 
 APP_ENV = """\
 # agent0 (packages/agent0/.env), as copied from .env.default
@@ -56,8 +61,15 @@ def run(home: Path, env: dict[str, str], *args: str, show_stdout: bool = True) -
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="sh dev demo", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="sh dev demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=int, default=40, help="how long to watch the daemon")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the local STS running with a scratch HOME to try commands in, until Ctrl-C",
+    )
     options = parser.parse_args(argv)
 
     say("Starting the embedded local STS (moto) on 127.0.0.1, authentication enforced")
@@ -65,7 +77,13 @@ def main(argv: list[str] | None = None) -> None:
     print(f"STS endpoint: {sts.url}")
     print(f"IAM user bedrock-developer, access key {masked(sts.access_key_id)}")
     print(f"Role: {sts.role_arn}")
+    if options.keep:
+        keep_running(sts)
+        return
+    tour(sts, options.seconds)
 
+
+def tour(sts: LocalSts, seconds: int) -> None:
     home, env = scratch_home(
         sts,
         "credhelper-demo-",
@@ -103,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     say("3. Status, from the cache alone")
     run(home, env, "status")
 
-    say(f"4. The daemon: `credhelper run` for {options.seconds} s; watch the key id in the .env change")
+    say(f"4. The daemon: `credhelper run` for {seconds} s; watch the key id in the .env change")
     process = subprocess.Popen(
         [sys.executable, "-m", "credhelper", "--log-level", "info", "run"],
         env=env,
@@ -112,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
         text=True,
     )
     last = ""
-    deadline = time.monotonic() + options.seconds
+    deadline = time.monotonic() + seconds
     try:
         while time.monotonic() < deadline and process.poll() is None:
             text = (app / ".env").read_text()
@@ -130,6 +148,75 @@ def main(argv: list[str] | None = None) -> None:
     say("Done. Try it on your own app: see the README's quick start.")
     sts.stop()
     shutil.rmtree(home, ignore_errors=True)
+
+
+def credhelper_command() -> str:
+    """The command a user of this checkout runs: the virtualenv's script, else `python -m`."""
+    script = Path(sys.executable).parent / "credhelper"
+    return shlex.quote(str(script)) if script.exists() else f"{shlex.quote(sys.executable)} -m credhelper"
+
+
+def write_activate(home: Path, sts: LocalSts) -> Path:
+    """A script to source in another shell: the scratch HOME, this checkout's credhelper first on
+    PATH, AWS SDKs pointed at the local STS, and nothing inherited that would win over them."""
+    bin_dir = Path(sys.executable).parent
+    activate = home / "activate"
+    activate.write_text(
+        "# Sourced by `. activate`: a shell in credhelper's demo world (your own HOME is untouched).\n"
+        "unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY "
+        "AWS_SESSION_TOKEN AWS_CONTAINER_CREDENTIALS_FULL_URI AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE "
+        "CREDHELPER_CONFIG CREDHELPER_CACHE_DIR XDG_CONFIG_HOME XDG_CACHE_HOME XDG_RUNTIME_DIR\n"
+        f"export HOME={shlex.quote(str(home))}\n"
+        f'export PATH={shlex.quote(str(bin_dir))}:"$PATH"\n'
+        f"export PYTHONPATH={shlex.quote(str(Path(__file__).resolve().parent.parent))}\n"
+        f"export AWS_ENDPOINT_URL={shlex.quote(sts.url)} AWS_REGION=us-east-1\n"
+        'PS1="(credhelper demo) $PS1"\n'
+        "cd\n"
+    )
+    return activate
+
+
+def keep_running(sts: LocalSts) -> None:
+    """Set up the scratch world, print how to play in it, and wait for Ctrl-C (or SIGTERM)."""
+    home, _ = scratch_home(sts, "credhelper-demo-", profile_toml(sts, extra='env_files = ["~/agent0/.env"]'))
+    app = home / "agent0"
+    app.mkdir()
+    (app / ".env").write_text(APP_ENV)
+    (app / ".env").chmod(0o600)
+    command = credhelper_command()
+    aws_config = home / ".aws" / "config"
+    aws_config.write_text(
+        f"[profile bedrock]\ncredential_process = {command} credential-process bedrock\nregion = us-east-1\n"
+    )
+    activate = write_activate(home, sts)
+    config = home / ".config" / "credhelper" / "config.toml"
+    say(f"A scratch HOME at {home}")
+    print(f"~/.config/credhelper/config.toml:\n{config.read_text().rstrip()}")
+    print(f"\n~/.aws/config:\n{aws_config.read_text().rstrip()}")
+    print("\n~/.aws/credentials: [bedrock-developer], the IAM user's key pair")
+    who_am_i = """python -c 'import boto3; print(boto3.client("sts").get_caller_identity()["Arn"])'"""
+    say("In another terminal (each new terminal: source the activate script first):")
+    print(
+        f"""  . {shlex.quote(str(activate))}   # HOME, PATH and AWS_ENDPOINT_URL for the demo
+  credhelper refresh                   # assume the role, write ~/agent0/.env
+  credhelper status
+  cat ~/agent0/.env
+  AWS_PROFILE=bedrock {who_am_i}   # an SDK through credential_process
+  credhelper run --serve               # the daemon and its endpoint; Ctrl-C stops it
+  eval "$(credhelper env bedrock)"; {who_am_i}   # (in a second terminal) an SDK through the endpoint
+  printf 'AWS_ACCESS_KEY_ID=\\n' > ~/agent0/.env   # while `run` runs: the credentials are back in a second"""
+    )
+    say("The local STS keeps running. Ctrl-C here stops it and removes the scratch HOME.")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        while True:
+            signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sts.stop()
+        shutil.rmtree(home, ignore_errors=True)
+        print(f"\nStopped the local STS; removed {home}.", flush=True)
 
 
 if __name__ == "__main__":

@@ -65,9 +65,14 @@ def translate_client_error(error: ClientError, profile: Profile, action: str) ->
             "sts:AssumeRole on the role"
         )
     if code == "InvalidClientTokenId":
+        named = profile.source_profile
+        configure = f"aws configure --profile {named}" if named else "aws configure"
+        # GetCallerIdentity checks a key pair itself (adopt-keys): no credhelper profile to name.
+        checking_a_pair = named and action == "GetCallerIdentity"
+        subject = f"[{named}]" if checking_a_pair else f"profile {profile.name}: {source}"
         return AwsRefusedError(
-            f"profile {profile.name}: the access key of {source} is unknown to AWS or deactivated: "
-            "put a valid key pair there (credhelper adopt-keys, or aws configure)"
+            f"{subject}: the access key is unknown to AWS or deactivated: create a new access key "
+            f"for the IAM user (IAM console) and store it with `{configure}`"
         )
     if code == "SignatureDoesNotMatch":
         skew = _clock_skew(error)
