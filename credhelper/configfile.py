@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 
 from .errors import ConfigError
 from .fastpath import config_path
