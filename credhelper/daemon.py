@@ -34,7 +34,7 @@ from .profile import Profile, parse_listen_address
 from .refresher import Refresher
 from .schedule import Clock, Scheduler, SystemClock
 from .sdnotify import Notifier
-from .server import CredentialServer, UnknownProfile
+from .server import CredentialServer, UnknownProfile, publish_endpoint, unpublish_endpoint
 from .sharedcreds import read_sections, shared_credentials_path
 
 if TYPE_CHECKING:
@@ -178,6 +178,7 @@ class Daemon:
             if self.observer is not None:
                 self.observer.stop()
             if self.server is not None:
+                unpublish_endpoint(self.environ, self.cache.directory)
                 self.server.stop()
             daemon_lock.release()
 
@@ -207,13 +208,12 @@ class Daemon:
             return
         host, port = parse_listen_address(address, "--serve" if self.serve_option else "[daemon] serve")
         try:
-            self.server = CredentialServer(
-                host, port, self.endpoint_credentials, self.environ, self.cache.directory
-            )
+            self.server = CredentialServer(host, port, self.endpoint_credentials)
         except OSError as error:
             raise CredhelperError(
                 f"cannot listen on {address}: {error.strerror}; pick another port"
             ) from None
+        publish_endpoint(self.server, self.environ, self.cache.directory)
         self.server.start()
 
     def endpoint_credentials(self, name: str) -> Credentials:

@@ -55,6 +55,20 @@ def read_endpoint(environ: Mapping[str, str], cache_dir: str) -> dict[str, str] 
     return info if isinstance(info, dict) else None
 
 
+def publish_endpoint(server: CredentialServer, environ: Mapping[str, str], cache_dir: str) -> None:
+    """The token file and endpoint.json that `credhelper env` reads (the daemon's endpoint only)."""
+    directory = runtime_dir(environ, cache_dir)
+    ensure_private_dir(directory)
+    atomic_write(token_path(environ, cache_dir), server.token.encode(), PRIVATE_FILE)
+    info = {"url": server.url, "token_file": token_path(environ, cache_dir), "pid": str(os.getpid())}
+    atomic_write(endpoint_path(environ, cache_dir), json.dumps(info).encode(), PRIVATE_FILE)
+
+
+def unpublish_endpoint(environ: Mapping[str, str], cache_dir: str) -> None:
+    remove_quietly(endpoint_path(environ, cache_dir))
+    remove_quietly(token_path(environ, cache_dir))
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     # The default backlog of 5 drops connection attempts when 20 SDK clients arrive at once, and a
@@ -63,13 +77,12 @@ class _Server(ThreadingHTTPServer):
 
 
 class CredentialServer:
-    def __init__(
-        self, host: str, port: int, lookup: Lookup, environ: Mapping[str, str], cache_dir: str
-    ) -> None:
+    """The endpoint itself: binds on construction (a random token when none is given); `start`
+    serves in the background. Publishing it for other processes is `publish_endpoint`'s job."""
+
+    def __init__(self, host: str, port: int, lookup: Lookup, token: str | None = None) -> None:
         self.lookup = lookup
-        self.environ = environ
-        self.cache_dir = cache_dir
-        self.token = secrets.token_urlsafe(32)
+        self.token = token or secrets.token_urlsafe(32)
         server_class = (
             type("_Server6", (_Server,), {"address_family": socket.AF_INET6}) if ":" in host else _Server
         )
@@ -80,24 +93,18 @@ class CredentialServer:
         self.thread = threading.Thread(
             target=self.httpd.serve_forever, name="credhelper-endpoint", daemon=True
         )
+        self._stopped = False
 
     def start(self) -> None:
-        directory = runtime_dir(self.environ, self.cache_dir)
-        ensure_private_dir(directory)
-        atomic_write(token_path(self.environ, self.cache_dir), self.token.encode(), PRIVATE_FILE)
-        info = {
-            "url": self.url,
-            "token_file": token_path(self.environ, self.cache_dir),
-            "pid": str(os.getpid()),
-        }
-        atomic_write(endpoint_path(self.environ, self.cache_dir), json.dumps(info).encode(), PRIVATE_FILE)
         self.thread.start()
         log.info("credentials endpoint listening on %s/v1/credentials/PROFILE", self.url)
 
     def stop(self) -> None:
-        remove_quietly(endpoint_path(self.environ, self.cache_dir))
-        remove_quietly(token_path(self.environ, self.cache_dir))
-        self.httpd.shutdown()
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.thread.is_alive():
+            self.httpd.shutdown()
         self.httpd.server_close()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
