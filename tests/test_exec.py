@@ -1,0 +1,325 @@
+"""`credhelper exec`: a command run on credentials that never go stale (real processes, real STS)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from credhelper.credentials import Credentials
+from credhelper.errors import AwsRefusedError, StsUnavailableError
+from credhelper.execcmd import (
+    child_environment,
+    exit_status,
+    renewal_failure_message,
+    renewal_time,
+    wait_limit,
+)
+from credhelper.profile import Profile
+from credhelper.schedule import WAKE_CHECK_SECONDS, Deadline
+from tests.conftest import UserHome
+from tests.daemonproc import wait_for
+from tests.helpers import assert_no_secret, assert_one_line_failure, cached_record
+from tests.stsproxy import Fault
+
+CHILD = [sys.executable, str(Path(__file__).resolve().parent / "execchild.py")]
+ASSUMED = "arn:aws:sts::123456789012:assumed-role/BedrockAccessRole/credhelper-test"
+# Renewal about 5 s after each refresh: the shortest real schedule STS allows (900 s sessions).
+FAST_RENEWAL = {"duration_seconds": "900", "refresh_before_seconds": "895"}
+HOOK = 'on_refresh = ["sh", "-c", "touch \\"$HOME/hook-ran\\""]\n'
+
+
+class Exec:
+    """`credhelper exec bedrock ARGS...` running in the background, its child recording to a log."""
+
+    def __init__(self, home: UserHome, *args: str) -> None:
+        """`LOG` among `args` stands for the file the child records to."""
+        self.home = home
+        self.log = home.root.parent / f"child-{time.monotonic_ns()}.jsonl"
+        self.stderr_path = home.root.parent / f"exec-{time.monotonic_ns()}.err"
+        argv = [str(self.log) if arg == "LOG" else arg for arg in args]
+        with self.stderr_path.open("w") as stderr:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "credhelper", "exec", "bedrock", *argv],
+                env=home.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                cwd=home.root,
+                start_new_session=True,
+            )
+
+    def events(self) -> list[dict[str, Any]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def starts(self) -> list[dict[str, Any]]:
+        return [e for e in self.events() if e.get("event", "start") == "start"]
+
+    def wait_starts(self, count: int, timeout: float = 40) -> list[dict[str, Any]]:
+        wait_for(lambda: len(self.starts()) >= count or self.process.poll() is not None, timeout)
+        starts = self.starts()
+        assert len(starts) >= count, (
+            f"exec ended ({self.process.poll()}) after {len(starts)} start(s): {self.stderr}"
+        )
+        return starts
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def finish(self, signum: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+        try:
+            return self.process.wait(timeout)
+        finally:
+            if self.process.poll() is None:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+            assert_no_secret(self.home, self.stderr)
+
+
+def digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+REPORT_ENV = (
+    "import hashlib, json, os, sys; "
+    "h = lambda v: hashlib.sha256(v.encode()).hexdigest() if v else None; "
+    "env = {k: v for k, v in os.environ.items() if k.startswith('AWS_')}; "
+    "env['AWS_SECRET_ACCESS_KEY'] = h(env.get('AWS_SECRET_ACCESS_KEY')); "
+    "env['AWS_SESSION_TOKEN'] = h(env.get('AWS_SESSION_TOKEN')); "
+    "print(json.dumps({'env': env, 'argv': sys.argv[1:], 'pid': os.getpid()}))"
+)
+
+
+# -- plain mode ------------------------------------------------------------------------------
+
+
+def test_plain_exec_gives_the_command_the_role_credentials_and_removes_what_would_win(home: UserHome) -> None:
+    home.write_config(HOOK)
+    env_before = home.app_env.read_bytes()
+    home.env.update(
+        AWS_PROFILE="elsewhere",
+        AWS_DEFAULT_PROFILE="elsewhere",
+        AWS_CONTAINER_CREDENTIALS_FULL_URI="http://127.0.0.1:1/x",
+        AWS_CONTAINER_AUTHORIZATION_TOKEN="stale",
+        AWS_WEB_IDENTITY_TOKEN_FILE="/nonexistent",
+        AWS_ROLE_ARN="arn:aws:iam::123456789012:role/Other",
+        AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE",
+        AWS_REGION="eu-west-1",
+    )
+    result = home.run("exec", "bedrock", "--", sys.executable, "-c", REPORT_ENV, "--flag", "two words")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    report = json.loads(result.stdout)
+    record = cached_record(home)
+    assert report["argv"] == ["--flag", "two words"], "the command's arguments must arrive unchanged"
+    assert report["env"] == {
+        "AWS_ACCESS_KEY_ID": record["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": digest(record["SecretAccessKey"]),
+        "AWS_SESSION_TOKEN": digest(record["SessionToken"]),
+        "AWS_CREDENTIAL_EXPIRATION": Credentials.from_record(record).expiration_text,
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }, "the command must get the role's credentials and none of the variables that would win over them"
+    assert record["AccessKeyId"].startswith("ASIA")
+    assert record["Expiration"] - time.time() > 840, "exec must hand out at least the handout window"
+    assert home.app_env.read_bytes() == env_before, "exec must not touch the profile's .env"
+    assert not (home.root / "hook-ran").exists(), "exec must not run on_refresh hooks"
+
+
+def test_plain_exec_becomes_the_command(home: UserHome) -> None:
+    """Signals, the terminal and the exit status are the command's own: it is the same process."""
+    run = Exec(home, "--", *CHILD, "LOG")
+    (start,) = run.wait_starts(1, timeout=30)
+    assert start["pid"] == run.process.pid, "plain exec must replace itself with the command"
+    assert run.finish() == -signal.SIGTERM, "a signal to exec's pid must reach the command itself"
+    assert _signals(run) == ["SIGTERM"]
+
+
+def test_ten_concurrent_execs_on_a_cold_cache_make_one_sts_call(home: UserHome) -> None:
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "credhelper", "exec", "bedrock", "--", "printenv", "AWS_ACCESS_KEY_ID"],
+            env=home.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=home.root,
+            start_new_session=True,
+        )
+        for _ in range(10)
+    ]
+    outputs = [p.communicate(timeout=60) for p in processes]
+    assert [p.returncode for p in processes] == [0] * 10, [err for _, err in outputs]
+    assert len({out for out, _ in outputs}) == 1, "every exec must get the one cached set"
+    assert home.proxy.count("AssumeRole") == 1
+    result = home.run("credential-process", "bedrock")
+    assert result.returncode == 0
+    assert home.proxy.count("AssumeRole") == 1, "credential-process must share exec's cache"
+
+
+# -- exit status -----------------------------------------------------------------------------
+
+MODES = [pytest.param([], id="plain"), pytest.param(["--restart-on-refresh"], id="restart")]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_exit_status_is_the_commands_own(home: UserHome, mode: list[str]) -> None:
+    assert home.run("exec", "bedrock", *mode, "--", *CHILD, "LOG", "--exit", "3").returncode == 3
+    killed = home.run("exec", "bedrock", *mode, "--", "sh", "-c", "kill -KILL $$")
+    # What the user's shell shows: in plain mode the command is exec's own process.
+    assert killed.returncode in ((-signal.SIGKILL,) if not mode else (128 + signal.SIGKILL,))
+    missing = home.run("exec", "bedrock", *mode, "--", "no-such-command-anywhere")
+    assert_one_line_failure(missing, 127, "no-such-command-anywhere", "not found")
+    not_executable = home.root / "script.sh"
+    not_executable.write_text("#!/bin/sh\necho hi\n")
+    refused = home.run("exec", "bedrock", *mode, "--", str(not_executable))
+    assert_one_line_failure(refused, 126, "script.sh")
+
+
+def test_usage_and_configuration_errors_come_before_the_command_runs(home: UserHome) -> None:
+    marker = home.root / "ran"
+    command = ["--", "touch", str(marker)]
+    no_command = home.run("exec", "bedrock")
+    assert no_command.returncode == 2 and "missing COMMAND" in no_command.stderr
+    assert home.run("exec", "bedrock", "--grace", "3", *command).returncode == 2
+    assert_one_line_failure(home.run("exec", "nosuch", *command), 78, "nosuch")
+    home.proxy.add_fault(Fault("code", action="AssumeRole"))
+    assert_one_line_failure(home.run("exec", "bedrock", "--restart-on-refresh", *command), 77)
+    assert not marker.exists(), "the command must never run when credhelper fails first"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_binary_stdin_reaches_stdout_byte_exact(home: UserHome, mode: list[str]) -> None:
+    payload = random.Random(7).randbytes(1024 * 1024)
+    result = subprocess.run(
+        [sys.executable, "-m", "credhelper", "exec", "bedrock", *mode, "--", *CHILD, "LOG", "--cat"],
+        env=home.env,
+        input=payload,
+        capture_output=True,
+        timeout=60,
+        cwd=home.root,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == payload, "stdin must reach the command and its stdout come back unchanged"
+
+
+# -- supervising: signals, restarts ----------------------------------------------------------
+
+
+def test_signals_are_passed_on_and_sigterm_ends_exec_with_the_commands_status(home: UserHome) -> None:
+    run = Exec(home, "--restart-on-refresh", "--", *CHILD, "LOG")
+    (start,) = run.wait_starts(1, timeout=30)
+    assert start["pid"] != run.process.pid and start["pgid"] == start["pid"]
+    sent = ["SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGHUP", "SIGINT", "SIGQUIT"]
+    for name in sent:
+        run.process.send_signal(getattr(signal, name))
+        wait_for(lambda name=name: name in _signals(run), 10)
+    assert _signals(run) == sent, "each signal must reach the command exactly once"
+    assert run.finish() == 128 + signal.SIGTERM
+    assert _signals(run)[-1] == "SIGTERM"
+
+
+def _signals(run: Exec) -> list[str]:
+    return [e["signal"] for e in run.events() if e.get("event") == "signal"]
+
+
+# -- decisions (pure) ------------------------------------------------------------------------
+
+
+def _profile(**settings: Any) -> Profile:
+    return Profile(
+        "bedrock", "arn:aws:iam::123456789012:role/BedrockAccessRole", "credhelper-test", **settings
+    )
+
+
+def _credentials(expiration: float) -> Credentials:
+    return Credentials("ASIAEXAMPLEEXAMPLE12", "fake-secret-value", "fake-token-value", expiration)
+
+
+def test_child_environment_drops_what_would_win_and_keeps_the_rest() -> None:
+    parent = {
+        "PATH": "/bin",
+        "AWS_PROFILE": "p",
+        "AWS_DEFAULT_PROFILE": "p",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI": "u",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": "f",
+        "AWS_WEB_IDENTITY_TOKEN_FILE": "w",
+        "AWS_ROLE_ARN": "r",
+        "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "s",
+        "AWS_REGION": "eu-west-1",
+        "AWS_ENDPOINT_URL_BEDROCK": "http://127.0.0.1:1",
+    }
+    assert child_environment(parent, {"AWS_CONTAINER_CREDENTIALS_FULL_URI": "mine"}) == {
+        "PATH": "/bin",
+        "AWS_REGION": "eu-west-1",
+        "AWS_ENDPOINT_URL_BEDROCK": "http://127.0.0.1:1",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI": "mine",
+    }
+
+
+@pytest.mark.parametrize(
+    ("returncode", "status"), [(0, 0), (3, 3), (-signal.SIGTERM, 143), (-signal.SIGKILL, 137)]
+)
+def test_exit_status_is_128_plus_the_signal(returncode: int, status: int) -> None:
+    assert exit_status(returncode) == status
+
+
+@pytest.mark.parametrize(
+    ("seconds_left", "renew_in"),
+    [
+        (3600, 3600 - 1200),  # the refresh point, less at most 30 s of jitter
+        (1000, 500),  # already due on arrival: half the remaining life
+        (90, 60),  # but never sooner than 60 s
+    ],
+)
+def test_renewal_time(seconds_left: float, renew_in: float) -> None:
+    now = 1_000_000.0
+    at = renewal_time(_credentials(now + seconds_left), _profile(), now, random.Random(1))
+    assert renew_in - 30 <= at - now <= renew_in
+
+
+def test_a_failed_renewal_is_reported_once_the_commands_credentials_have_expired() -> None:
+    held = _credentials(1000.0)
+    error = StsUnavailableError("profile bedrock: STS could not be reached after retries")
+    assert renewal_failure_message(_profile(), error, held, 999.0, 5.0) is None
+    message = renewal_failure_message(_profile(), error, held, 1001.0, 5.0)
+    assert message is not None
+    assert "expired" in message and "STS could not be reached" in message and "next try in 5 s" in message
+    assert "fake-secret-value" not in message and "fake-token-value" not in message
+
+
+class _SleepingLaptop:
+    def __init__(self) -> None:
+        self.wall_now, self.mono_now = 1_000_000.0, 50.0
+
+    def wall(self) -> float:
+        return self.wall_now
+
+    def mono(self) -> float:
+        return self.mono_now
+
+
+def test_a_renewal_missed_during_sleep_happens_on_wake() -> None:
+    clock = _SleepingLaptop()
+    deadline = Deadline.after(clock, clock.wall() + 3000)
+    assert wait_limit(deadline.seconds_left(clock)) == WAKE_CHECK_SECONDS, "the supervisor must look often"
+    assert wait_limit(None) == WAKE_CHECK_SECONDS
+    clock.wall_now += 4000  # asleep: the monotonic clock stood still
+    assert deadline.passed(clock)
+    assert wait_limit(deadline.seconds_left(clock)) == 0.0
+    assert AwsRefusedError.exit_code == 77
