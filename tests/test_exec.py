@@ -29,6 +29,7 @@ from credhelper.schedule import WAKE_CHECK_SECONDS, Deadline
 from tests.conftest import UserHome
 from tests.daemonproc import wait_for
 from tests.helpers import assert_no_secret, assert_one_line_failure, cached_record
+from tests.nodecheck import NODE_DIR
 from tests.stsproxy import Fault
 
 CHILD = [sys.executable, str(Path(__file__).resolve().parent / "execchild.py")]
@@ -231,6 +232,66 @@ def test_signals_are_passed_on_and_sigterm_ends_exec_with_the_commands_status(ho
     assert _signals(run) == sent, "each signal must reach the command exactly once"
     assert run.finish() == 128 + signal.SIGTERM
     assert _signals(run)[-1] == "SIGTERM"
+
+
+def test_restart_on_refresh_restarts_the_whole_group_onto_new_credentials(home: UserHome) -> None:
+    home.write_config(HOOK, **FAST_RENEWAL)
+    env_before = home.app_env.read_bytes()
+    run = Exec(home, "--restart-on-refresh", "--", *CHILD, "LOG", "--grandchild")
+    starts = run.wait_starts(3)
+    assert len({s["key"] for s in starts}) == len(starts), "each restart must bring a new key"
+    assert len({s["pid"] for s in starts}) == len(starts)
+    for start in starts:
+        assert start["still_alive"] == [], "the old command and its children must be gone before it restarts"
+    assert all(s["key"].startswith("ASIA") for s in starts)
+    exits = [e["pid"] for e in run.events() if e.get("event") == "exit"]
+    assert exits[: len(starts) - 1] == [s["pid"] for s in starts[:-1]], "each old command got SIGTERM first"
+    assert run.finish() == 128 + signal.SIGTERM
+    assert _messages(run) == []
+    assert home.app_env.read_bytes() == env_before, "exec must not touch the profile's .env"
+    assert not (home.root / "hook-ran").exists(), "exec must not run on_refresh hooks"
+
+
+def test_a_command_ignoring_sigterm_is_killed_after_the_grace(home: UserHome) -> None:
+    home.write_config(**FAST_RENEWAL)
+    run = Exec(home, "--restart-on-refresh", "--grace", "1", "--", *CHILD, "LOG", "--ignore-term")
+    first, second = run.wait_starts(2)[:2]
+    asked = [e for e in run.events() if e.get("event") == "signal" and e["pid"] == first["pid"]]
+    assert [e["signal"] for e in asked] == ["SIGTERM"]
+    assert second["still_alive"] == [], "the stubborn command must be killed before the new one starts"
+    assert second["time"] - asked[0]["time"] >= 0.9, "the command must get its grace period"
+    assert run.finish(signal.SIGKILL) == -signal.SIGKILL
+
+
+def test_a_failed_renewal_keeps_the_command_running_until_sts_is_back(home: UserHome) -> None:
+    home.write_config(**FAST_RENEWAL)
+    run = Exec(home, "--restart-on-refresh", "--", *CHILD, "LOG")
+    (first,) = run.wait_starts(1)
+    home.proxy.add_fault(Fault("code", action="AssumeRole"))  # AccessDenied: not retried within a renewal
+    wait_for(lambda: home.proxy.count("AssumeRole") >= 3, 60)  # the first call, then two failed renewals
+    assert [s["pid"] for s in run.starts()] == [first["pid"]], "a failed renewal must not restart the command"
+    assert run.process.poll() is None
+    home.proxy.clear_faults()
+    second = run.wait_starts(2)[1]
+    assert second["key"] != first["key"], "once STS answers, the command restarts on a new key"
+    assert run.finish() == 128 + signal.SIGTERM
+    assert _messages(run) == [], "no message while the command's credentials are still valid"
+
+
+def test_a_node_app_sees_the_new_key_after_a_restart(home: UserHome) -> None:
+    home.write_config(**FAST_RENEWAL)
+    script = str(NODE_DIR / "exec-child.js")
+    run = Exec(home, "--restart-on-refresh", "--", "node", script, "LOG")
+    first, second = run.wait_starts(2)[:2]
+    record = cached_record(home)
+    assert first["key"] != second["key"]
+    assert second["key"] == record["AccessKeyId"], "the restarted app must use the renewed credentials"
+    assert run.finish() == 0
+
+
+def _messages(run: Exec) -> list[str]:
+    """exec's stderr, less the warning every command gives for sessions this short."""
+    return [line for line in run.stderr.splitlines() if "under 30 minutes" not in line]
 
 
 def _signals(run: Exec) -> list[str]:
