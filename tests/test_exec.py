@@ -7,6 +7,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -287,6 +288,57 @@ def test_a_node_app_sees_the_new_key_after_a_restart(home: UserHome) -> None:
     assert first["key"] != second["key"]
     assert second["key"] == record["AccessKeyId"], "the restarted app must use the renewed credentials"
     assert run.finish() == 0
+
+
+BOTOCORE_CALLER = (
+    "import json, os, sys, botocore.session; "
+    "client = botocore.session.get_session().create_client('sts', endpoint_url=sys.argv[1]); "
+    "print(json.dumps({'arn': client.get_caller_identity()['Arn'], "
+    "'url': os.environ['AWS_CONTAINER_CREDENTIALS_FULL_URI'], "
+    "'static': sorted(k for k in os.environ if k in "
+    "('AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN')), "
+    "'token_file': 'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE' in os.environ}))"
+)
+
+
+def test_endpoint_serves_botocore_and_the_js_sdk_for_as_long_as_the_command_runs(home: UserHome) -> None:
+    home.env.update(AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE", AWS_PROFILE="elsewhere")
+    result = home.run(
+        "exec", "bedrock", "--endpoint", "--", sys.executable, "-c", BOTOCORE_CALLER, home.proxy.url
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen["arn"] == ASSUMED, "botocore must get the role's identity from exec's endpoint"
+    assert seen["static"] == [], "no static credentials in the command's environment under --endpoint"
+    assert not seen["token_file"], "the token comes in AWS_CONTAINER_AUTHORIZATION_TOKEN only"
+    assert seen["url"].startswith("http://127.0.0.1:") and seen["url"].endswith("/v1/credentials/bedrock")
+    port = int(seen["url"].split(":")[2].split("/")[0])
+    with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass  # the endpoint ends with the command
+    node = home.run(
+        "exec", "bedrock", "--endpoint", "--", "node", str(NODE_DIR / "caller-identity.js"), home.proxy.url
+    )
+    assert node.returncode == 0, node.stderr
+    assert node.stdout == ASSUMED, (
+        "the JS SDK's default chain must get the role's identity from exec's endpoint"
+    )
+    assert home.proxy.count("AssumeRole") == 1, "the endpoint serves the shared cache"
+    assert_no_secret(home, result.stdout, result.stderr, node.stdout, node.stderr)
+
+
+def test_endpoint_refuses_a_request_without_its_token(home: UserHome) -> None:
+    script = (
+        "import os, urllib.request, urllib.error; "
+        "url = os.environ['AWS_CONTAINER_CREDENTIALS_FULL_URI']; "
+        "token = os.environ['AWS_CONTAINER_AUTHORIZATION_TOKEN']; "
+        "status = lambda h: urllib.request.urlopen(urllib.request.Request(url, headers=h)).status; "
+        "print(status({'Authorization': token}), end=' ')\n"
+        "try: status({'Authorization': 'wrong'})\n"
+        "except urllib.error.HTTPError as e: print(e.code, len(token) >= 32)"
+    )
+    result = home.run("exec", "bedrock", "--endpoint", "--", sys.executable, "-c", script)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["200", "403", "True"]
 
 
 def _messages(run: Exec) -> list[str]:
