@@ -341,6 +341,54 @@ def test_endpoint_refuses_a_request_without_its_token(home: UserHome) -> None:
     assert result.stdout.split() == ["200", "403", "True"]
 
 
+# Run as the session leader of a new session, it makes the terminal named in argv[1] its
+# controlling terminal and stdin/stdout/stderr, then becomes the rest of argv: a login on a terminal.
+ON_A_TERMINAL = (
+    "import os, sys; fd = os.open(sys.argv[1], os.O_RDWR); "
+    "[os.dup2(fd, n) for n in (0, 1, 2)]; os.execvp(sys.argv[2], sys.argv[2:])"
+)
+
+
+def test_on_a_terminal_ctrl_c_reaches_the_command_once(home: UserHome) -> None:
+    log = home.root.parent / "tty-child.jsonl"
+    exec_argv = ["exec", "bedrock", "--restart-on-refresh", "--", *CHILD, str(log)]
+    controller, terminal = os.openpty()
+    try:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                ON_A_TERMINAL,
+                os.ttyname(terminal),
+                sys.executable,
+                "-m",
+                "credhelper",
+                *exec_argv,
+            ],
+            env=home.env,
+            cwd=home.root,
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        run = Exec.__new__(Exec)
+        run.log = log
+        wait_for(lambda: run.events(), 30)
+        (start,) = run.starts()
+        assert start["foreground"], "the command's group must be the terminal's foreground group"
+        os.write(controller, b"\x03")  # Ctrl-C
+        wait_for(lambda: "SIGINT" in _signals(run), 10)
+        process.send_signal(signal.SIGUSR1)  # passed on after any SIGINT exec would have sent
+        wait_for(lambda: "SIGUSR1" in _signals(run), 10)
+        assert _signals(run) == ["SIGINT", "SIGUSR1"], "Ctrl-C must reach the command exactly once"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 128 + signal.SIGTERM
+    finally:
+        os.close(controller)
+        os.close(terminal)
+
+
 def _messages(run: Exec) -> list[str]:
     """exec's stderr, less the warning every command gives for sessions this short."""
     return [line for line in run.stderr.splitlines() if "under 30 minutes" not in line]
