@@ -261,9 +261,18 @@ class Supervisor:
             os.close(self.wakeup_write)
 
     def _supervise(self, credentials: Credentials) -> int:
-        held = credentials
+        held, deadline = credentials, None
+        if self.options.restart_on_refresh and self._past_refresh_point(credentials):
+            # Renewed before the command starts rather than a moment after; if that fails, it
+            # starts on the cached ones (they last the handout window) and the renewal backs off.
+            try:
+                held = self._renewed(credentials)
+            except CredhelperError as error:
+                deadline, _ = self.scheduler.failed(self.profile.name)
+                log.info("%s; starting on the cached credentials", error)
         child = self._start(held)
-        deadline = self._renewal_deadline(held) if self.options.restart_on_refresh else None
+        if self.options.restart_on_refresh and deadline is None:
+            deadline = self._renewal_deadline(held)
         while True:
             returncode = child.poll()
             if returncode is not None:
@@ -272,11 +281,7 @@ class Supervisor:
                 self._wait(deadline.seconds_left(self.clock) if deadline else None)
                 continue
             try:
-                renewed = self.refresher.obtain(
-                    self.profile,
-                    min_seconds_left=self.profile.refresh_before_seconds,
-                    issued_after=held.issued_at + 1e-3,
-                )
+                renewed = self._renewed(held)
             except CredhelperError as error:
                 deadline, attempts = self.scheduler.failed(self.profile.name)
                 retry_in = deadline.seconds_left(self.clock)
@@ -294,6 +299,23 @@ class Supervisor:
             held = renewed
             child = self._start(held)
             deadline = self._renewal_deadline(held)
+
+    def _past_refresh_point(self, credentials: Credentials) -> bool:
+        at = refresh_time(
+            credentials.expiration,
+            self.profile.refresh_before_seconds,
+            self.profile.duration_seconds,
+            self.rng,
+        )
+        return at <= self.clock.wall()
+
+    def _renewed(self, held: Credentials) -> Credentials:
+        """Credentials newer than `held`: another process's renewal if there was one, else STS's."""
+        return self.refresher.obtain(
+            self.profile,
+            min_seconds_left=self.profile.refresh_before_seconds,
+            issued_after=held.issued_at + 1e-3,
+        )
 
     def _renewal_deadline(self, credentials: Credentials) -> Deadline:
         at = renewal_time(credentials, self.profile, self.clock.wall(), self.rng)

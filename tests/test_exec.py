@@ -238,8 +238,12 @@ def test_signals_are_passed_on_and_sigterm_ends_exec_with_the_commands_status(ho
 def test_restart_on_refresh_restarts_the_whole_group_onto_new_credentials(home: UserHome) -> None:
     home.write_config(HOOK, **FAST_RENEWAL)
     env_before = home.app_env.read_bytes()
+    assert home.run("exec", "bedrock", "--", "true").returncode == 0
+    warm = cached_record(home)
+    time.sleep(max(0.0, warm["Expiration"] - 895 - time.time()))  # the cached set is now due
     run = Exec(home, "--restart-on-refresh", "--", *CHILD, "LOG", "--grandchild")
     starts = run.wait_starts(3)
+    assert starts[0]["key"] != warm["AccessKeyId"], "a due cached set is renewed before the first start"
     assert len({s["key"] for s in starts}) == len(starts), "each restart must bring a new key"
     assert len({s["pid"] for s in starts}) == len(starts)
     for start in starts:
