@@ -27,14 +27,16 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from types import FrameType
-from typing import NamedTuple, NoReturn
+from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
 from .credentials import Credentials
 from .errors import CredhelperError
 from .profile import Profile
 from .refresher import Refresher
 from .schedule import WAKE_CHECK_SECONDS, Clock, Deadline, Scheduler, SystemClock, refresh_time
-from .server import CredentialServer, Lookup, UnknownProfile
+
+if TYPE_CHECKING:
+    from .server import CredentialServer, Lookup
 
 log = logging.getLogger("credhelper.exec")
 
@@ -177,6 +179,8 @@ def run_exec(
         replace_process(command, child_environment(environ, static_values(credentials, profile.region)))
     server: CredentialServer | None = None
     if options.endpoint:
+        from .server import CredentialServer  # http.server: only when there is one to serve
+
         server = CredentialServer("127.0.0.1", 0, endpoint_lookup(profile, refresher))
     try:
         if server is not None:
@@ -191,6 +195,8 @@ def run_exec(
 def endpoint_lookup(profile: Profile, refresher: Refresher) -> Lookup:
     """Credentials for the exec's own endpoint: the cached ones while they last the handout
     window, else one refresh under the cache lock."""
+
+    from .server import UnknownProfile
 
     def lookup(name: str) -> Credentials:
         if name != profile.name:
