@@ -280,7 +280,7 @@ class Supervisor:
         if self.options.restart_on_refresh and deadline is None:
             deadline = self._renewal_deadline(held)
         while True:
-            returncode = child.poll()
+            returncode = self._reap(child)
             if returncode is not None:
                 return exit_status(returncode)
             if deadline is None or not deadline.passed(self.clock):
@@ -297,7 +297,7 @@ class Supervisor:
                 else:
                     log.info("%s (attempt %d; next try in %.0f s)", error, attempts, retry_in)
                 continue
-            if child.poll() is not None:  # it ended by itself while the renewal was under way
+            if self._reap(child) is not None:  # it ended by itself while the renewal was under way
                 continue
             returncode = self._stop(child)
             if self.ending:
@@ -351,23 +351,49 @@ class Supervisor:
         log.info("started %s (pid %d)", self.command[0], child.pid)
         return child
 
+    def _reap(self, child: subprocess.Popen[bytes]) -> int | None:
+        """The child's return code once it has ended, else None. When it was stopped from the
+        terminal (Ctrl-Z), credhelper stops too, so that the shell sees its job stopped."""
+        if child.returncode is not None:
+            return child.returncode
+        try:
+            pid, status = os.waitpid(child.pid, os.WNOHANG | os.WUNTRACED)
+        except ChildProcessError:
+            return child.poll()
+        if pid == 0:
+            return None
+        if os.WIFSTOPPED(status):
+            if self.owns_terminal:
+                self._suspend_with(child)
+            return None
+        child.returncode = os.waitstatus_to_exitcode(status)
+        return child.returncode
+
+    def _suspend_with(self, child: subprocess.Popen[bytes]) -> None:
+        _give_terminal_to(os.getpgrp())
+        os.kill(os.getpid(), signal.SIGSTOP)
+        # Continued: by `fg` (the terminal is credhelper's again: hand it on) or by `bg`.
+        if _terminal_is_ours():
+            _give_terminal_to(child.pid)
+        _signal_group(child.pid, signal.SIGCONT)
+
     def _stop(self, child: subprocess.Popen[bytes]) -> int:
         """Stop the child's whole group: SIGTERM, the grace period, then SIGKILL. Its return code."""
         log.info("restarting %s (pid %d) onto renewed credentials", self.command[0], child.pid)
         group = child.pid
         _signal_group(group, signal.SIGTERM)
         end = self.clock.mono() + self.options.grace_seconds
-        while child.poll() is None and self.clock.mono() < end:
+        while self._reap(child) is None and self.clock.mono() < end:
             self._wait(end - self.clock.mono())
-        while child.poll() is not None and _group_alive(group) and self.clock.mono() < end:
+        while self._reap(child) is not None and _group_alive(group) and self.clock.mono() < end:
             self._wait(min(GROUP_POLL_SECONDS, end - self.clock.mono()))
-        if child.poll() is None or _group_alive(group):
+        if self._reap(child) is None or _group_alive(group):
             _signal_group(group, signal.SIGKILL)
             child.wait()
             end = self.clock.mono() + KILLED_GROUP_WAIT_SECONDS
             while _group_alive(group) and self.clock.mono() < end:
                 self._wait(GROUP_POLL_SECONDS)
-        returncode = child.poll()
+        returncode = self._reap(child)
         assert returncode is not None
         return returncode
 

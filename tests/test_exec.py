@@ -386,11 +386,22 @@ def test_on_a_terminal_ctrl_c_reaches_the_command_once(home: UserHome) -> None:
         process.send_signal(signal.SIGUSR1)  # passed on after any SIGINT exec would have sent
         wait_for(lambda: "SIGUSR1" in _signals(run), 10)
         assert _signals(run) == ["SIGINT", "SIGUSR1"], "Ctrl-C must reach the command exactly once"
+        os.write(controller, b"\x1a")  # Ctrl-Z: the command stops, and exec with it, as a shell job
+        wait_for(lambda: _state(process.pid) == "T" and _state(start["pid"]) == "T", 10)
+        process.send_signal(signal.SIGCONT)  # `fg`
+        wait_for(lambda: _state(start["pid"]) != "T", 10)
+        os.write(controller, b"\x03")
+        wait_for(lambda: _signals(run).count("SIGINT") == 2, 10)
         process.send_signal(signal.SIGTERM)
         assert process.wait(20) == 128 + signal.SIGTERM
     finally:
         os.close(controller)
         os.close(terminal)
+
+
+def _state(pid: int) -> str:
+    """A process's state letter from /proc (T: stopped)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
 def _messages(run: Exec) -> list[str]:
