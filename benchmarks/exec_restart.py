@@ -58,6 +58,23 @@ def median_ms(argv: list[str], env: dict[str, str]) -> float:
     return statistics.median(samples)
 
 
+def interpreter_start_ms(env: dict[str, str]) -> float:
+    """From launching a Python interpreter to its first line: the part of a restart gap that is
+    the new child's own start."""
+    samples = []
+    for _ in range(RUNS):
+        launched = time.time()
+        first_line = subprocess.run(
+            [sys.executable, "-c", "import time; print(time.time())"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        samples.append((float(first_line) - launched) * 1000)
+    return statistics.median(samples)
+
+
 def restart_gaps_ms(helper: list[str], env: dict[str, str], home: Path) -> list[float]:
     log = home / "restarts.jsonl"
     process = subprocess.Popen(
@@ -94,6 +111,7 @@ def main() -> None:
     bare = median_ms([sys.executable, "-c", "pass"], env)
     wrapped = median_ms([*helper, "exec", "bedrock", "--", sys.executable, "-c", "pass"], env)
     overhead = wrapped - bare
+    child_start = interpreter_start_ms(env)
     gaps = restart_gaps_ms(helper, env, home)
     print(f"runs per figure: {RUNS} (medians, whole process); restarts measured: {len(gaps)}")
     print(f"python -c pass:                               {bare:7.1f} ms")
@@ -103,12 +121,13 @@ def main() -> None:
         f"({overhead / bare:.2f}x bare; target 2x)"
     )
     if gaps:
-        beyond = statistics.median(gaps) - bare
+        beyond = statistics.median(gaps) - child_start
         print(
             f"restart gap (old exit -> new first line):     {statistics.median(gaps):7.1f} ms median, "
             f"{max(gaps):.1f} ms max"
         )
-        print(f"  beyond the new interpreter's own start:     {beyond:7.1f} ms  (target under 200 ms)")
+        print(f"  of which the new interpreter's own start:   {child_start:7.1f} ms (launch to first line)")
+        print(f"  credhelper's part:                          {beyond:7.1f} ms  (target under 200 ms)")
     sts.stop()
 
 

@@ -17,20 +17,19 @@ command's group, as a terminal would send them.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import random
 import select
 import signal
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, NamedTuple, NoReturn
+from typing import TYPE_CHECKING, NamedTuple
 
 from .credentials import Credentials
 from .errors import CredhelperError
+from .execplain import child_environment, not_runnable, replace_process, static_values
 from .profile import Profile
 from .refresher import Refresher
 from .schedule import WAKE_CHECK_SECONDS, Clock, Deadline, Scheduler, SystemClock, refresh_time
@@ -50,23 +49,6 @@ GROUP_POLL_SECONDS = 0.02
 # (zombies nobody reaps, as under a container's init that does not wait, never disappear).
 KILLED_GROUP_WAIT_SECONDS = 1.0
 
-# Variables that would win over the ones exec sets, or point an SDK somewhere else.
-REMOVED_VARIABLES = frozenset(
-    {
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_WEB_IDENTITY_TOKEN_FILE",
-        "AWS_ROLE_ARN",
-        "AWS_ROLE_SESSION_NAME",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_SECURITY_TOKEN",
-        "AWS_CREDENTIAL_EXPIRATION",
-        "AWS_BEARER_TOKEN_BEDROCK",
-    }
-)
-REMOVED_PREFIXES = ("AWS_CONTAINER_",)
 FORWARDED_SIGNALS = (
     signal.SIGINT,
     signal.SIGTERM,
@@ -81,14 +63,6 @@ FORWARDED_SIGNALS = (
 ENDING_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT})
 
 
-class CommandNotFound(CredhelperError):
-    exit_code = 127
-
-
-class CommandNotExecutable(CredhelperError):
-    exit_code = 126
-
-
 class ExecOptions(NamedTuple):
     restart_on_refresh: bool = False
     grace_seconds: float = DEFAULT_GRACE_SECONDS
@@ -96,24 +70,6 @@ class ExecOptions(NamedTuple):
 
 
 # -- decisions (pure) ----------------------------------------------------------------------
-
-
-def child_environment(parent: Mapping[str, str], values: Mapping[str, str]) -> dict[str, str]:
-    """The parent's environment without what would win over `values` or confuse an SDK, plus `values`."""
-    kept = {
-        key: value
-        for key, value in parent.items()
-        if key not in REMOVED_VARIABLES and not key.startswith(REMOVED_PREFIXES)
-    }
-    kept.update(values)
-    return kept
-
-
-def static_values(credentials: Credentials, region: str | None) -> dict[str, str]:
-    values = credentials.env_values(region)
-    if region:
-        values["AWS_DEFAULT_REGION"] = region  # botocore reads only this one
-    return values
 
 
 def endpoint_values(url: str, token: str, profile_name: str, region: str | None) -> dict[str, str]:
@@ -204,25 +160,6 @@ def endpoint_lookup(profile: Profile, refresher: Refresher) -> Lookup:
         return refresher.obtain(profile, profile.handout_seconds)
 
     return lookup
-
-
-def _not_runnable(command: str, error: OSError) -> CredhelperError:
-    if error.errno in (errno.ENOENT, errno.ENOTDIR):
-        return CommandNotFound(f"{command}: command not found; check its name and PATH")
-    return CommandNotExecutable(f"{command}: cannot run it: {error.strerror}; check that it is an executable")
-
-
-def replace_process(command: Sequence[str], env: dict[str, str]) -> NoReturn:
-    """Become `command`. Python ignores SIGPIPE, and an ignored signal stays ignored across
-    execve: give the command the default back, as a shell would."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    try:
-        os.execvpe(command[0], list(command), env)
-    except OSError as error:
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-        raise _not_runnable(command[0], error) from None
 
 
 class Supervisor:
@@ -339,7 +276,7 @@ class Supervisor:
         try:
             child = subprocess.Popen(self.command, env=env, process_group=0)
         except OSError as error:
-            raise _not_runnable(self.command[0], error) from None
+            raise not_runnable(self.command[0], error) from None
         self.child = child
         if self.owns_terminal:
             _give_terminal_to(child.pid)

@@ -11,6 +11,12 @@ def main() -> None:
 
         if main_fast(sys.argv[1:]):
             return
+    if "exec" in sys.argv[1:]:
+        import os
+
+        from .execplain import main_exec_fast
+
+        main_exec_fast(sys.argv[1:], os.environ)  # returns only when the full CLI must take over
     from .cli import run
 
     sys.exit(run(sys.argv[1:]))

@@ -137,6 +137,9 @@ def test_plain_exec_gives_the_command_the_role_credentials_and_removes_what_woul
         "AWS_DEFAULT_REGION": "us-east-1",
     }, "the command must get the role's credentials and none of the variables that would win over them"
     assert record["AccessKeyId"].startswith("ASIA")
+    warm = home.run("exec", "bedrock", "--", sys.executable, "-c", REPORT_ENV, "--flag", "two words")
+    assert json.loads(warm.stdout)["env"] == report["env"], "a warm cache must give the command the same"
+    assert home.proxy.count("AssumeRole") == 1
     assert record["Expiration"] - time.time() > 840, "exec must hand out at least the handout window"
     assert home.app_env.read_bytes() == env_before, "exec must not touch the profile's .env"
     assert not (home.root / "hook-ran").exists(), "exec must not run on_refresh hooks"
