@@ -58,8 +58,9 @@ FORWARDED_SIGNALS = (
     signal.SIGUSR2,
     signal.SIGWINCH,
 )
-# A signal that asks the command to end: once one arrived, a restart in progress does not start
-# the command again.
+# A signal that asks the command to end: one arriving while a restart is stopping the command
+# means the user wants out, and the command is not started again. (Before a restart, the command
+# had it passed on and chose whether to end: many apps take SIGHUP as "reload".)
 ENDING_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT})
 
 
@@ -318,6 +319,7 @@ class Supervisor:
         """Stop the child's whole group: SIGTERM, the grace period, then SIGKILL. Its return code."""
         log.info("restarting %s (pid %d) onto renewed credentials", self.command[0], child.pid)
         group = child.pid
+        self.ending = False
         _signal_group(group, signal.SIGTERM)
         end = self.clock.mono() + self.options.grace_seconds
         while self._reap(child) is None and self.clock.mono() < end:
