@@ -361,6 +361,39 @@ def env_command(app: AppContext, profile: str, output: str, static: bool) -> Non
     click.echo(format_variables(values, output))
 
 
+@cli.command("exec")
+@click.argument("profile")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.option("--restart-on-refresh", is_flag=True, help="Restart COMMAND onto renewed credentials.")
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="With --restart-on-refresh: how long COMMAND has to stop after SIGTERM (default 10).",
+)
+@click.option("--endpoint", is_flag=True, help="Serve COMMAND a private loopback credentials endpoint.")
+@pass_app
+def exec_command(
+    app: AppContext,
+    profile: str,
+    command: tuple[str, ...],
+    restart_on_refresh: bool,
+    grace: float | None,
+    endpoint: bool,
+) -> None:
+    """Run COMMAND with credentials that never go stale: credhelper exec PROFILE -- COMMAND [ARG]..."""
+    from .execcmd import DEFAULT_GRACE_SECONDS, ExecOptions, run_exec
+
+    if not command:
+        raise click.UsageError("missing COMMAND: credhelper exec PROFILE [OPTIONS] -- COMMAND [ARG]...")
+    if grace is not None and not restart_on_refresh:
+        raise click.UsageError("--grace applies only with --restart-on-refresh")
+    (selected,) = app.profiles([profile])
+    options = ExecOptions(restart_on_refresh, DEFAULT_GRACE_SECONDS if grace is None else grace, endpoint)
+    raise click.exceptions.Exit(run_exec(selected, app.refresher(), command, options, os.environ))
+
+
 def format_variables(values: dict[str, str], output: str) -> str:
     import shlex
 

@@ -6,6 +6,8 @@ import sys
 def main() -> None:
     if "credential-process" in sys.argv[1:] and _answered_fast():
         return
+    if "exec" in sys.argv[1:]:
+        _exec_fast()
     try:
         from .cli import run
     except Exception as error:  # a broken installation: still one line, never a traceback
@@ -22,6 +24,19 @@ def _answered_fast() -> bool:
         return main_fast(sys.argv[1:])
     except Exception:
         return False
+
+
+def _exec_fast() -> None:
+    """Plain `exec` on a warm cache becomes the command without loading the CLI; returns when the
+    full CLI must take over."""
+    try:
+        import os
+
+        from .execplain import main_exec_fast
+
+        main_exec_fast(sys.argv[1:], os.environ)
+    except Exception:
+        return
 
 
 if __name__ == "__main__":

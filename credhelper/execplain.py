@@ -1,0 +1,130 @@
+"""Plain `credhelper exec`: the command's environment, and becoming the command. On a warm cache
+it runs from here without the CLI framework (`main_exec_fast`), so wrapping a command costs
+little more than an interpreter start; anything else falls through to the full CLI."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import NoReturn
+
+from .cache import Cache, cache_dir_path
+from .configfile import config_path, read_config_data, session_name_default
+from .credentials import Credentials
+from .errors import CredhelperError
+from .profile import parse_profile
+
+# Variables that would win over the ones exec sets, or point an SDK somewhere else.
+REMOVED_VARIABLES = frozenset(
+    {
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+        "AWS_ROLE_SESSION_NAME",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_CREDENTIAL_EXPIRATION",
+        "AWS_BEARER_TOKEN_BEDROCK",
+    }
+)
+REMOVED_PREFIXES = ("AWS_CONTAINER_",)
+
+
+class CommandNotFound(CredhelperError):
+    exit_code = 127
+
+
+class CommandNotExecutable(CredhelperError):
+    exit_code = 126
+
+
+def child_environment(parent: Mapping[str, str], values: Mapping[str, str]) -> dict[str, str]:
+    """The parent's environment without what would win over `values` or confuse an SDK, plus `values`."""
+    kept = {
+        key: value
+        for key, value in parent.items()
+        if key not in REMOVED_VARIABLES and not key.startswith(REMOVED_PREFIXES)
+    }
+    kept.update(values)
+    return kept
+
+
+def static_values(credentials: Credentials, region: str | None) -> dict[str, str]:
+    values = credentials.env_values(region)
+    if region:
+        values["AWS_DEFAULT_REGION"] = region  # botocore reads only this one
+    return values
+
+
+def not_runnable(command: str, error: OSError) -> CredhelperError:
+    if error.errno in (errno.ENOENT, errno.ENOTDIR):
+        return CommandNotFound(f"{command}: command not found; check its name and PATH")
+    return CommandNotExecutable(f"{command}: cannot run it: {error.strerror}; check that it is an executable")
+
+
+def replace_process(command: Sequence[str], env: dict[str, str]) -> NoReturn:
+    """Become `command`. Python ignores SIGPIPE, and an ignored signal stays ignored across
+    execve: give the command the default back, as a shell would."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    try:
+        os.execvpe(command[0], list(command), env)
+    except OSError as error:
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        raise not_runnable(command[0], error) from None
+
+
+def parse_plain_exec_argv(argv: Sequence[str]) -> tuple[str | None, str, list[str]] | None:
+    """(config path, profile, command) for `[--config P] [--log-level L] exec PROFILE -- COMMAND...`."""
+    config: str | None = None
+    rest = list(argv)
+    while rest and rest[0].startswith("--"):
+        option = rest.pop(0)
+        name, has_value, value = option.partition("=")
+        if name not in ("--config", "--log-level"):
+            return None
+        if not has_value:
+            if not rest:
+                return None
+            value = rest.pop(0)
+        if name == "--config":
+            config = value
+        elif value.lower() == "debug":
+            return None
+    if len(rest) < 4 or rest[0] != "exec" or rest[1].startswith("-") or rest[2] != "--":
+        return None
+    return config, rest[1], rest[3:]
+
+
+def main_exec_fast(argv: Sequence[str], environ: Mapping[str, str]) -> None:
+    """Become the command when the cache holds credentials for the whole handout window; return
+    (for the full CLI to take over) on anything else, a failure included."""
+    parsed = parse_plain_exec_argv(argv)
+    if parsed is None:
+        return
+    explicit_config, name, command = parsed
+    try:
+        path = config_path(explicit_config, environ)
+        profiles = read_config_data(path).get("profiles")
+        if not isinstance(profiles, dict) or name not in profiles:
+            return
+        profile = parse_profile(name, profiles[name], path, session_name_default())
+        if profile.warnings:
+            return  # the full CLI says them
+    except Exception:
+        return
+    credentials = Cache(cache_dir_path(environ)).read_credentials(profile.name, profile.fingerprint)
+    if credentials is None or credentials.seconds_left(time.time()) < profile.handout_seconds:
+        return
+    try:
+        replace_process(command, child_environment(environ, static_values(credentials, profile.region)))
+    except CredhelperError:
+        return  # not found or not executable: the full CLI says so

@@ -1,0 +1,508 @@
+"""`credhelper exec`: a command run on credentials that never go stale (real processes, real STS)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from credhelper.credentials import Credentials
+from credhelper.errors import AwsRefusedError, StsUnavailableError
+from credhelper.execcmd import (
+    child_environment,
+    exit_status,
+    renewal_failure_message,
+    renewal_time,
+    wait_limit,
+)
+from credhelper.profile import Profile
+from credhelper.schedule import WAKE_CHECK_SECONDS, Deadline
+from tests.conftest import UserHome
+from tests.daemonproc import wait_for
+from tests.helpers import assert_no_secret, assert_one_line_failure, cached_record
+from tests.nodecheck import NODE_DIR
+from tests.stsproxy import Fault
+
+CHILD = [sys.executable, str(Path(__file__).resolve().parent / "execchild.py")]
+ASSUMED = "arn:aws:sts::123456789012:assumed-role/BedrockAccessRole/credhelper-test"
+# Renewal about 5 s after each refresh: the shortest real schedule STS allows (900 s sessions).
+FAST_RENEWAL = {"duration_seconds": "900", "refresh_before_seconds": "895"}
+HOOK = 'on_refresh = ["sh", "-c", "touch \\"$HOME/hook-ran\\""]\n'
+
+
+class Exec:
+    """`credhelper exec bedrock ARGS...` running in the background, its child recording to a log."""
+
+    def __init__(self, home: UserHome, *args: str) -> None:
+        """`LOG` among `args` stands for the file the child records to."""
+        self.home = home
+        self.log = home.root.parent / f"child-{time.monotonic_ns()}.jsonl"
+        self.stderr_path = home.root.parent / f"exec-{time.monotonic_ns()}.err"
+        argv = [str(self.log) if arg == "LOG" else arg for arg in args]
+        with self.stderr_path.open("w") as stderr:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "credhelper", "exec", "bedrock", *argv],
+                env=home.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                cwd=home.root,
+                start_new_session=True,
+            )
+
+    def events(self) -> list[dict[str, Any]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def starts(self) -> list[dict[str, Any]]:
+        return [e for e in self.events() if e.get("event", "start") == "start"]
+
+    def wait_starts(self, count: int, timeout: float = 40) -> list[dict[str, Any]]:
+        wait_for(lambda: len(self.starts()) >= count or self.process.poll() is not None, timeout)
+        starts = self.starts()
+        assert len(starts) >= count, (
+            f"exec ended ({self.process.poll()}) after {len(starts)} start(s): {self.stderr}"
+        )
+        return starts
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def finish(self, signum: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+        try:
+            return self.process.wait(timeout)
+        finally:
+            if self.process.poll() is None:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+            assert_no_secret(self.home, self.stderr)
+
+
+def digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+REPORT_ENV = (
+    "import hashlib, json, os, sys; "
+    "h = lambda v: hashlib.sha256(v.encode()).hexdigest() if v else None; "
+    "env = {k: v for k, v in os.environ.items() if k.startswith('AWS_')}; "
+    "env['AWS_SECRET_ACCESS_KEY'] = h(env.get('AWS_SECRET_ACCESS_KEY')); "
+    "env['AWS_SESSION_TOKEN'] = h(env.get('AWS_SESSION_TOKEN')); "
+    "print(json.dumps({'env': env, 'argv': sys.argv[1:], 'pid': os.getpid()}))"
+)
+
+
+# -- plain mode ------------------------------------------------------------------------------
+
+
+def test_plain_exec_gives_the_command_the_role_credentials_and_removes_what_would_win(home: UserHome) -> None:
+    home.write_config(HOOK)
+    env_before = home.app_env.read_bytes()
+    home.env.update(
+        AWS_PROFILE="elsewhere",
+        AWS_DEFAULT_PROFILE="elsewhere",
+        AWS_CONTAINER_CREDENTIALS_FULL_URI="http://127.0.0.1:1/x",
+        AWS_CONTAINER_AUTHORIZATION_TOKEN="stale",
+        AWS_WEB_IDENTITY_TOKEN_FILE="/nonexistent",
+        AWS_ROLE_ARN="arn:aws:iam::123456789012:role/Other",
+        AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE",
+        AWS_REGION="eu-west-1",
+    )
+    result = home.run("exec", "bedrock", "--", sys.executable, "-c", REPORT_ENV, "--flag", "two words")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    report = json.loads(result.stdout)
+    record = cached_record(home)
+    assert report["argv"] == ["--flag", "two words"], "the command's arguments must arrive unchanged"
+    assert report["env"] == {
+        "AWS_ACCESS_KEY_ID": record["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": digest(record["SecretAccessKey"]),
+        "AWS_SESSION_TOKEN": digest(record["SessionToken"]),
+        "AWS_CREDENTIAL_EXPIRATION": Credentials.from_record(record).expiration_text,
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }, "the command must get the role's credentials and none of the variables that would win over them"
+    assert record["AccessKeyId"].startswith("ASIA")
+    warm = home.run("exec", "bedrock", "--", sys.executable, "-c", REPORT_ENV, "--flag", "two words")
+    assert json.loads(warm.stdout)["env"] == report["env"], "a warm cache must give the command the same"
+    assert home.proxy.count("AssumeRole") == 1
+    assert record["Expiration"] - time.time() > 840, "exec must hand out at least the handout window"
+    assert home.app_env.read_bytes() == env_before, "exec must not touch the profile's .env"
+    assert not (home.root / "hook-ran").exists(), "exec must not run on_refresh hooks"
+
+
+def test_plain_exec_becomes_the_command(home: UserHome) -> None:
+    """Signals, the terminal and the exit status are the command's own: it is the same process."""
+    run = Exec(home, "--", *CHILD, "LOG")
+    (start,) = run.wait_starts(1, timeout=30)
+    assert start["pid"] == run.process.pid, "plain exec must replace itself with the command"
+    assert run.finish() == -signal.SIGTERM, "a signal to exec's pid must reach the command itself"
+    assert _signals(run) == ["SIGTERM"]
+
+
+def test_ten_concurrent_execs_on_a_cold_cache_make_one_sts_call(home: UserHome) -> None:
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "credhelper", "exec", "bedrock", "--", "printenv", "AWS_ACCESS_KEY_ID"],
+            env=home.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=home.root,
+            start_new_session=True,
+        )
+        for _ in range(10)
+    ]
+    outputs = [p.communicate(timeout=60) for p in processes]
+    assert [p.returncode for p in processes] == [0] * 10, [err for _, err in outputs]
+    assert len({out for out, _ in outputs}) == 1, "every exec must get the one cached set"
+    assert home.proxy.count("AssumeRole") == 1
+    result = home.run("credential-process", "bedrock")
+    assert result.returncode == 0
+    assert home.proxy.count("AssumeRole") == 1, "credential-process must share exec's cache"
+
+
+# -- exit status -----------------------------------------------------------------------------
+
+MODES = [pytest.param([], id="plain"), pytest.param(["--restart-on-refresh"], id="restart")]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_exit_status_is_the_commands_own(home: UserHome, mode: list[str]) -> None:
+    assert home.run("exec", "bedrock", *mode, "--", *CHILD, "LOG", "--exit", "3").returncode == 3
+    killed = home.run("exec", "bedrock", *mode, "--", "sh", "-c", "kill -KILL $$")
+    # What the user's shell shows: in plain mode the command is exec's own process.
+    assert killed.returncode in ((-signal.SIGKILL,) if not mode else (128 + signal.SIGKILL,))
+    missing = home.run("exec", "bedrock", *mode, "--", "no-such-command-anywhere")
+    assert_one_line_failure(missing, 127, "no-such-command-anywhere", "not found")
+    not_executable = home.root / "script.sh"
+    not_executable.write_text("#!/bin/sh\necho hi\n")
+    refused = home.run("exec", "bedrock", *mode, "--", str(not_executable))
+    assert_one_line_failure(refused, 126, "script.sh")
+
+
+def test_usage_and_configuration_errors_come_before_the_command_runs(home: UserHome) -> None:
+    marker = home.root / "ran"
+    command = ["--", "touch", str(marker)]
+    no_command = home.run("exec", "bedrock")
+    assert no_command.returncode == 2 and "missing COMMAND" in no_command.stderr
+    assert home.run("exec", "bedrock", "--grace", "3", *command).returncode == 2
+    assert_one_line_failure(home.run("exec", "nosuch", *command), 78, "nosuch")
+    home.proxy.add_fault(Fault("code", action="AssumeRole"))
+    assert_one_line_failure(home.run("exec", "bedrock", "--restart-on-refresh", *command), 77)
+    assert not marker.exists(), "the command must never run when credhelper fails first"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_binary_stdin_reaches_stdout_byte_exact(home: UserHome, mode: list[str]) -> None:
+    payload = random.Random(7).randbytes(1024 * 1024)
+    result = subprocess.run(
+        [sys.executable, "-m", "credhelper", "exec", "bedrock", *mode, "--", *CHILD, "LOG", "--cat"],
+        env=home.env,
+        input=payload,
+        capture_output=True,
+        timeout=60,
+        cwd=home.root,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == payload, "stdin must reach the command and its stdout come back unchanged"
+
+
+# -- supervising: signals, restarts ----------------------------------------------------------
+
+
+def test_signals_are_passed_on_and_sigterm_ends_exec_with_the_commands_status(home: UserHome) -> None:
+    run = Exec(home, "--restart-on-refresh", "--", *CHILD, "LOG")
+    (start,) = run.wait_starts(1, timeout=30)
+    assert start["pid"] != run.process.pid and start["pgid"] == start["pid"]
+    argvs = [Path(f"/proc/{pid}/cmdline").read_text() for pid in (run.process.pid, start["pid"])]
+    assert_no_secret(home, *argvs)
+    sent = ["SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGHUP", "SIGINT", "SIGQUIT"]
+    for name in sent:
+        run.process.send_signal(getattr(signal, name))
+        wait_for(lambda name=name: name in _signals(run), 10)
+    assert _signals(run) == sent, "each signal must reach the command exactly once"
+    assert run.finish() == 128 + signal.SIGTERM
+    assert _signals(run)[-1] == "SIGTERM"
+
+
+def test_restart_on_refresh_restarts_the_whole_group_onto_new_credentials(home: UserHome) -> None:
+    home.write_config(HOOK, **FAST_RENEWAL)
+    env_before = home.app_env.read_bytes()
+    assert home.run("exec", "bedrock", "--", "true").returncode == 0
+    warm = cached_record(home)
+    time.sleep(max(0.0, warm["Expiration"] - 895 - time.time()))  # the cached set is now due
+    run = Exec(home, "--restart-on-refresh", "--", *CHILD, "LOG", "--grandchild")
+    run.wait_starts(1)
+    run.process.send_signal(signal.SIGHUP)  # many apps reload on it: it must not end the restarts
+    starts = run.wait_starts(3)
+    assert starts[0]["key"] != warm["AccessKeyId"], "a due cached set is renewed before the first start"
+    assert len({s["key"] for s in starts}) == len(starts), "each restart must bring a new key"
+    assert len({s["pid"] for s in starts}) == len(starts)
+    for start in starts:
+        assert start["still_alive"] == [], "the old command and its children must be gone before it restarts"
+    assert all(s["key"].startswith("ASIA") for s in starts)
+    exits = [e["pid"] for e in run.events() if e.get("event") == "exit"]
+    assert exits[: len(starts) - 1] == [s["pid"] for s in starts[:-1]], "each old command got SIGTERM first"
+    assert run.finish() == 128 + signal.SIGTERM
+    assert _messages(run) == []
+    assert home.app_env.read_bytes() == env_before, "exec must not touch the profile's .env"
+    assert not (home.root / "hook-ran").exists(), "exec must not run on_refresh hooks"
+
+
+def test_a_command_ignoring_sigterm_is_killed_after_the_grace(home: UserHome) -> None:
+    home.write_config(**FAST_RENEWAL)
+    run = Exec(home, "--restart-on-refresh", "--grace", "1", "--", *CHILD, "LOG", "--ignore-term")
+    first, second = run.wait_starts(2)[:2]
+    asked = [e for e in run.events() if e.get("event") == "signal" and e["pid"] == first["pid"]]
+    assert [e["signal"] for e in asked] == ["SIGTERM"]
+    assert second["still_alive"] == [], "the stubborn command must be killed before the new one starts"
+    assert second["time"] - asked[0]["time"] >= 0.9, "the command must get its grace period"
+    assert run.finish(signal.SIGKILL) == -signal.SIGKILL
+
+
+def test_a_failed_renewal_keeps_the_command_running_until_sts_is_back(home: UserHome) -> None:
+    home.write_config(**FAST_RENEWAL)
+    run = Exec(home, "--restart-on-refresh", "--", *CHILD, "LOG")
+    (first,) = run.wait_starts(1)
+    home.proxy.add_fault(Fault("code", action="AssumeRole"))  # AccessDenied: not retried within a renewal
+    wait_for(lambda: home.proxy.count("AssumeRole") >= 3, 60)  # the first call, then two failed renewals
+    assert [s["pid"] for s in run.starts()] == [first["pid"]], "a failed renewal must not restart the command"
+    assert run.process.poll() is None
+    home.proxy.clear_faults()
+    second = run.wait_starts(2)[1]
+    assert second["key"] != first["key"], "once STS answers, the command restarts on a new key"
+    assert run.finish() == 128 + signal.SIGTERM
+    assert _messages(run) == [], "no message while the command's credentials are still valid"
+
+
+def test_a_node_app_sees_the_new_key_after_a_restart(home: UserHome) -> None:
+    home.write_config(**FAST_RENEWAL)
+    script = str(NODE_DIR / "exec-child.js")
+    run = Exec(home, "--restart-on-refresh", "--", "node", script, "LOG")
+    first, second = run.wait_starts(2)[:2]
+    record = cached_record(home)
+    assert first["key"] != second["key"]
+    assert second["key"] == record["AccessKeyId"], "the restarted app must use the renewed credentials"
+    assert run.finish() == 0
+
+
+BOTOCORE_CALLER = (
+    "import json, os, sys, botocore.session; "
+    "client = botocore.session.get_session().create_client('sts', endpoint_url=sys.argv[1]); "
+    "print(json.dumps({'arn': client.get_caller_identity()['Arn'], "
+    "'url': os.environ['AWS_CONTAINER_CREDENTIALS_FULL_URI'], "
+    "'static': sorted(k for k in os.environ if k in "
+    "('AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN')), "
+    "'token_file': 'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE' in os.environ}))"
+)
+
+
+def test_endpoint_serves_botocore_and_the_js_sdk_for_as_long_as_the_command_runs(home: UserHome) -> None:
+    home.env.update(AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE", AWS_PROFILE="elsewhere")
+    result = home.run(
+        "exec", "bedrock", "--endpoint", "--", sys.executable, "-c", BOTOCORE_CALLER, home.proxy.url
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen["arn"] == ASSUMED, "botocore must get the role's identity from exec's endpoint"
+    assert seen["static"] == [], "no static credentials in the command's environment under --endpoint"
+    assert not seen["token_file"], "the token comes in AWS_CONTAINER_AUTHORIZATION_TOKEN only"
+    assert seen["url"].startswith("http://127.0.0.1:") and seen["url"].endswith("/v1/credentials/bedrock")
+    port = int(seen["url"].split(":")[2].split("/")[0])
+    with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass  # the endpoint ends with the command
+    node = home.run(
+        "exec", "bedrock", "--endpoint", "--", "node", str(NODE_DIR / "caller-identity.js"), home.proxy.url
+    )
+    assert node.returncode == 0, node.stderr
+    assert node.stdout == ASSUMED, (
+        "the JS SDK's default chain must get the role's identity from exec's endpoint"
+    )
+    assert home.proxy.count("AssumeRole") == 1, "the endpoint serves the shared cache"
+    assert_no_secret(home, result.stdout, result.stderr, node.stdout, node.stderr)
+
+
+def test_endpoint_refuses_a_request_without_its_token(home: UserHome) -> None:
+    script = (
+        "import os, urllib.request, urllib.error; "
+        "url = os.environ['AWS_CONTAINER_CREDENTIALS_FULL_URI']; "
+        "token = os.environ['AWS_CONTAINER_AUTHORIZATION_TOKEN']; "
+        "status = lambda h: urllib.request.urlopen(urllib.request.Request(url, headers=h)).status; "
+        "print(status({'Authorization': token}), end=' ')\n"
+        "try: status({'Authorization': 'wrong'})\n"
+        "except urllib.error.HTTPError as e: print(e.code, len(token) >= 32)"
+    )
+    result = home.run("exec", "bedrock", "--endpoint", "--", sys.executable, "-c", script)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["200", "403", "True"]
+
+
+# Run as the session leader of a new session, it makes the terminal named in argv[1] its
+# controlling terminal and stdin/stdout/stderr, then becomes the rest of argv: a login on a terminal.
+ON_A_TERMINAL = (
+    "import os, sys; fd = os.open(sys.argv[1], os.O_RDWR); "
+    "[os.dup2(fd, n) for n in (0, 1, 2)]; os.execvp(sys.argv[2], sys.argv[2:])"
+)
+
+
+def test_on_a_terminal_ctrl_c_reaches_the_command_once(home: UserHome) -> None:
+    log = home.root.parent / "tty-child.jsonl"
+    exec_argv = ["exec", "bedrock", "--restart-on-refresh", "--", *CHILD, str(log)]
+    controller, terminal = os.openpty()
+    try:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                ON_A_TERMINAL,
+                os.ttyname(terminal),
+                sys.executable,
+                "-m",
+                "credhelper",
+                *exec_argv,
+            ],
+            env=home.env,
+            cwd=home.root,
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        run = Exec.__new__(Exec)
+        run.log = log
+        wait_for(lambda: run.events(), 30)
+        (start,) = run.starts()
+        assert start["foreground"], "the command's group must be the terminal's foreground group"
+        os.write(controller, b"\x03")  # Ctrl-C
+        wait_for(lambda: "SIGINT" in _signals(run), 10)
+        process.send_signal(signal.SIGUSR1)  # passed on after any SIGINT exec would have sent
+        wait_for(lambda: "SIGUSR1" in _signals(run), 10)
+        assert _signals(run) == ["SIGINT", "SIGUSR1"], "Ctrl-C must reach the command exactly once"
+        os.write(controller, b"\x1a")  # Ctrl-Z: the command stops, and exec with it, as a shell job
+        wait_for(lambda: _state(process.pid) == "T" and _state(start["pid"]) == "T", 10)
+        process.send_signal(signal.SIGCONT)  # `fg`
+        wait_for(lambda: _state(start["pid"]) != "T", 10)
+        os.write(controller, b"\x03")
+        wait_for(lambda: _signals(run).count("SIGINT") == 2, 10)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 128 + signal.SIGTERM
+    finally:
+        os.close(controller)
+        os.close(terminal)
+
+
+def _state(pid: int) -> str:
+    """A process's state letter from /proc (T: stopped)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def _messages(run: Exec) -> list[str]:
+    """exec's stderr, less the warning every command gives for sessions this short."""
+    return [line for line in run.stderr.splitlines() if "under 30 minutes" not in line]
+
+
+def _signals(run: Exec) -> list[str]:
+    return [e["signal"] for e in run.events() if e.get("event") == "signal"]
+
+
+# -- decisions (pure) ------------------------------------------------------------------------
+
+
+def _profile(**settings: Any) -> Profile:
+    return Profile(
+        "bedrock", "arn:aws:iam::123456789012:role/BedrockAccessRole", "credhelper-test", **settings
+    )
+
+
+def _credentials(expiration: float) -> Credentials:
+    return Credentials("ASIAEXAMPLEEXAMPLE12", "fake-secret-value", "fake-token-value", expiration)
+
+
+def test_child_environment_drops_what_would_win_and_keeps_the_rest() -> None:
+    parent = {
+        "PATH": "/bin",
+        "AWS_PROFILE": "p",
+        "AWS_DEFAULT_PROFILE": "p",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI": "u",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": "f",
+        "AWS_WEB_IDENTITY_TOKEN_FILE": "w",
+        "AWS_ROLE_ARN": "r",
+        "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "s",
+        "AWS_REGION": "eu-west-1",
+        "AWS_ENDPOINT_URL_BEDROCK": "http://127.0.0.1:1",
+    }
+    assert child_environment(parent, {"AWS_CONTAINER_CREDENTIALS_FULL_URI": "mine"}) == {
+        "PATH": "/bin",
+        "AWS_REGION": "eu-west-1",
+        "AWS_ENDPOINT_URL_BEDROCK": "http://127.0.0.1:1",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI": "mine",
+    }
+
+
+@pytest.mark.parametrize(
+    ("returncode", "status"), [(0, 0), (3, 3), (-signal.SIGTERM, 143), (-signal.SIGKILL, 137)]
+)
+def test_exit_status_is_128_plus_the_signal(returncode: int, status: int) -> None:
+    assert exit_status(returncode) == status
+
+
+@pytest.mark.parametrize(
+    ("seconds_left", "renew_in"),
+    [
+        (3600, 3600 - 1200),  # the refresh point, less at most 30 s of jitter
+        (1000, 500),  # already due on arrival: half the remaining life
+        (90, 60),  # but never sooner than 60 s
+    ],
+)
+def test_renewal_time(seconds_left: float, renew_in: float) -> None:
+    now = 1_000_000.0
+    at = renewal_time(_credentials(now + seconds_left), _profile(), now, random.Random(1))
+    assert renew_in - 30 <= at - now <= renew_in
+
+
+def test_a_failed_renewal_is_reported_once_the_commands_credentials_have_expired() -> None:
+    held = _credentials(1000.0)
+    error = StsUnavailableError("profile bedrock: STS could not be reached after retries")
+    assert renewal_failure_message(_profile(), error, held, 999.0, 5.0) is None
+    message = renewal_failure_message(_profile(), error, held, 1001.0, 5.0)
+    assert message is not None
+    assert "expired" in message and "STS could not be reached" in message and "next try in 5 s" in message
+    assert "fake-secret-value" not in message and "fake-token-value" not in message
+
+
+class _SleepingLaptop:
+    def __init__(self) -> None:
+        self.wall_now, self.mono_now = 1_000_000.0, 50.0
+
+    def wall(self) -> float:
+        return self.wall_now
+
+    def mono(self) -> float:
+        return self.mono_now
+
+
+def test_a_renewal_missed_during_sleep_happens_on_wake() -> None:
+    clock = _SleepingLaptop()
+    deadline = Deadline.after(clock, clock.wall() + 3000)
+    assert wait_limit(deadline.seconds_left(clock)) == WAKE_CHECK_SECONDS, "the supervisor must look often"
+    assert wait_limit(None) == WAKE_CHECK_SECONDS
+    clock.wall_now += 4000  # asleep: the monotonic clock stood still
+    assert deadline.passed(clock)
+    assert wait_limit(deadline.seconds_left(clock)) == 0.0
+    assert AwsRefusedError.exit_code == 77
