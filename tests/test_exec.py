@@ -132,7 +132,7 @@ def test_plain_exec_gives_the_command_the_role_credentials_and_removes_what_woul
         "AWS_ACCESS_KEY_ID": record["AccessKeyId"],
         "AWS_SECRET_ACCESS_KEY": digest(record["SecretAccessKey"]),
         "AWS_SESSION_TOKEN": digest(record["SessionToken"]),
-        "AWS_CREDENTIAL_EXPIRATION": Credentials.from_record(record).expiration_text,
+        "AWS_CREDENTIAL_EXPIRATION": Credentials.from_record(record, time.time()).expiration_text,
         "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
     }, "the command must get the role's credentials and none of the variables that would win over them"
