@@ -1,4 +1,4 @@
-"""The command line: one small function per command (DESIGN §4)."""
+"""The command line: one small function per command; see "Commands" in the README."""
 
 from __future__ import annotations
 

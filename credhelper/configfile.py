@@ -1,5 +1,5 @@
-"""Locating and reading the configuration file (DESIGN §3). Stdlib only, str paths: the
-credential-process hot path uses it."""
+"""Locating and reading the configuration file (README: "Configuration reference").
+Stdlib only, str paths: the credential-process hot path uses it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The `.env` merge (DESIGN §6): text in, text out. Pure.
+"""The `.env` merge (README: "How a .env is rewritten"): text in, text out. Pure.
 
 python-dotenv's parser splits a file into bindings whose original text, joined, is the file byte
 for byte. Only the value part of a managed key's binding is replaced; everything else, the binding's

@@ -120,7 +120,7 @@ class Profile:
 
     @property
     def handout_seconds(self) -> int:
-        """Credentials handed to an SDK keep at least this long (DESIGN §4)."""
+        """Credentials handed to an SDK keep at least this long (README: "Commands", credential-process)."""
         return min(
             max(self.refresh_before_seconds, BOTOCORE_ADVISORY_SECONDS),
             self.duration_seconds - 60,

@@ -1,4 +1,4 @@
-"""The container credentials endpoint (DESIGN §5): what AWS SDKs call through
+"""The container credentials endpoint (docs/architecture.md): what AWS SDKs call through
 AWS_CONTAINER_CREDENTIALS_FULL_URI, served from the daemon's cache on loopback only.
 
 Any local user can connect, so a connection costs little and never long: one selector thread accepts
