@@ -132,6 +132,7 @@ class Daemon:
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.observer: BaseObserver | None = None
+        self.watched: set[str] = set()
         self.ready = False
         self.last_status = ""
         self.source_digest = ""
@@ -438,6 +439,9 @@ class Daemon:
         for profile in self.profiles.values():
             for path in target_paths(profile):
                 directories.update(os.path.dirname(form) for form in _forms(path))
+        if directories == self.watched:
+            return
+        self.watched = directories
         self.observer.unschedule_all()
         handler = _PathEvents(self)
         for directory in sorted(directories):
@@ -445,6 +449,9 @@ class Daemon:
                 self.observer.schedule(handler, directory, recursive=False)
             else:
                 log.warning("not watching %s: no such directory", directory)
+        # An event that landed while the watches were being replaced is lost: look at every target.
+        targets = [path for profile in self.profiles.values() for path in target_paths(profile)]
+        self.paths_changed([form for path in targets for form in _forms(path)])
 
 
 def _forms(configured: Path) -> set[str]:
