@@ -289,7 +289,8 @@ def init_command(
 ) -> None:
     """From the setup guide's end state to a working, running setup in one command."""
     from .configfile import config_path
-    from .init import build_request, describe_dry_run, execute_init, plan_init, user_manager
+    from .init import build_request, describe_dry_run, execute_init, plan_init
+    from .unit import user_manager
 
     request = build_request(
         config_path(app.config_option, os.environ),
@@ -311,6 +312,23 @@ def init_command(
 
     (selected,) = app.profiles([profile])
     click.echo(format_status(profile_status(selected, app.cache(), time.time())))
+
+
+@cli.command("doctor")
+@click.argument("profiles", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--timeout", default=15.0, show_default=True, metavar="SECONDS", help="How long every check may take."
+)
+@pass_app
+def doctor_command(app: AppContext, profiles: tuple[str, ...], as_json: bool, timeout: float) -> None:
+    """Every way the setup can still fail: ok, warn or fail per check, with the fix."""
+    from .doctor import FAIL, diagnose, report
+
+    findings = diagnose(app.config_option, profiles, os.environ, timeout)
+    click.echo(report(findings, as_json))
+    if any(finding.status == FAIL for finding in findings):
+        raise click.exceptions.Exit(EXIT_FAILURE)
 
 
 def run(argv: Sequence[str]) -> int:

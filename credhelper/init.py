@@ -9,8 +9,6 @@ import contextlib
 import difflib
 import json
 import os
-import shutil
-import subprocess
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,7 +28,7 @@ from .fileio import PRIVATE_DIR, PRIVATE_FILE, atomic_write, read_bytes_or_none
 from .profile import PROFILE_NAME, Profile, parse_profiles
 from .refresher import Refresher
 from .sharedcreds import append_section, read_sections, shared_credentials_path
-from .unit import config_args, credhelper_argv, render_unit, shell_command, unit_path, user_manager_answers
+from .unit import config_args, credhelper_argv, render_unit, shell_command, unit_path
 
 DEFAULT_REGION = "us-east-1"
 UNIT_MODE = 0o644  # systemd reads it; it holds no secret
@@ -435,24 +433,6 @@ def start_service(
 
 
 # ----- the command's shell: options, prompts, systemctl ---------------------------------------------
-
-
-def run_systemctl(command: list[str], timeout: float = 30.0) -> tuple[int, str]:
-    try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return 1, str(error)
-    return done.returncode, (done.stdout + done.stderr)
-
-
-def user_manager() -> Callable[[list[str]], tuple[int, str]] | None:
-    """systemctl, when a user manager answers within a few seconds; else None."""
-    if shutil.which("systemctl") is None:
-        return None
-    _, output = run_systemctl(["systemctl", "--user", "is-system-running"], timeout=5.0)
-    return run_systemctl if user_manager_answers(output) else None
 
 
 def ask(value: str | None, question: str, default: str | None, interactive: bool) -> str | None:

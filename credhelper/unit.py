@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
+import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 UNIT_NAME = "credhelper.service"
@@ -104,3 +106,21 @@ def user_manager_answers(output: str) -> bool:
     """Whether `systemctl --user is-system-running` reached a user manager that can start units."""
     state = output.strip().splitlines()[0] if output.strip() else ""
     return state in {"running", "degraded", "starting", "initializing"}
+
+
+def run_systemctl(command: list[str], timeout: float = 30.0) -> tuple[int, str]:
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return 1, str(error)
+    return done.returncode, (done.stdout + done.stderr)
+
+
+def user_manager() -> Callable[[list[str]], tuple[int, str]] | None:
+    """systemctl, when a user manager answers within a few seconds; else None."""
+    if shutil.which("systemctl") is None:
+        return None
+    _, output = run_systemctl(["systemctl", "--user", "is-system-running"], timeout=5.0)
+    return run_systemctl if user_manager_answers(output) else None
