@@ -15,7 +15,7 @@ from tests.conftest import UserHome
 from tests.daemonproc import DaemonProcess
 from tests.helpers import assert_no_secret
 from tests.stsproxy import Fault
-from tests.test_init import guide_end_state, init
+from tests.test_init import fake_systemctl, guide_end_state, init
 
 
 @pytest.fixture
@@ -203,3 +203,24 @@ def test_short_sessions_warn(set_up: UserHome) -> None:
     )
     result, _statuses = doctor(set_up)
     assert "under 30 min" in line_of(result, WARN, "session")
+
+
+def test_endpoint_is_checked_when_served(set_up: UserHome) -> None:
+    set_up.config_file.write_text(set_up.config_file.read_text() + '\n[daemon]\nserve = "127.0.0.1:0"\n')
+    result, _ = doctor(set_up)
+    assert "is configured but no endpoint is running" in line_of(result, FAIL, "endpoint")
+    daemon = DaemonProcess(set_up)
+    try:
+        daemon.wait_running()
+        result, _statuses = doctor(set_up)
+        assert "answers for profile bedrock" in line_of(result, OK, "endpoint")
+        assert result.returncode == 0, result.stdout
+    finally:
+        daemon.stop()
+
+
+def test_unit_state_is_reported_when_a_user_manager_answers(running: UserHome) -> None:
+    fake_systemctl(running, "running")
+    result, _statuses = doctor(running)
+    assert "systemctl --user enable --now credhelper.service" in line_of(result, WARN, "unit")
+    assert result.returncode == 0

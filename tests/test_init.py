@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import pty
 import shutil
 import stat
 import subprocess
@@ -304,3 +305,28 @@ def test_diff_never_shows_the_secret() -> None:
         "wJalrXUtnFEMI/K7MDENG",
     )
     assert "wJalrXUtnFEMI" not in diff_text(change)
+
+
+def test_on_a_terminal_missing_values_are_asked_with_their_defaults_shown(home: UserHome) -> None:
+    guide_end_state(home)
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "credhelper", "init", "--env-file", "~/app/.env", "--no-systemd"],
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=home.env,
+        cwd=home.root,
+    )
+    os.close(terminal)
+    os.write(controller, f"{home.sts.role_arn}\n\n\n".encode())  # the role, then two defaults
+    try:
+        out, err = process.communicate(timeout=60)
+    finally:
+        os.close(controller)
+    assert process.returncode == 0, err
+    assert "Source profile (the IAM user's keys) [bedrock-developer]:" in out
+    assert "Region [us-east-1]:" in out  # the .env's AWS_REGION
+    assert 'source_profile = "bedrock-developer"\nregion = "us-east-1"\n' in home.config_file.read_text()
+    assert_no_secret(home, out, err)
