@@ -32,6 +32,7 @@ from .credentials import Credentials, mask_key_id
 from .delivery import credentials_targets, env_targets
 from .envfile import long_term_key_ids, managed_values
 from .errors import CredhelperError
+from .fileio import read_bytes_or_none
 from .logsetup import redact, register_secret
 from .profile import SHORT_SESSION_SECONDS, Profile
 from .server import read_endpoint
@@ -216,12 +217,8 @@ def check_daemon(directory: str, config: Config) -> list[Finding]:
     findings = []
     has_targets = any(p.env_files or p.credentials_files for p in config.profiles.values())
     if daemon_holds_lock(directory):
-        pid = (
-            (Path(directory) / "daemon.pid").read_text(errors="replace").strip()
-            if (Path(directory) / "daemon.pid").exists()
-            else "?"
-        )
-        findings.append(Finding(None, "daemon", OK, f"`credhelper run` is running (pid {pid})"))
+        pid = (read_bytes_or_none(os.path.join(directory, "daemon.pid")) or b"?").decode(errors="replace")
+        findings.append(Finding(None, "daemon", OK, f"`credhelper run` is running (pid {pid.strip()})"))
     else:
         findings.append(
             Finding(

@@ -9,6 +9,7 @@ import contextlib
 import difflib
 import json
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -168,11 +169,22 @@ def find_pair(env_texts: Mapping[Path, str]) -> tuple[Path, str, str] | None:
     return path, key_id, secret
 
 
+_SECRET_SETTING = re.compile(
+    r"^(\s*(?:aws_secret_access_key|aws_session_token)\s*[=:][^\S\r\n]*)\S[^\r\n]*", re.I | re.M
+)
+
+
+def mask_secrets(text: str, secret: str) -> str:
+    """The adopted secret, and every other secret of a credentials file (a diff's context lines
+    can show the section before the new one)."""
+    return _SECRET_SETTING.sub(r"\1<secret>", text.replace(secret, SECRET_SHOWN_AS))
+
+
 def diff_text(change: FileChange) -> str:
     old = (change.old or b"").decode("utf-8", "replace")
     new = change.new
     if change.secret:
-        old, new = old.replace(change.secret, SECRET_SHOWN_AS), new.replace(change.secret, SECRET_SHOWN_AS)
+        old, new = mask_secrets(old, change.secret), mask_secrets(new, change.secret)
     lines = difflib.unified_diff(
         old.splitlines(keepends=True),
         new.splitlines(keepends=True),

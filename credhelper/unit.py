@@ -64,10 +64,11 @@ WantedBy=default.target
 """
 
 
-def credhelper_argv(argv0: str = sys.argv[0], executable: str = sys.executable) -> list[str]:
+def credhelper_argv(argv0: str | None = None, executable: str | None = None) -> list[str]:
     """This credhelper as an absolute command: the console script that is running (a venv, pipx or
     ~/.local/bin), else this interpreter with `-m credhelper`."""
-    script = Path(argv0)
+    script = Path(argv0 if argv0 is not None else sys.argv[0])
+    executable = executable or sys.executable
     if script.name == "credhelper" and script.is_file() and os.access(script, os.X_OK):
         # Not resolved through symlinks: pipx's ~/.local/bin link survives a reinstall.
         return [os.path.abspath(script)]

@@ -296,6 +296,18 @@ def test_profile_with_the_same_values_leaves_the_configuration_as_it_is() -> Non
     )
 
 
+def test_dry_run_shows_no_secret_of_an_existing_credentials_file(home: UserHome) -> None:
+    guide_end_state(home)
+    (home.root / ".aws" / "credentials").write_text(
+        "[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\n"
+        "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"
+    )
+    result = init(home, "--no-systemd", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert " aws_secret_access_key = <secret>" in result.stdout  # the context line, masked
+    assert "wJalrXUtnFEMI" not in result.stdout
+
+
 def test_diff_never_shows_the_secret() -> None:
     change = FileChange(
         Path("/c"),
