@@ -170,7 +170,7 @@ def find_pair(env_texts: Mapping[Path, str]) -> tuple[Path, str, str] | None:
 
 
 _SECRET_SETTING = re.compile(
-    r"^(\s*(?:aws_secret_access_key|aws_session_token)\s*[=:][^\S\r\n]*)\S[^\r\n]*", re.I | re.M
+    r"^(\s*(?:aws_secret_access_key|aws_session_token)\s*[=:][^\S\r\n]*)(?!<secret)\S[^\r\n]*", re.I | re.M
 )
 
 
