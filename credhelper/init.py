@@ -348,8 +348,10 @@ def apply_changes(changes: list[FileChange]) -> Applied:
             _make_dirs(change.path.parent, applied.directories)
             mode = change.new_file_mode if change.old is None else change.path.stat().st_mode & 0o7777
             atomic_write(change.path, change.new.encode("utf-8"), mode)
-        except OSError as error:
+        except BaseException as error:
             left = applied.undo()
+            if not isinstance(error, OSError):
+                raise
             raise CredhelperError(
                 f"{change.path}: cannot write: {error.strerror}; "
                 + (f"could not put back: {', '.join(left)}" if left else "every file was put back as it was")
@@ -405,15 +407,18 @@ def execute_init(
             raise source_hint(error, request.source_profile) from None
     applied = apply_changes(plan.changes)
     try:
-        if plan.adopt is not None:
-            caller = gateway.caller_arn(plan.profile)
-            echo(
-                f"{mask_key_id(plan.adopt.key_id)} moved to [{request.source_profile}] of "
-                f"{shared_credentials_path(environ)} and works: {caller}"
-            )
+        caller = gateway.caller_arn(plan.profile) if plan.adopt is not None else None
         credentials = refresher.obtain(plan.profile, plan.profile.handout_seconds)
     except CredhelperError as error:
         raise undo_and_raise(applied, error) from None
+    except BaseException:  # interrupted, or a bug: still leave the files as they were
+        applied.undo()
+        raise
+    if plan.adopt is not None:
+        echo(
+            f"{mask_key_id(plan.adopt.key_id)} moved to [{request.source_profile}] of "
+            f"{shared_credentials_path(environ)} and works: {caller}"
+        )
     for change in plan.changes:
         echo(f"{'created' if change.created else 'updated'} {change.path}")
     if not plan.changes:
