@@ -342,3 +342,21 @@ def test_on_a_terminal_missing_values_are_asked_with_their_defaults_shown(home: 
     assert "Region [us-east-1]:" in out  # the .env's AWS_REGION
     assert 'source_profile = "bedrock-developer"\nregion = "us-east-1"\n' in home.config_file.read_text()
     assert_no_secret(home, out, err)
+
+
+def test_a_write_failing_half_way_puts_every_file_back(home: UserHome) -> None:
+    guide_end_state(home)
+    home.config_file.parent.rmdir()
+    units = home.root / ".config" / "systemd" / "user"
+    units.mkdir(parents=True)
+    # The unit is written last: make its directory refuse new files, even to root.
+    if subprocess.run(["chattr", "+i", str(units)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not supported here")
+    try:
+        before = home.snapshot()
+        result = init(home, "--systemd")
+        assert_one_line_failure(result, 1, "credhelper.service: cannot write", "every file was put back")
+        assert home.snapshot() == before
+        assert not home.config_file.parent.exists(), "a directory init created was left behind"
+    finally:
+        subprocess.run(["chattr", "-i", str(units)], check=True)
