@@ -107,11 +107,6 @@ def exported_credentials(environ: Mapping[str, str]) -> list[str]:
     return [name for name in CREDENTIAL_VARIABLES if environ.get(name)]
 
 
-def worst(findings: list[Finding]) -> str:
-    statuses = {finding.status for finding in findings}
-    return FAIL if FAIL in statuses else WARN if WARN in statuses else OK
-
-
 # ----- running checks under one deadline ------------------------------------------------------------
 
 

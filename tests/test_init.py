@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import shutil
 import stat
 import subprocess
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from credhelper.awsconfig import add_process_profile
 from credhelper.credentials import format_utc
+from credhelper.errors import ConfigError
 from credhelper.init import FileChange, add_profile_to_config, diff_text
 from credhelper.unit import UNIT_TEMPLATE, render_unit, user_manager_answers
 from tests.conftest import AGENT0_ENV_DEFAULT, UserHome
@@ -360,3 +363,42 @@ def test_a_write_failing_half_way_puts_every_file_back(home: UserHome) -> None:
         assert not home.config_file.parent.exists(), "a directory init created was left behind"
     finally:
         subprocess.run(["chattr", "-i", str(units)], check=True)
+
+
+VALUES = {"credential_process": "/x/c credential-process bedrock", "region": "us-east-1"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "",
+            "[profile bedrock]\ncredential_process = /x/c credential-process bedrock\nregion = us-east-1\n",
+        ),
+        (  # the same section: unchanged, its spacing included
+            "[profile bedrock]\ncredential_process=/x/c credential-process bedrock\nregion=us-east-1\n",
+            "[profile bedrock]\ncredential_process=/x/c credential-process bedrock\nregion=us-east-1\n",
+        ),
+        (  # a section with only the region: credential_process joins it
+            "# c\r\n[profile bedrock]\r\nregion = us-east-1\r\n",
+            "# c\r\n[profile bedrock]\r\nregion = us-east-1\r\n"
+            "credential_process = /x/c credential-process bedrock\r\n",
+        ),
+    ],
+)
+def test_aws_config_profile_is_added_keeping_every_byte(text: str, expected: str) -> None:
+    assert add_process_profile(Path("config"), text, "bedrock", VALUES) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("[profile bedrock]\nregion = eu-west-1\n", "already holds other settings (region)"),
+        ("[profile bedrock]\nrole_arn = arn:aws:iam::1:role/x\n", "already holds other settings (role_arn)"),
+        ("[profile bedrock]\n[profile bedrock]\n", "cannot be read as an AWS config file"),
+        ("stray line\n", "cannot be read as an AWS config file"),
+    ],
+)
+def test_aws_config_conflicts_are_refused(text: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(problem)):
+        add_process_profile(Path("config"), text, "bedrock", VALUES)
