@@ -402,3 +402,14 @@ def test_aws_config_profile_is_added_keeping_every_byte(text: str, expected: str
 def test_aws_config_conflicts_are_refused(text: str, problem: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(problem)):
         add_process_profile(Path("config"), text, "bedrock", VALUES)
+
+
+def test_a_configuration_elsewhere_is_passed_on_to_credential_process(home: UserHome) -> None:
+    guide_end_state(home)
+    elsewhere = home.root / "etc" / "credhelper.toml"
+    elsewhere.parent.mkdir()
+    result = home.run("--config", str(elsewhere), *INIT_FLAGS, "--no-systemd")
+    assert result.returncode == 0, result.stderr
+    assert f"--config {elsewhere} credential-process bedrock\n" in (home.root / ".aws" / "config").read_text()
+    assert not home.config_file.exists()
+    assert "assumed-role/BedrockAccessRole" in caller_through_aws_config(home)
