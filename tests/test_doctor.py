@@ -170,6 +170,19 @@ def test_a_fifo_target_fails_without_blocking(set_up: UserHome) -> None:
     assert "not a regular file" in line_of(result, FAIL, "target")
 
 
+def test_a_credentials_file_target_it_cannot_parse_fails_with_its_line(running: UserHome) -> None:
+    shared = running.root / ".aws" / "shared-by-apps"
+    shared.write_text("[bedrock]\nthis line is neither\n")
+    running.config_file.write_text(
+        running.config_file.read_text()
+        + 'credentials_files = [{path = "~/.aws/shared-by-apps", profile = "bedrock"}]\n'
+    )
+    result, _ = doctor(running)
+    assert result.returncode == 1
+    line = line_of(result, FAIL, "target")
+    assert "shared-by-apps: line 2: neither a [section], a comment nor key = value" in line, line
+
+
 def test_long_term_key_in_the_env_fails(set_up: UserHome) -> None:
     text = set_up.app_env.read_text()
     key_id = next(line for line in text.splitlines() if line.startswith("AWS_ACCESS_KEY_ID="))
@@ -214,7 +227,13 @@ def test_endpoint_is_checked_when_served(set_up: UserHome) -> None:
         daemon.wait_running()
         result, _statuses = doctor(set_up)
         assert "answers for profile bedrock" in line_of(result, OK, "endpoint")
+        assert "mode 600" in line_of(result, OK, "endpoint token")
         assert result.returncode == 0, result.stdout
+        token = next(p for p in set_up.root.rglob("token") if p.is_file())
+        token.chmod(0o644)
+        result, _statuses = doctor(set_up)
+        assert "lets other users read the token" in line_of(result, FAIL, "endpoint token")
+        token.chmod(0o600)
     finally:
         daemon.stop()
 

@@ -179,6 +179,18 @@ def test_existing_aws_config_section_with_other_content_is_refused(home: UserHom
     assert home.snapshot() == before
 
 
+def test_a_credentials_file_it_cannot_read_with_certainty_is_refused_with_nothing_changed(
+    home: UserHome,
+) -> None:
+    guide_end_state(home)
+    credentials = home.root / ".aws" / "credentials"
+    credentials.write_text("[work]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\n[work]\nregion = x\n")
+    before = home.snapshot()
+    result = init(home, "--no-systemd")
+    assert_one_line_failure(result, 78, "line 3: section [work] appears twice", "fix that line")
+    assert home.snapshot() == before
+
+
 def test_init_appends_to_an_existing_configuration_keeping_every_byte(home: UserHome) -> None:
     guide_end_state(home)
     existing = '# my profiles\n[profiles.other]\nrole_arn = "arn:aws:iam::123456789012:role/X" # note'
