@@ -79,14 +79,16 @@ $XDG_CONFIG_HOME/credhelper/config.toml (~/.config/credhelper/config.toml).
 Exit status:
   0   success
   1   anything else: a write failing at the OS level (permission, disk full,
-      read-only file system), a second daemon; status: credentials missing or expired
+      read-only file system), a second daemon; status: credentials missing or
+      expired; doctor: a check failed
   2   usage error
   75  STS unreachable, or throttling, after retries
   77  refused by AWS: AccessDenied, InvalidClientTokenId, expired source
       credentials, no MFA code to be had
   78  configuration error: bad or missing file, unknown profile, invalid value,
       a target unusable as configured (directory missing, not a regular file,
-      not UTF-8, over 1 MiB, holding a long-term key, unparseable credentials file)
+      not UTF-8, over 1 MiB, holding a long-term key, unparseable credentials file);
+      init: a profile or ~/.aws/config section already holding other values
 
 \b
 Shell completion (bash; use zsh_source or fish_source for those shells):

@@ -471,7 +471,8 @@ def check_target_file(
     except CredhelperError as error:  # e.g. a credentials file that cannot be read with certainty
         return [*findings, Finding(name, "target", FAIL, str(error))]
     else:
-        findings.append(Finding(name, "long-term key", OK, f"{target.label} may be written over"))
+        detail = f"{target.label} holds no long-term key credhelper would refuse to overwrite"
+        findings.append(Finding(name, "long-term key", OK, detail))
     findings.append(current_finding(name, target.label, target.state(found.text, current), current))
     findings.append(git_finding(name, target.path))
     return findings
