@@ -79,14 +79,16 @@ $XDG_CONFIG_HOME/credhelper/config.toml (~/.config/credhelper/config.toml).
 Exit status:
   0   success
   1   anything else: a write failing at the OS level (permission, disk full,
-      read-only file system), a second daemon; status: credentials missing or expired
+      read-only file system), a second daemon; status: credentials missing or
+      expired; doctor: a check failed
   2   usage error
   75  STS unreachable, or throttling, after retries
   77  refused by AWS: AccessDenied, InvalidClientTokenId, expired source
       credentials, no MFA code to be had
   78  configuration error: bad or missing file, unknown profile, invalid value,
       a target unusable as configured (directory missing, not a regular file,
-      not UTF-8, over 1 MiB, holding a long-term key, unparseable credentials file)
+      not UTF-8, over 1 MiB, holding a long-term key, unparseable credentials file);
+      init: a profile or ~/.aws/config section already holding other values
 
 \b
 Shell completion (bash; use zsh_source or fish_source for those shells):
@@ -405,6 +407,71 @@ def format_variables(values: dict[str, str], output: str) -> str:
             for key, value in values.items()
         )
     return "\n".join(f"export {key}={shlex.quote(value)}" for key, value in values.items())
+
+
+@cli.command("init")
+@click.option("--profile", default="bedrock", show_default=True, help="Name of the credhelper profile.")
+@click.option("--role-arn", help="The role to assume, e.g. arn:aws:iam::123456789012:role/BedrockAccessRole.")
+@click.option("--source-profile", help="Profile holding the IAM user's keys (default bedrock-developer).")
+@click.option("--region", help="STS region, written as AWS_REGION too (default: the .env's, else us-east-1).")
+@click.option("--env-file", "env_files", multiple=True, help="An app's .env to keep fresh (repeatable).")
+@click.option("--systemd/--no-systemd", default=None, help="Install and start the systemd user service.")
+@click.option("--aws-config/--no-aws-config", default=True, help="Add [profile NAME] to ~/.aws/config.")
+@click.option("--dry-run", is_flag=True, help="Print a diff per file; write nothing.")
+@pass_app
+def init_command(
+    app: AppContext,
+    profile: str,
+    role_arn: str | None,
+    source_profile: str | None,
+    region: str | None,
+    env_files: tuple[str, ...],
+    systemd: bool | None,
+    aws_config: bool,
+    dry_run: bool,
+) -> None:
+    """From the setup guide's end state to a working, running setup in one command."""
+    from .configfile import config_path
+    from .init import build_request, describe_dry_run, execute_init, plan_init
+    from .unit import user_manager
+
+    request = build_request(
+        config_path(app.config_option, os.environ),
+        profile,
+        role_arn,
+        source_profile,
+        region,
+        env_files,
+        systemd,
+        aws_config,
+        interactive=sys.stdin.isatty(),
+    )
+    if dry_run:
+        click.echo(describe_dry_run(plan_init(request, os.environ), request), nl=False)
+        return
+    systemctl = user_manager() if request.systemd else None
+    execute_init(request, os.environ, click.echo, app.refresher(), systemctl)
+    from .status import format_status, profile_status
+
+    (selected,) = app.profiles([profile])
+    click.echo(format_status(profile_status(selected, app.cache(), time.time())))
+
+
+@cli.command("doctor")
+@click.argument("profiles", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--timeout", default=15.0, show_default=True, metavar="SECONDS", help="How long every check may take."
+)
+@pass_app
+def doctor_command(app: AppContext, profiles: tuple[str, ...], as_json: bool, timeout: float) -> None:
+    """Every way the setup can still fail: ok, warn or fail per check, with the fix."""
+    from .doctor import FAIL, diagnose, report
+
+    findings = diagnose(app.config_option, profiles, os.environ, timeout)
+    click.echo(report(findings, as_json))
+    if any(finding.status == FAIL for finding in findings):
+        raise click.exceptions.Exit(EXIT_FAILURE)
 
 
 def run(argv: Sequence[str]) -> int:

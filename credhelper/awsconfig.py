@@ -1,0 +1,57 @@
+"""`~/.aws/config`: the `[profile NAME]` section that hands SDKs credhelper's credentials. Pure
+apart from locating the file; sections are edited as text so every other byte stays."""
+
+from __future__ import annotations
+
+import configparser
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from .errors import ConfigError
+from .sharedcreds import set_section
+
+
+def aws_config_path(environ: Mapping[str, str]) -> Path:
+    explicit = environ.get("AWS_CONFIG_FILE")
+    if explicit:
+        return Path(explicit).expanduser()
+    return Path(os.path.expanduser("~")) / ".aws" / "config"
+
+
+def section_name(profile: str) -> str:
+    return "default" if profile == "default" else f"profile {profile}"
+
+
+def parse_config(path: Path, text: str) -> dict[str, dict[str, str]]:
+    """Every section of an AWS config file; one it cannot read with certainty is refused."""
+    parser = configparser.RawConfigParser(strict=True, interpolation=None, default_section="\0")
+    try:
+        parser.read_string(text, source=str(path))
+    except configparser.Error as error:
+        first = str(error).splitlines()[0]
+        raise ConfigError(f"{path}: cannot be read as an AWS config file ({first}); fix it first") from None
+    return {name: dict(parser.items(name)) for name in parser.sections()}
+
+
+def process_profile_values(command: str, region: str | None) -> dict[str, str]:
+    values = {"credential_process": command}
+    if region:
+        values["region"] = region
+    return values
+
+
+def add_process_profile(path: Path, text: str, profile: str, values: Mapping[str, str]) -> str:
+    """`text` with `[profile NAME]` holding `values`. A section that already holds other settings
+    is refused (78): it is someone's, and credential_process beside them would change their meaning."""
+    section = section_name(profile)
+    existing = parse_config(path, text).get(section)
+    if existing is None:
+        return set_section(text, section, values)
+    conflicting = sorted(key for key, value in existing.items() if values.get(key) != value)
+    if conflicting:
+        raise ConfigError(
+            f"{path}: [{section}] already holds other settings ({', '.join(conflicting)}); "
+            f"remove that section, pick another --profile, or pass --no-aws-config"
+        )
+    return set_section(text, section, values)

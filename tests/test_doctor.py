@@ -1,0 +1,245 @@
+"""`credhelper doctor`: each way a setup still fails, produced for real, gives its line and status;
+doctor itself changes no file and shows no secret."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from credhelper.doctor import FAIL, OK, WARN, skew_status
+from tests.conftest import UserHome
+from tests.daemonproc import DaemonProcess
+from tests.helpers import assert_no_secret
+from tests.stsproxy import Fault
+from tests.test_init import fake_systemctl, guide_end_state, init
+
+
+@pytest.fixture
+def set_up(home: UserHome) -> UserHome:
+    """The guide's end state after `credhelper init`: a working setup, daemon not yet started."""
+    guide_end_state(home)
+    result = init(home, "--no-systemd")
+    assert result.returncode == 0, result.stderr
+    return home
+
+
+@pytest.fixture
+def running(set_up: UserHome) -> Iterator[UserHome]:
+    daemon = DaemonProcess(set_up)
+    daemon.wait_running()
+    yield set_up
+    daemon.stop()
+    assert_no_secret(set_up, daemon.log)
+
+
+def doctor(home: UserHome, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
+    """Runs doctor twice (text and --json): same verdicts, no file changed, no secret shown.
+    Returns the text run and each check's status."""
+    before = home.snapshot()
+    result = home.run("doctor", *args)
+    as_json = home.run("doctor", "--json", *args)
+    assert home.snapshot() == before, "doctor changed a file"
+    assert_no_secret(home, result.stdout, result.stderr, as_json.stdout, as_json.stderr)
+    assert result.returncode == as_json.returncode, (result.stdout, as_json.stdout)
+    records = json.loads(as_json.stdout)
+    assert set(records[0]) == {"profile", "check", "status", "detail"}
+    for line in result.stdout.splitlines():
+        assert line.split()[0] in (OK, WARN, FAIL), line
+    statuses: dict[str, str] = {}
+    for record in records:
+        previous = statuses.get(record["check"], OK)
+        order = [OK, WARN, FAIL]
+        statuses[record["check"]] = max(previous, record["status"], key=order.index)
+    return result, statuses
+
+
+def line_of(result: subprocess.CompletedProcess[str], status: str, check: str) -> str:
+    for line in result.stdout.splitlines():
+        if line.startswith(f"{status:<4}  ") and f" {check}  " in line:
+            return line
+    raise AssertionError(f"no `{status} ... {check}` line in:\n{result.stdout}")
+
+
+def test_a_healthy_setup_is_all_ok(running: UserHome) -> None:
+    result, statuses = doctor(running)
+    print(result.stdout)
+    assert result.returncode == 0, result.stdout
+    assert set(statuses.values()) == {OK}, result.stdout
+    for check in (
+        "configuration",
+        "environment",
+        "cache",
+        "daemon",
+        "source credentials",
+        "role",
+        "clock",
+        "session",
+        "credential_process",
+        "target",
+        "target mode",
+        "long-term key",
+        "credentials",
+        "git",
+    ):
+        assert check in statuses, (check, result.stdout)
+
+
+def test_no_daemon_fails(set_up: UserHome) -> None:
+    result, statuses = doctor(set_up)
+    assert result.returncode == 1
+    assert "no `credhelper run` holds the lock" in line_of(result, FAIL, "daemon")
+    assert [c for c, s in statuses.items() if s != OK] == ["daemon"], result.stdout
+
+
+def test_env_committed_to_git_fails_and_not_ignored_warns(running: UserHome) -> None:
+    app = running.app_env.parent
+    git = ["git", "-C", str(app), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    result, statuses = doctor(running)
+    assert result.returncode == 0
+    assert "add .env to .gitignore" in line_of(result, WARN, "git")
+    subprocess.run([*git, "add", ".env"], check=True)
+    subprocess.run([*git, "commit", "-qm", "oops"], check=True)
+    result, statuses = doctor(running)
+    assert result.returncode == 1
+    assert "is tracked by git: `git rm --cached .env`" in line_of(result, FAIL, "git")
+    assert [c for c, s in statuses.items() if s != OK] == ["git"], result.stdout
+
+
+def test_exported_key_in_the_shell_warns(running: UserHome) -> None:
+    running.env["AWS_ACCESS_KEY_ID"] = "AKIAIOSFODNN7EXAMPLE"
+    running.env["AWS_SECRET_ACCESS_KEY"] = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    result, statuses = doctor(running)
+    assert result.returncode == 0, result.stdout
+    line = line_of(result, WARN, "environment")
+    assert "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY exported" in line and "dotenv does not override" in line
+    assert "wJalrXUtnFEMI" not in result.stdout
+    assert [c for c, s in statuses.items() if s != OK] == ["environment"], result.stdout
+
+
+def test_skewed_clock_fails_with_the_offset(running: UserHome) -> None:
+    running.proxy.add_fault(
+        Fault("code", action="GetCallerIdentity", code="SignatureDoesNotMatch", date_offset=900)
+    )
+    result, _statuses = doctor(running)
+    assert result.returncode == 1
+    assert "s behind STS's" in line_of(result, FAIL, "clock")
+    assert "sync the clock" in line_of(result, FAIL, "source credentials")
+
+
+def test_small_skew_warns() -> None:
+    assert [skew_status(s) for s in (0, 59, -61, 299, 301, -400)] == [OK, OK, WARN, WARN, FAIL, FAIL]
+
+
+def test_wrong_secret_fails_source_and_role(running: UserHome) -> None:
+    credentials = running.root / ".aws" / "credentials"
+    wrong = "A" * 40
+    credentials.write_text(credentials.read_text().replace(running.sts.secret_access_key, wrong))
+    result, statuses = doctor(running)
+    assert result.returncode == 1
+    assert "does not match its access key id" in line_of(result, FAIL, "source credentials")
+    assert statuses["role"] == FAIL
+    assert wrong not in result.stdout
+
+
+def test_access_denied_on_the_role_fails(running: UserHome) -> None:
+    running.proxy.add_fault(Fault("code", action="AssumeRole", code="AccessDenied"))
+    result, statuses = doctor(running)
+    assert result.returncode == 1
+    assert "AWS denied AssumeRole" in line_of(result, FAIL, "role")
+    assert [c for c, s in statuses.items() if s != OK] == ["role"], result.stdout
+
+
+def test_env_readable_by_others_warns(running: UserHome) -> None:
+    os.chmod(running.app_env, 0o644)
+    result, statuses = doctor(running)
+    assert result.returncode == 0
+    assert "chmod 600" in line_of(result, WARN, "target mode")
+    assert [c for c, s in statuses.items() if s != OK] == ["target mode"], result.stdout
+
+
+def test_a_fifo_target_fails_without_blocking(set_up: UserHome) -> None:
+    set_up.app_env.unlink()
+    os.mkfifo(set_up.app_env)
+    result, _ = doctor(set_up)
+    assert result.returncode == 1
+    assert "not a regular file" in line_of(result, FAIL, "target")
+
+
+def test_a_credentials_file_target_it_cannot_parse_fails_with_its_line(running: UserHome) -> None:
+    shared = running.root / ".aws" / "shared-by-apps"
+    shared.write_text("[bedrock]\nthis line is neither\n")
+    running.config_file.write_text(
+        running.config_file.read_text()
+        + 'credentials_files = [{path = "~/.aws/shared-by-apps", profile = "bedrock"}]\n'
+    )
+    result, _ = doctor(running)
+    assert result.returncode == 1
+    line = line_of(result, FAIL, "target")
+    assert "shared-by-apps: line 2: neither a [section], a comment nor key = value" in line, line
+
+
+def test_long_term_key_in_the_env_fails(set_up: UserHome) -> None:
+    text = set_up.app_env.read_text()
+    key_id = next(line for line in text.splitlines() if line.startswith("AWS_ACCESS_KEY_ID="))
+    set_up.app_env.write_text(text.replace(key_id, "AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE"))
+    result, statuses = doctor(set_up)
+    assert "credhelper adopt-keys --env-file" in line_of(result, FAIL, "long-term key")
+    assert statuses["credentials"] == FAIL
+
+
+def test_unreachable_sts_fails_its_checks_and_the_others_still_run(running: UserHome) -> None:
+    running.proxy.add_fault(Fault("delay", seconds=30))
+    result, statuses = doctor(running, "--timeout", "2")
+    assert result.returncode == 1
+    for check in ("source credentials", "role", "clock"):
+        assert statuses[check] == FAIL, result.stdout
+    assert "no answer within 2 s" in line_of(result, FAIL, "role")
+    assert statuses["daemon"] == OK and statuses["target mode"] == OK, result.stdout
+
+
+def test_credential_process_pointing_at_a_missing_program_fails(running: UserHome) -> None:
+    config = running.root / ".aws" / "config"
+    config.write_text(config.read_text().replace("credential_process = ", "credential_process = /gone/"))
+    result, _statuses = doctor(running)
+    assert result.returncode == 1
+    assert "is not an executable file" in line_of(result, FAIL, "credential_process")
+
+
+def test_short_sessions_warn(set_up: UserHome) -> None:
+    set_up.config_file.write_text(
+        set_up.config_file.read_text() + "duration_seconds = 900\nrefresh_before_seconds = 600\n"
+    )
+    result, _statuses = doctor(set_up)
+    assert "under 30 min" in line_of(result, WARN, "session")
+
+
+def test_endpoint_is_checked_when_served(set_up: UserHome) -> None:
+    set_up.config_file.write_text(set_up.config_file.read_text() + '\n[daemon]\nserve = "127.0.0.1:0"\n')
+    result, _ = doctor(set_up)
+    assert "is configured but no endpoint is running" in line_of(result, FAIL, "endpoint")
+    daemon = DaemonProcess(set_up)
+    try:
+        daemon.wait_running()
+        result, _statuses = doctor(set_up)
+        assert "answers for profile bedrock" in line_of(result, OK, "endpoint")
+        assert "mode 600" in line_of(result, OK, "endpoint token")
+        assert result.returncode == 0, result.stdout
+        token = next(p for p in set_up.root.rglob("token") if p.is_file())
+        token.chmod(0o644)
+        result, _statuses = doctor(set_up)
+        assert "lets other users read the token" in line_of(result, FAIL, "endpoint token")
+        token.chmod(0o600)
+    finally:
+        daemon.stop()
+
+
+def test_unit_state_is_reported_when_a_user_manager_answers(running: UserHome) -> None:
+    fake_systemctl(running, "running")
+    result, _statuses = doctor(running)
+    assert "systemctl --user enable --now credhelper.service" in line_of(result, WARN, "unit")
+    assert result.returncode == 0

@@ -1,0 +1,427 @@
+"""`credhelper init`: from the setup guide's end state (the IAM user's pair pasted into agent0's
+`.env`) to a working setup, every file checked byte for byte."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from credhelper.awsconfig import add_process_profile
+from credhelper.credentials import format_utc
+from credhelper.errors import ConfigError
+from credhelper.init import FileChange, add_profile_to_config, diff_text
+from credhelper.unit import UNIT_TEMPLATE, render_unit, user_manager_answers
+from tests.conftest import AGENT0_ENV_DEFAULT, UserHome
+from tests.helpers import assert_no_secret, assert_one_line_failure, cached_record, read_env
+from tests.stsproxy import Fault
+
+REPO = Path(__file__).resolve().parent.parent
+AWS_CONFIG = textwrap.dedent("""\
+    # my AWS CLI settings; keep this comment
+    [default]
+    region = eu-west-1
+    output = json
+
+    ; work account
+    [profile work]
+    region = eu-central-1
+    """)
+THIS_CREDHELPER = f"{sys.executable} -m credhelper"
+
+
+def guide_end_state(home: UserHome) -> str:
+    """What the guide leaves: the pair in the .env, no credhelper configuration, no source profile."""
+    text = AGENT0_ENV_DEFAULT.replace(
+        "AWS_ACCESS_KEY_ID=\n", f"AWS_ACCESS_KEY_ID={home.sts.access_key_id}\n"
+    ).replace("AWS_SECRET_ACCESS_KEY=\n", f"AWS_SECRET_ACCESS_KEY={home.sts.secret_access_key}\n")
+    home.app_env.write_text(text)
+    home.config_file.unlink()
+    (home.root / ".aws" / "credentials").unlink()
+    (home.root / ".aws" / "config").write_text(AWS_CONFIG)
+    home.env["AWS_ENDPOINT_URL_STS"] = home.proxy.url
+    return text
+
+
+INIT_FLAGS = (
+    "init",
+    "--role-arn",
+    "arn:aws:iam::123456789012:role/BedrockAccessRole",
+    "--source-profile",
+    "bedrock-developer",
+    "--region",
+    "us-east-1",
+    "--env-file",
+    "~/app/.env",
+)
+
+
+def init(home: UserHome, *extra: str) -> subprocess.CompletedProcess[str]:
+    result = home.run(*INIT_FLAGS, *extra)
+    assert_no_secret(home, result.stdout, result.stderr)
+    return result
+
+
+def expected_env(home: UserHome, original: str) -> str:
+    record = cached_record(home)
+    return (
+        original.replace(home.sts.access_key_id, record["AccessKeyId"]).replace(
+            home.sts.secret_access_key, record["SecretAccessKey"]
+        )
+        + f"AWS_SESSION_TOKEN={record['SessionToken']}\n"
+        + f"AWS_CREDENTIAL_EXPIRATION={format_utc(record['Expiration'])}\n"
+    )
+
+
+def caller_through_aws_config(home: UserHome) -> str:
+    """What botocore gets from the new [profile bedrock], as any AWS SDK would."""
+    script = (
+        "import botocore.session; s = botocore.session.Session(profile='bedrock'); "
+        "print(s.create_client('sts').get_caller_identity()['Arn'])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env=dict(home.env, AWS_CONFIG_FILE=str(home.root / ".aws" / "config")),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=home.root,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_init_moves_the_pair_and_writes_every_file_byte_for_byte(home: UserHome) -> None:
+    original = guide_end_state(home)
+    result = init(home, "--no-systemd")
+    assert result.returncode == 0, result.stderr
+    print(result.stdout)
+
+    assert home.config_file.read_text() == textwrap.dedent(f"""\
+        [profiles.bedrock]
+        role_arn = "{home.sts.role_arn}"
+        source_profile = "bedrock-developer"
+        region = "us-east-1"
+        env_files = ["~/app/.env"]
+        """)
+    assert (home.root / ".aws" / "credentials").read_text() == (
+        f"[bedrock-developer]\naws_access_key_id = {home.sts.access_key_id}\n"
+        f"aws_secret_access_key = {home.sts.secret_access_key}\n"
+    )
+    assert (home.root / ".aws" / "config").read_text() == AWS_CONFIG + (
+        f"\n[profile bedrock]\ncredential_process = {THIS_CREDHELPER} credential-process bedrock\n"
+        "region = us-east-1\n"
+    )
+    assert home.app_env.read_text() == expected_env(home, original)
+    assert read_env(home.app_env)["AWS_ACCESS_KEY_ID"].startswith("ASIA")  # type: ignore[union-attr]
+    for path in (home.config_file, home.root / ".aws" / "credentials"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert stat.S_IMODE((home.root / ".aws" / "config").stat().st_mode) == 0o644  # its mode is kept
+    assert not (home.root / ".config" / "systemd").exists()
+    assert "moved to [bedrock-developer]" in result.stdout
+    assert "bedrock: valid" in result.stdout and "(current)" in result.stdout
+
+    assert caller_through_aws_config(home).startswith(
+        "arn:aws:sts::123456789012:assumed-role/BedrockAccessRole/"
+    )
+
+
+def test_second_identical_run_changes_no_byte_and_says_already_set_up(home: UserHome) -> None:
+    guide_end_state(home)
+    assert init(home, "--no-systemd").returncode == 0
+    before = home.snapshot()
+    again = init(home, "--no-systemd")
+    assert again.returncode == 0, again.stderr
+    assert "already set up" in again.stdout
+    assert home.snapshot() == before
+
+
+def test_dry_run_prints_diffs_without_secrets_and_writes_nothing(home: UserHome) -> None:
+    guide_end_state(home)
+    before = home.snapshot()
+    result = init(home, "--no-systemd", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert home.snapshot() == before
+    assert not home.cache_dir.exists()
+    assert home.proxy.count("AssumeRole") == 0
+    assert f"+++ {home.config_file}" in result.stdout
+    assert f"+++ {home.root / '.aws' / 'config'}" in result.stdout
+    assert "+credential_process = " in result.stdout
+    assert "+aws_secret_access_key = <secret from the .env>" in result.stdout
+    assert "nothing was written" in result.stdout
+
+
+def test_existing_profile_with_other_values_is_refused_with_nothing_changed(home: UserHome) -> None:
+    guide_end_state(home)
+    home.config_file.write_text(
+        '# mine\n[profiles.bedrock]\nrole_arn = "arn:aws:iam::123456789012:role/Other"\n'
+    )
+    before = home.snapshot()
+    result = init(home, "--no-systemd")
+    assert_one_line_failure(result, 78, "[profiles.bedrock] already sets role_arn", "--profile")
+    assert home.snapshot() == before
+
+
+def test_existing_aws_config_section_with_other_content_is_refused(home: UserHome) -> None:
+    guide_end_state(home)
+    (home.root / ".aws" / "config").write_text(AWS_CONFIG + "\n[profile bedrock]\nsso_session = corp\n")
+    before = home.snapshot()
+    result = init(home, "--no-systemd")
+    assert_one_line_failure(result, 78, "[profile bedrock] already holds other settings", "--no-aws-config")
+    assert home.snapshot() == before
+
+
+def test_a_credentials_file_it_cannot_read_with_certainty_is_refused_with_nothing_changed(
+    home: UserHome,
+) -> None:
+    guide_end_state(home)
+    credentials = home.root / ".aws" / "credentials"
+    credentials.write_text("[work]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\n[work]\nregion = x\n")
+    before = home.snapshot()
+    result = init(home, "--no-systemd")
+    assert_one_line_failure(result, 78, "line 3: section [work] appears twice", "fix that line")
+    assert home.snapshot() == before
+
+
+def test_init_appends_to_an_existing_configuration_keeping_every_byte(home: UserHome) -> None:
+    guide_end_state(home)
+    existing = '# my profiles\n[profiles.other]\nrole_arn = "arn:aws:iam::123456789012:role/X" # note'
+    home.config_file.write_text(existing)
+    result = init(home, "--no-systemd", "--no-aws-config")
+    assert result.returncode == 0, result.stderr
+    text = home.config_file.read_text()
+    assert text.startswith(existing + "\n\n[profiles.bedrock]\n"), text
+    assert (home.root / ".aws" / "config").read_text() == AWS_CONFIG
+
+
+def test_a_refusal_by_aws_puts_every_file_back(home: UserHome) -> None:
+    guide_end_state(home)
+    home.proxy.add_fault(Fault("code", action="AssumeRole", code="AccessDenied"))
+    before = home.snapshot()
+    result = init(home, "--no-systemd")
+    assert_one_line_failure(result, 77, "AWS denied AssumeRole", "every file was put back as it was")
+    assert home.snapshot() == before
+    assert home.proxy.count("GetCallerIdentity") == 1  # the pair was verified before the role was tried
+
+
+def test_without_a_pair_and_a_working_source_the_error_names_source_profile(home: UserHome) -> None:
+    guide_end_state(home)
+    home.app_env.write_text(AGENT0_ENV_DEFAULT)
+    before = home.snapshot()
+    result = init(home, "--no-systemd")
+    assert_one_line_failure(result, 78, "--source-profile bedrock-developer")
+    assert home.snapshot() == before
+
+
+def test_without_a_terminal_a_missing_role_is_a_usage_error_naming_the_flag(home: UserHome) -> None:
+    guide_end_state(home)
+    before = home.snapshot()
+    result = home.run("init", "--env-file", "~/app/.env", "--no-systemd")
+    assert_one_line_failure(result, 2, "--role-arn is required")
+    assert home.snapshot() == before
+
+
+def fake_systemctl(home: UserHome, state: str) -> Path:
+    """A systemctl on PATH that answers is-system-running and logs every call."""
+    bin_dir = home.root.parent / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    log = home.root.parent / "systemctl.log"
+    script = bin_dir / "systemctl"
+    script.write_text(
+        f'#!/bin/sh\necho "$*" >> {log}\n'
+        f'if [ "$2" = is-system-running ]; then echo {state}; [ {state} = running ]; exit $?; fi\nexit 0\n'
+    )
+    script.chmod(0o755)
+    home.env["PATH"] = f"{bin_dir}{os.pathsep}{home.env['PATH']}"
+    return log
+
+
+def test_systemd_unit_is_installed_enabled_and_passes_verify(home: UserHome, tmp_path: Path) -> None:
+    guide_end_state(home)
+    log = fake_systemctl(home, "running")
+    result = init(home, "--systemd")
+    assert result.returncode == 0, result.stderr
+    unit = home.root / ".config" / "systemd" / "user" / "credhelper.service"
+    assert unit.read_text() == render_unit([sys.executable, "-m", "credhelper"])
+    assert f"ExecStart={sys.executable} -m credhelper run\n" in unit.read_text()
+    assert log.read_text().splitlines() == [
+        "--user is-system-running",
+        "--user daemon-reload",
+        "--user enable --now credhelper.service",
+    ]
+    assert "enabled and started" in result.stdout
+    analyze = shutil.which("systemd-analyze")
+    assert analyze, "systemd-analyze is required; `sh dev test` installs Debian's systemd package"
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    verify = subprocess.run(
+        [analyze, "--user", "verify", str(unit)],
+        env=dict(os.environ, HOME=str(home.root), XDG_RUNTIME_DIR=str(runtime)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert verify.returncode == 0, verify.stderr
+    assert "credhelper.service" not in verify.stderr, verify.stderr
+
+
+def test_without_a_user_manager_the_commands_are_printed(home: UserHome) -> None:
+    guide_end_state(home)
+    log = fake_systemctl(home, "offline")
+    result = init(home, "--systemd")
+    assert result.returncode == 0, result.stderr
+    assert (
+        "systemctl --user daemon-reload && systemctl --user enable --now credhelper.service" in result.stdout
+    )
+    assert log.read_text().splitlines() == ["--user is-system-running"]
+
+
+def test_rendered_unit_and_the_shipped_unit_differ_only_in_exec_start() -> None:
+    shipped = (REPO / "systemd" / "credhelper.service").read_text().splitlines()
+    rendered = UNIT_TEMPLATE.format(exec_start="%h/.local/bin/credhelper run").splitlines()
+    assert rendered == shipped
+
+
+def test_exec_start_quotes_paths_with_spaces_and_percent_signs() -> None:
+    text = render_unit(["/opt/my tools/100%/credhelper"])
+    assert 'ExecStart="/opt/my tools/100%%/credhelper" run\n' in text
+
+
+@pytest.mark.parametrize(
+    ("output", "answers"),
+    [("running\n", True), ("degraded\n", True), ("offline\n", False), ("", False), ("unknown", False)],
+)
+def test_user_manager_answers(output: str, answers: bool) -> None:
+    assert user_manager_answers(output) is answers
+
+
+def test_profile_with_the_same_values_leaves_the_configuration_as_it_is() -> None:
+    text = '[profiles.bedrock]\nrole_arn = "arn:aws:iam::123456789012:role/R"  # mine\n'
+    assert (
+        add_profile_to_config(Path("c"), text, "bedrock", {"role_arn": "arn:aws:iam::123456789012:role/R"})
+        == text
+    )
+
+
+def test_dry_run_shows_no_secret_of_an_existing_credentials_file(home: UserHome) -> None:
+    guide_end_state(home)
+    (home.root / ".aws" / "credentials").write_text(
+        "[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\n"
+        "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"
+    )
+    result = init(home, "--no-systemd", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert " aws_secret_access_key = <secret>" in result.stdout  # the context line, masked
+    assert "wJalrXUtnFEMI" not in result.stdout
+
+
+def test_diff_never_shows_the_secret() -> None:
+    change = FileChange(
+        Path("/c"),
+        None,
+        "[p]\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG\n",
+        0o600,
+        "wJalrXUtnFEMI/K7MDENG",
+    )
+    assert "wJalrXUtnFEMI" not in diff_text(change)
+
+
+def test_on_a_terminal_missing_values_are_asked_with_their_defaults_shown(home: UserHome) -> None:
+    guide_end_state(home)
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "credhelper", "init", "--env-file", "~/app/.env", "--no-systemd"],
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=home.env,
+        cwd=home.root,
+    )
+    os.close(terminal)
+    os.write(controller, f"{home.sts.role_arn}\n\n\n".encode())  # the role, then two defaults
+    try:
+        out, err = process.communicate(timeout=60)
+    finally:
+        os.close(controller)
+    assert process.returncode == 0, err
+    assert "Source profile (the IAM user's keys) [bedrock-developer]:" in out
+    assert "Region [us-east-1]:" in out  # the .env's AWS_REGION
+    assert 'source_profile = "bedrock-developer"\nregion = "us-east-1"\n' in home.config_file.read_text()
+    assert_no_secret(home, out, err)
+
+
+def test_a_write_failing_half_way_puts_every_file_back(home: UserHome) -> None:
+    guide_end_state(home)
+    home.config_file.parent.rmdir()
+    units = home.root / ".config" / "systemd" / "user"
+    units.mkdir(parents=True)
+    # The unit is written last: make its directory refuse new files, even to root.
+    if subprocess.run(["chattr", "+i", str(units)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not supported here")
+    try:
+        before = home.snapshot()
+        result = init(home, "--systemd")
+        assert_one_line_failure(result, 1, "credhelper.service: cannot write", "every file was put back")
+        assert home.snapshot() == before
+        assert not home.config_file.parent.exists(), "a directory init created was left behind"
+    finally:
+        subprocess.run(["chattr", "-i", str(units)], check=True)
+
+
+VALUES = {"credential_process": "/x/c credential-process bedrock", "region": "us-east-1"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "",
+            "[profile bedrock]\ncredential_process = /x/c credential-process bedrock\nregion = us-east-1\n",
+        ),
+        (  # the same section: unchanged, its spacing included
+            "[profile bedrock]\ncredential_process=/x/c credential-process bedrock\nregion=us-east-1\n",
+            "[profile bedrock]\ncredential_process=/x/c credential-process bedrock\nregion=us-east-1\n",
+        ),
+        (  # a section with only the region: credential_process joins it
+            "# c\r\n[profile bedrock]\r\nregion = us-east-1\r\n",
+            "# c\r\n[profile bedrock]\r\nregion = us-east-1\r\n"
+            "credential_process = /x/c credential-process bedrock\r\n",
+        ),
+    ],
+)
+def test_aws_config_profile_is_added_keeping_every_byte(text: str, expected: str) -> None:
+    assert add_process_profile(Path("config"), text, "bedrock", VALUES) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("[profile bedrock]\nregion = eu-west-1\n", "already holds other settings (region)"),
+        ("[profile bedrock]\nrole_arn = arn:aws:iam::1:role/x\n", "already holds other settings (role_arn)"),
+        ("[profile bedrock]\n[profile bedrock]\n", "cannot be read as an AWS config file"),
+        ("stray line\n", "cannot be read as an AWS config file"),
+    ],
+)
+def test_aws_config_conflicts_are_refused(text: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(problem)):
+        add_process_profile(Path("config"), text, "bedrock", VALUES)
+
+
+def test_a_configuration_elsewhere_is_passed_on_to_credential_process(home: UserHome) -> None:
+    guide_end_state(home)
+    elsewhere = home.root / "etc" / "credhelper.toml"
+    elsewhere.parent.mkdir()
+    result = home.run("--config", str(elsewhere), *INIT_FLAGS, "--no-systemd")
+    assert result.returncode == 0, result.stderr
+    assert f"--config {elsewhere} credential-process bedrock\n" in (home.root / ".aws" / "config").read_text()
+    assert not home.config_file.exists()
+    assert "assumed-role/BedrockAccessRole" in caller_through_aws_config(home)
