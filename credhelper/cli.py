@@ -231,12 +231,13 @@ def adopt_keys_command(app: AppContext, env_file: Path, source_profile: str) -> 
 @pass_app
 def env_command(app: AppContext, profile: str, output: str, static: bool) -> None:
     """What an app needs to get credentials from the running daemon's endpoint."""
+    from .bedrockkey import bedrock_env
     from .server import read_endpoint
 
     (selected,) = app.profiles([profile])
     if static:
         credentials = app.refresher().obtain(selected, selected.handout_seconds)
-        values = credentials.env_values(selected.region)
+        values = credentials.env_values(selected.region) | bedrock_env(selected, credentials, time.time())
     else:
         endpoint = read_endpoint(os.environ, app.cache().directory)
         if endpoint is None:

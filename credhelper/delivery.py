@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from .bedrockkey import bedrock_env
 from .config import expand_path
 from .credentials import Credentials
 from .envtarget import (
     EnvTarget,
+    guard_bedrock_key,
     guard_long_term_keys,
     guard_section,
     write_credentials_section,
@@ -64,6 +67,8 @@ def check_targets(profile: Profile, environ: Mapping[str, str]) -> None:
         if data is not None:
             text = data.decode("utf-8", "replace")
             guard_long_term_keys(target.path, text, adopted, profile.source_profile or "bedrock-developer")
+            if profile.bedrock_api_key:
+                guard_bedrock_key(target.path, text)
     for path, section in credentials_targets(profile):
         data = read_bytes_or_none(path)
         if data is not None:
@@ -80,7 +85,7 @@ def deliver(
     """Write every target; one failing target does not stop the others. Hooks run after all."""
     report = DeliveryReport()
     adopted = adopted_checker(environ)
-    values = credentials.env_values(profile.region)
+    values = credentials.env_values(profile.region) | bedrock_env(profile, credentials, time.time())
     section_values = credentials.credentials_file_values()
     hint = profile.source_profile or "bedrock-developer"
     writes: list[tuple[Path, Callable[[], bool]]] = [

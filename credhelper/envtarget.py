@@ -10,8 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .bedrockkey import TOKEN_VARIABLE, is_long_term_bedrock_key
 from .credentials import is_long_term_key_id, mask_key_id
-from .envfile import long_term_key_ids, merge_env, secret_for_key
+from .envfile import long_term_key_ids, managed_values, merge_env, secret_for_key
 from .errors import ConfigError, CredhelperError
 from .fileio import PRIVATE_FILE, file_lock, read_bytes_or_none, remove_quietly, replace_file, write_temp
 from .sharedcreds import read_sections, set_section
@@ -51,6 +52,16 @@ def guard_long_term_keys(
                 f"{path} holds a long-term access key ({mask_key_id(key_id)}) that credhelper will "
                 f"not overwrite: move it to a source profile first with `credhelper adopt-keys "
                 f"--env-file {path} --profile {profile_hint}`, then refresh again"
+            )
+
+
+def guard_bedrock_key(path: Path, text: str) -> None:
+    for value in managed_values(text, (TOKEN_VARIABLE,)).get(TOKEN_VARIABLE, []):
+        if is_long_term_bedrock_key(value):
+            raise LongTermKeyError(
+                f"{path} holds a long-term Amazon Bedrock API key in {TOKEN_VARIABLE} that credhelper "
+                "will not overwrite: keep it elsewhere if you still need it (or delete it in the IAM "
+                "console), remove that line, then refresh again"
             )
 
 
@@ -105,6 +116,8 @@ def write_env_target(
 
     def transform(text: str) -> str:
         guard_long_term_keys(target.real_path, text, is_adopted, profile_hint)
+        if TOKEN_VARIABLE in values:
+            guard_bedrock_key(target.real_path, text)
         return merge_env(text, values)
 
     return rewrite_file(target.path, transform, lock_dir, "env_files", before_rename)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .bedrockkey import TOKEN_VARIABLE, bedrock_key_id
 from .cache import Cache
 from .credentials import Credentials, format_utc, mask_key_id
 from .delivery import credentials_targets, env_targets
@@ -20,6 +21,18 @@ def target_state(path_text: str, credentials: Credentials | None) -> str:
         return "missing"
     key_ids = managed_values(data.decode("utf-8", "replace")).get("AWS_ACCESS_KEY_ID", [])
     if credentials is not None and key_ids and all(k == credentials.access_key_id for k in key_ids):
+        return "current"
+    return "stale"
+
+
+def bedrock_key_state(path: Path, credentials: Credentials | None) -> str:
+    """Whether the target's AWS_BEARER_TOKEN_BEDROCK was made from the current session."""
+    data = read_bytes_or_none(path)
+    tokens = managed_values(data.decode("utf-8", "replace"), (TOKEN_VARIABLE,)) if data is not None else {}
+    key_ids = [bedrock_key_id(token) for token in tokens.get(TOKEN_VARIABLE, [])]
+    if not key_ids:
+        return "missing"
+    if credentials is not None and all(k == credentials.access_key_id for k in key_ids):
         return "current"
     return "stale"
 
@@ -63,6 +76,11 @@ def profile_status(profile: Profile, cache: Cache, now: float) -> dict[str, Any]
         "mfa_code_needed": bool(state.get("mfa_needed", False)),
         "targets": [
             {"path": str(target.path), "state": target_state(str(target.path), credentials)}
+            | (
+                {"bedrock_api_key": bedrock_key_state(target.path, credentials)}
+                if profile.bedrock_api_key
+                else {}
+            )
             for target in env_targets(profile)
         ]
         + [
@@ -76,6 +94,11 @@ def _duration(seconds: float) -> str:
     seconds = int(seconds)
     hours, rest = divmod(seconds, 3600)
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def _target_line(target: dict[str, str]) -> str:
+    bedrock = f"; Bedrock API key {target['bedrock_api_key']}" if "bedrock_api_key" in target else ""
+    return f"{target['path']} ({target['state']}{bedrock})"
 
 
 def format_status(report: dict[str, Any]) -> str:
@@ -94,6 +117,6 @@ def format_status(report: dict[str, Any]) -> str:
     ]
     if report["mfa_code_needed"]:
         rows.append(("mfa", f"a code is needed: run `credhelper refresh {report['profile']}`"))
-    rows += [("target", f"{t['path']} ({t['state']})") for t in report["targets"]]
+    rows += [("target", _target_line(t)) for t in report["targets"]]
     lines += [f"  {label:<13}{value if value is not None else '-'}" for label, value in rows]
     return "\n".join(lines)
