@@ -6,6 +6,7 @@ from __future__ import annotations
 import calendar
 import datetime
 import json
+import signal
 import threading
 import time
 from datetime import timedelta
@@ -29,6 +30,7 @@ from credhelper.credentials import Credentials
 from credhelper.errors import ConfigError
 from credhelper.profile import parse_profiles
 from tests.conftest import AGENT0_ENV_DEFAULT, UserHome
+from tests.daemonproc import DaemonProcess, wait_for
 from tests.helpers import assert_one_line_failure, cached_record, read_env
 from tests.nodecheck import node_dotenv_parse
 
@@ -350,8 +352,8 @@ def test_status_without_the_setting_says_nothing_of_bedrock_keys(home: UserHome)
 
 
 def test_the_env_file_is_unchanged_when_the_same_session_is_written_again(tmp_path: Path) -> None:
-    """A daemon restores a target after every edit: the same session must give the same bytes,
-    or its own write would count as an edit and the file would churn forever."""
+    """A target written again for the same session (restored after a person's edit, refreshed
+    from the cache) keeps its bytes: no write, nothing for a file watcher to react to."""
     from credhelper.delivery import deliver
 
     profile = parse(region="us-east-1", bedrock_api_key=True, env_files=[str(tmp_path / ".env")])
@@ -364,3 +366,26 @@ def test_the_env_file_is_unchanged_when_the_same_session_is_written_again(tmp_pa
     first = deliver(profile, live, lock_dir, {"HOME": str(tmp_path)}, run_hook=False)
     second = deliver(profile, live, lock_dir, {"HOME": str(tmp_path)}, run_hook=False)
     assert (first.written, second.unchanged) == ([tmp_path / ".env"], [tmp_path / ".env"])
+
+
+def test_daemon_adds_the_key_on_a_config_edit_keeps_it_still_and_renews_it_with_the_keys(
+    home: UserHome,
+) -> None:
+    daemon = DaemonProcess(home)
+    try:
+        key_id = daemon.wait_written()
+        home.write_config(bedrock_api_key="true")  # picked up by the config watch
+        wait_for(lambda: bedrock_key_id(str(read_env(home.app_env).get(TOKEN_VARIABLE))) == key_id, 10)
+        assert home.proxy.count("AssumeRole") == 1, "adding the key must not cost a new session"
+        time.sleep(0.5)
+        written = home.app_env.stat().st_mtime_ns
+        time.sleep(3)
+        assert home.app_env.stat().st_mtime_ns == written, "the daemon keeps rewriting its own key"
+
+        daemon.signal(signal.SIGUSR1)
+        wait_for(lambda: (k := daemon.env_key_id()) != key_id and k, timeout=10)
+        values = read_env(home.app_env)
+        assert bedrock_key_id(str(values[TOKEN_VARIABLE])) == values["AWS_ACCESS_KEY_ID"]
+    finally:
+        daemon.stop()
+    assert str(read_env(home.app_env)[TOKEN_VARIABLE])[16:56] not in daemon.log
