@@ -389,3 +389,12 @@ def test_daemon_adds_the_key_on_a_config_edit_keeps_it_still_and_renews_it_with_
     finally:
         daemon.stop()
     assert str(read_env(home.app_env)[TOKEN_VARIABLE])[16:56] not in daemon.log
+
+
+def test_hooks_never_inherit_a_bedrock_api_key() -> None:
+    from credhelper.hooks import hook_environment
+
+    inherited = {"PATH": "/usr/bin", TOKEN_VARIABLE: LONG_TERM_BEDROCK_KEY}
+    env = hook_environment(inherited, parse(region="us-east-1", bedrock_api_key=True), SESSION)
+    assert TOKEN_VARIABLE not in env
+    assert env["PATH"] == "/usr/bin"
