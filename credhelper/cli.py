@@ -341,12 +341,15 @@ Examples:
 @pass_app
 def env_command(app: AppContext, profile: str, output: str, static: bool) -> None:
     """What an app needs to get credentials from the running daemon's endpoint."""
+    from .bedrockkey import bedrock_env
     from .server import live_endpoint
 
     (selected,) = app.profiles([profile])
     if static:
         credentials = app.refresher().obtain(selected, selected.handout_seconds)
         values = credentials.env_values(selected.region)
+        if selected.bedrock_api_key:
+            values |= bedrock_env(selected.region, credentials, time.time())
     else:
         endpoint = live_endpoint(os.environ, app.cache().directory)
         if endpoint is None:

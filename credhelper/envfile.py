@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from dotenv.parser import parse_stream
 
@@ -87,11 +87,12 @@ def merge_env(text: str, values: Mapping[str, str]) -> str:
     return merged
 
 
-def managed_values(text: str) -> dict[str, list[str]]:
-    """Every value bound to a managed key, in file order (duplicates included)."""
+def managed_values(text: str, keys: Collection[str] = MANAGED_KEYS) -> dict[str, list[str]]:
+    """Every value bound to one of `keys` (the managed keys), in file order (duplicates included).
+    AWS_BEARER_TOKEN_BEDROCK is managed only for profiles with bedrock_api_key: they ask for it."""
     found: dict[str, list[str]] = {}
     for binding in parse_stream(io.StringIO(text)):
-        if binding.key in MANAGED_KEYS and not binding.error:
+        if binding.key is not None and binding.key in keys and not binding.error:
             found.setdefault(binding.key, []).append(binding.value or "")
     return found
 

@@ -23,6 +23,7 @@ import random
 import select
 import signal
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, NamedTuple
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from .credentials import Credentials
 from .errors import CredhelperError
 from .execplain import child_environment, not_runnable, replace_process, static_values
+from .logsetup import register_secret
 from .profile import Profile
 from .refresher import Refresher
 from .schedule import WAKE_CHECK_SECONDS, Clock, Deadline, Scheduler, SystemClock, refresh_time
@@ -133,8 +135,17 @@ def run_exec(
     """Run `command` for `profile`; its exit status (or credhelper's own error before it starts)."""
     credentials = refresher.obtain(profile, profile.handout_seconds)
     if not options.restart_on_refresh and not options.endpoint:
-        replace_process(command, child_environment(environ, static_values(credentials, profile.region)))
+        values = static_values(credentials, profile, time.time())
+        replace_process(command, child_environment(environ, values))
     server: CredentialServer | None = None
+    if options.endpoint and profile.bedrock_api_key:
+        # The endpoint renews credentials under a running command; a key in its environment could
+        # not be renewed and would outlive, unnoticed, the session it was made from.
+        log.warning(
+            "profile %s: exec --endpoint gives no Bedrock API key (AWS_BEARER_TOKEN_BEDROCK); "
+            "use --restart-on-refresh for one that is renewed",
+            profile.name,
+        )
     if options.endpoint:
         from .server import CredentialServer  # http.server: only when there is one to serve
 
@@ -270,7 +281,9 @@ class Supervisor:
     def _child_values(self, credentials: Credentials) -> dict[str, str]:
         if self.server is not None:
             return endpoint_values(self.server.url, self.server.token, self.profile.name, self.profile.region)
-        return static_values(credentials, self.profile.region)
+        values = static_values(credentials, self.profile, self.clock.wall())
+        register_secret(values.get("AWS_BEARER_TOKEN_BEDROCK", ""))  # made here, unlike the others
+        return values
 
     def _start(self, credentials: Credentials) -> subprocess.Popen[bytes]:
         env = child_environment(self.environ, self._child_values(credentials))

@@ -16,7 +16,7 @@ from .cache import Cache, cache_dir_path
 from .configfile import config_path, read_config_data, session_name_default
 from .credentials import Credentials
 from .errors import CredhelperError
-from .profile import parse_profile
+from .profile import Profile, parse_profile
 
 # Variables that would win over the ones exec sets, or point an SDK somewhere else.
 REMOVED_VARIABLES = frozenset(
@@ -56,10 +56,15 @@ def child_environment(parent: Mapping[str, str], values: Mapping[str, str]) -> d
     return kept
 
 
-def static_values(credentials: Credentials, region: str | None) -> dict[str, str]:
-    values = credentials.env_values(region)
-    if region:
-        values["AWS_DEFAULT_REGION"] = region  # botocore reads only this one
+def static_values(credentials: Credentials, profile: Profile, now: float) -> dict[str, str]:
+    """The credentials themselves, and a Bedrock API key of the same session when enabled."""
+    values = credentials.env_values(profile.region)
+    if profile.region:
+        values["AWS_DEFAULT_REGION"] = profile.region  # botocore reads only this one
+    if profile.bedrock_api_key and profile.region:
+        from .bedrockkey import TOKEN_VARIABLE, bedrock_api_key  # only profiles that use it pay its import
+
+        values[TOKEN_VARIABLE] = bedrock_api_key(credentials, profile.region, now)
     return values
 
 
@@ -122,9 +127,10 @@ def main_exec_fast(argv: Sequence[str], environ: Mapping[str, str]) -> None:
     except Exception:
         return
     credentials = Cache(cache_dir_path(environ)).read_credentials(profile.name, profile.fingerprint)
-    if credentials is None or credentials.seconds_left(time.time()) < profile.handout_seconds:
+    now = time.time()
+    if credentials is None or credentials.seconds_left(now) < profile.handout_seconds:
         return
     try:
-        replace_process(command, child_environment(environ, static_values(credentials, profile.region)))
+        replace_process(command, child_environment(environ, static_values(credentials, profile, now)))
     except CredhelperError:
         return  # not found or not executable: the full CLI says so

@@ -14,7 +14,12 @@ from .profile import Profile
 
 HOOK_TIMEOUT_SECONDS = 60
 log = logging.getLogger("credhelper.hooks")
-SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+SECRET_VARIABLES = (
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_BEARER_TOKEN_BEDROCK",
+)
 
 
 def hook_environment(base: Mapping[str, str], profile: Profile, credentials: Credentials) -> dict[str, str]:

@@ -42,6 +42,7 @@ PROFILE_KEYS = frozenset(
         "env_files",
         "credentials_files",
         "on_refresh",
+        "bedrock_api_key",
     }
 )
 DEFAULT_SERVE = "127.0.0.1:9911"
@@ -52,6 +53,7 @@ class Profile:
     builds one, and dataclasses would cost it an import of `inspect`."""
 
     __slots__ = (
+        "bedrock_api_key",
         "credentials_files",
         "duration_seconds",
         "env_files",
@@ -88,6 +90,7 @@ class Profile:
         credentials_files: tuple[tuple[str, str], ...] = (),
         on_refresh: tuple[str, ...] = (),
         warnings: tuple[str, ...] = (),
+        bedrock_api_key: bool = False,
     ) -> None:
         self.name = name
         self.role_arn = role_arn
@@ -105,6 +108,7 @@ class Profile:
         self.credentials_files = credentials_files
         self.on_refresh = on_refresh
         self.warnings = warnings
+        self.bedrock_api_key = bedrock_api_key
 
     def __repr__(self) -> str:
         return f"Profile({self.name!r}, {self.role_arn!r})"
@@ -129,7 +133,8 @@ class Profile:
     @property
     def fingerprint(self) -> str:
         """Changes whenever a setting that shapes the issued session changes: the cache key.
-        The settings themselves, as JSON: nothing in them is secret."""
+        The settings themselves, as JSON: nothing in them is secret. (bedrock_api_key is not one:
+        the key is made from whichever session is cached.)"""
         settings = [
             self.role_arn,
             self.role_session_name,
@@ -178,6 +183,12 @@ class _Checker:
             raise self.fail(key, f"must be a whole number of seconds, got {value!r}")
         if not low <= value <= high:
             raise self.fail(key, f"{value} is out of range; allowed: {low}..{high}")
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.raw.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(key, f"must be true or false (no quotes), got {value!r}")
         return value
 
     def argv(self, key: str) -> tuple[str, ...]:
@@ -244,6 +255,13 @@ def parse_profile(name: str, raw: Any, source: str, session_name: str) -> Profil
     endpoint = check.string("sts_endpoint_url")
     if endpoint is not None and not re.match(r"^https?://[^\s/]+", endpoint):
         raise check.fail("sts_endpoint_url", f"{endpoint!r} is not an http(s) URL")
+    region = check.string("region", REGION, "expected a region name such as us-east-1")
+    bedrock_api_key = check.boolean("bedrock_api_key", False)
+    if bedrock_api_key and region is None:
+        raise check.fail(
+            "bedrock_api_key",
+            'a Bedrock API key is signed for one region: set region too, e.g. region = "us-east-1"',
+        )
     warnings: tuple[str, ...] = ()
     if duration < SHORT_SESSION_SECONDS:
         warnings = (
@@ -258,7 +276,7 @@ def parse_profile(name: str, raw: Any, source: str, session_name: str) -> Profil
         )
         or session_name,
         source_profile=check.string("source_profile"),
-        region=check.string("region", REGION, "expected a region name such as us-east-1"),
+        region=region,
         duration_seconds=duration,
         refresh_before_seconds=refresh_before,
         external_id=check.string(
@@ -274,6 +292,7 @@ def parse_profile(name: str, raw: Any, source: str, session_name: str) -> Profil
         credentials_files=check.sections("credentials_files"),
         on_refresh=check.argv("on_refresh"),
         warnings=warnings,
+        bedrock_api_key=bedrock_api_key,
     )
 
 

@@ -5,9 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from .cache import Cache
-from .credentials import format_utc, mask_key_id
+from .credentials import Credentials, format_utc, mask_key_id
+from .envtarget import EnvFileTarget
+from .errors import CredhelperError
 from .profile import Profile
-from .targets import profile_targets, target_state
+from .targets import Target, profile_targets, read_target, target_state
+
+
+def bedrock_key_state(target: Target, credentials: Credentials | None) -> dict[str, str]:
+    """For an env target whose profile enables the key: whether the target's Bedrock API key
+    belongs to the current session. Nothing for any other target."""
+    if not isinstance(target, EnvFileTarget) or not target.bedrock_api_key:
+        return {}
+    try:
+        found = read_target(target)
+    except CredhelperError:
+        return {"bedrock_api_key": "refused"}  # the target's own state says why
+    return {"bedrock_api_key": target.bedrock_state(found.text if found else None, credentials)}
 
 
 def profile_status(profile: Profile, cache: Cache, now: float) -> dict[str, Any]:
@@ -39,6 +53,7 @@ def profile_status(profile: Profile, cache: Cache, now: float) -> dict[str, Any]
         "mfa_code_needed": bool(state.get("mfa_needed", False)),
         "targets": [
             {"path": target.label, "state": target_state(target, credentials)}
+            | bedrock_key_state(target, credentials)
             for target in profile_targets(profile)
         ],
     }
@@ -48,6 +63,11 @@ def _duration(seconds: float) -> str:
     seconds = int(seconds)
     hours, rest = divmod(seconds, 3600)
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def _target_line(target: dict[str, str]) -> str:
+    bedrock = f"; Bedrock API key {target['bedrock_api_key']}" if "bedrock_api_key" in target else ""
+    return f"{target['path']} ({target['state']}{bedrock})"
 
 
 def format_status(report: dict[str, Any]) -> str:
@@ -66,6 +86,6 @@ def format_status(report: dict[str, Any]) -> str:
     ]
     if report["mfa_code_needed"]:
         rows.append(("mfa", f"a code is needed: run `credhelper refresh {report['profile']}`"))
-    rows += [("target", f"{t['path']} ({t['state']})") for t in report["targets"]]
+    rows += [("target", _target_line(t)) for t in report["targets"]]
     lines += [f"  {label:<13}{value if value is not None else '-'}" for label, value in rows]
     return "\n".join(lines)

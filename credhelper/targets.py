@@ -101,7 +101,10 @@ def profile_targets(profile: Profile) -> list[Target]:
 
     hint = profile.source_profile or "bedrock-developer"
     found: list[Target] = [
-        EnvFileTarget(expand_path(raw), region=profile.region, source_hint=hint) for raw in profile.env_files
+        EnvFileTarget(
+            expand_path(raw), region=profile.region, source_hint=hint, bedrock_api_key=profile.bedrock_api_key
+        )
+        for raw in profile.env_files
     ]
     found += [
         CredentialsSectionTarget(expand_path(raw), section=section)

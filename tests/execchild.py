@@ -7,6 +7,7 @@ Options: --ignore-term (SIGTERM is recorded and otherwise ignored), --grandchild
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -26,6 +27,15 @@ def record(path: str, **event: object) -> None:
         os.write(fd, line.encode())
     finally:
         os.close(fd)
+
+
+def bedrock_key_id(token: str | None) -> str | None:
+    """The access key id a short-term Bedrock API key was signed with (none for no key)."""
+    if not token or not token.startswith("bedrock-api-key-"):
+        return None
+    query = base64.b64decode(token.removeprefix("bedrock-api-key-")).decode().partition("?")[2]
+    fields = dict(field.partition("=")[::2] for field in query.split("&"))
+    return fields.get("X-Amz-Credential", "").split("%2F")[0] or None
 
 
 def alive(pid: int) -> bool:
@@ -75,6 +85,7 @@ def main(argv: list[str]) -> int:
         event="start",
         pgid=os.getpgrp(),
         key=os.environ.get("AWS_ACCESS_KEY_ID"),
+        bedrock_key=bedrock_key_id(os.environ.get("AWS_BEARER_TOKEN_BEDROCK")),
         grandchildren=grandchildren,
         still_alive=[pid for pid in earlier if alive(pid)],
         argv=sys.argv[1:],
