@@ -13,7 +13,10 @@ _KEY_ID = re.compile(r"\b(AKIA|ASIA)([A-Z0-9]{8,})\b")
 _SECRET_FIELD = (
     r"SecretAccessKey|SessionToken|Token|X-Amz-Security-Token|aws_secret_access_key|aws_session_token"
     r"|aws_security_token|AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN|AWS_CONTAINER_AUTHORIZATION_TOKEN"
+    r"|AWS_BEARER_TOKEN_BEDROCK"
 )
+# A short-term Bedrock API key: recognisable by its prefix wherever it stands.
+_BEDROCK_KEY = re.compile(r"bedrock-api-key-[A-Za-z0-9+/=_-]+")
 _SECRET_ELEMENT = re.compile(rf"<((?:{_SECRET_FIELD}))>[^<]*</\1>", re.IGNORECASE)
 _SECRET_ASSIGNMENT = re.compile(
     rf"""(?P<lead>(?:(?<![\w-])|(?<=\\[nrt]))\\?["']?(?:{_SECRET_FIELD})\\?["']?\s*[:=]\s*)"""
@@ -57,6 +60,7 @@ def redact(text: str) -> str:
             text = text.replace(secret, "[redacted]")
     text = _SECRET_ELEMENT.sub(lambda m: f"<{m.group(1)}>[redacted]</{m.group(1)}>", text)
     text = _SECRET_ASSIGNMENT.sub(_redacted_assignment, text)
+    text = _BEDROCK_KEY.sub("bedrock-api-key-[redacted]", text)
     text = _LONG_BASE64.sub("[redacted]", text)
     return _KEY_ID.sub(lambda m: f"{m.group(1)}…{m.group(2)[-4:]}", text)
 

@@ -81,3 +81,11 @@ def test_paths_arns_and_messages_are_not_redacted(line: str) -> None:
 def test_a_secret_in_a_field_of_no_known_name_is_still_hidden() -> None:
     shown = redact("MY_APP_SIGNING_SECRET=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY and more")
     assert "wJalrXUtnFEMI" not in shown and shown.startswith("MY_APP_SIGNING_SECRET=")
+
+
+def test_a_bedrock_api_key_is_hidden_by_its_variable_and_by_its_prefix() -> None:
+    key = "bedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29tLz9BY3Rpb249Q2FsbFdpdGhCZWFyZXJUb2tlbg=="
+    for line in (f"AWS_BEARER_TOKEN_BEDROCK={key}", f"wrote {key} to /home/alice/app/.env"):
+        shown = redact(line)
+        assert "YmVkcm9jay5hbWF6b25hd3Mu" not in shown, shown
+    assert "/home/alice/app/.env" in redact(f"wrote {key} to /home/alice/app/.env")
