@@ -17,7 +17,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -44,6 +44,7 @@ from .policy import (
     retrying,
     status_line,
     to_start,
+    waiting,
     want,
     will_do,
 )
@@ -148,11 +149,11 @@ class WriteGate:
             return self._changed.wait_for(lambda: self._writing == 0, timeout)
 
 
-def name_os_threads() -> None:
-    """Give every thread a name in /proc/PID/task/TID/comm (what ps, top and /proc show): ours
-    their own, shortened to fit 15 bytes; the libraries' their class name. The main thread keeps
-    the process's name."""
-    for thread in threading.enumerate():
+def name_os_threads(threads: Iterable[threading.Thread] | None = None) -> None:
+    """Give threads (all of them by default) a name in /proc/PID/task/TID/comm, what ps, top and
+    /proc show: ours their own, shortened to fit 15 bytes; the libraries' their class name. The
+    main thread keeps the process's name."""
+    for thread in threading.enumerate() if threads is None else threads:
         if thread is threading.main_thread() or thread.native_id is None:
             continue
         if thread.name.startswith("credhelper-"):
@@ -195,6 +196,9 @@ class Daemon:
         self.requests = Requests()
         self.later = Requests()  # held back until the profile's refresh in flight ends
         self.in_flight: dict[str, _Attempt] = {}
+        self.target_forms: dict[str, set[str]] = {}  # per profile, its targets' paths (_rewatch)
+        self.settle_until: float | None = None  # changed paths wait until then (monotonic)
+        self.state_changes: dict[str, dict[str, object]] = {}
         self.outcomes: queue.SimpleQueue[_Outcome] = queue.SimpleQueue()
         self.lock = threading.Lock()
         self.write_gate = WriteGate()
@@ -336,19 +340,21 @@ class Daemon:
             except Exception:  # the daemon must outlive its bugs; say what happened
                 log.exception("unexpected error in the scheduler; carrying on")
                 time.sleep(1.0)
-            pause = self.scheduler.sleep_seconds(busy=self.in_flight)
+            busy = waiting(self.scheduler.due(), self.in_flight)
+            pause = self.scheduler.sleep_seconds(busy=busy)
             if self.notifier.watchdog_interval is not None:
                 pause = min(pause, self.notifier.watchdog_interval)
+            if self.settle_until is not None:
+                pause = min(pause, max(0.0, self.settle_until - time.monotonic()))
             self.wake.wait(pause)
             self.wake.clear()
 
     def _tick(self) -> None:
         self.notifier.watchdog()
         self._collect_outcomes()
+        self._start_due()  # refill the slots first: what follows may take a while
         requests = self._take_requests()
-        if requests.paths:
-            time.sleep(EVENT_SETTLE_SECONDS)  # let an editor's burst of events land
-            requests.merge(self._take_requests())
+        self._let_paths_settle(requests)
         if requests.reload or self._config_path() in requests.paths:
             self._reload()
         if self._credentials_file() in requests.paths and self._source_digest() != self.source_digest:
@@ -356,13 +362,7 @@ class Daemon:
             self.source_digest = self._source_digest()
             self.refresher.gateway.forget_sources()
             requests.force |= set(self.profiles)
-        busy_paths = {
-            form
-            for name in self.in_flight
-            if name in self.profiles
-            for path in target_paths(self.profiles[name])
-            for form in _forms(path)
-        }
+        busy_paths = {form for name in self.in_flight for form in self.target_forms.get(name, ())}
         self.later.merge(requests.held_back(self.in_flight, busy_paths))
         for name in requests.ensure & set(self.profiles):
             if not retrying(self.scheduler.entries.get(name)):
@@ -375,6 +375,19 @@ class Daemon:
             self._restore_targets(requests.paths)
         self._start_due()
         self._report()
+        self._write_states()
+
+    def _let_paths_settle(self, requests: Requests) -> None:
+        """Changed paths wait until EVENT_SETTLE_SECONDS after the first of them, so an editor's
+        burst of events lands as one; the scheduler goes on with other work meanwhile."""
+        now = time.monotonic()
+        if requests.paths and self.settle_until is None:
+            self.settle_until = now + EVENT_SETTLE_SECONDS
+        if self.settle_until is not None and now < self.settle_until:
+            self.later.paths |= requests.paths
+            requests.paths = set()
+        else:
+            self.settle_until = None
 
     def _take_requests(self) -> Requests:
         """The new requests, and those held back for profiles whose refresh has ended since."""
@@ -400,7 +413,7 @@ class Daemon:
     def _attempt(self, attempt: _Attempt) -> None:
         """A refresh thread: one attempt, its outcome handed to the scheduler thread. Every failure,
         of whatever kind, is an outcome that goes to the backoff."""
-        name_os_threads()
+        name_os_threads([threading.current_thread()])
         profile = attempt.profile
         try:
             supplied = supply(
@@ -464,11 +477,18 @@ class Daemon:
         log.warning("%s (attempt %d; next try in %.0f s)", error, attempts, deadline.wall - self.clock.wall())
 
     def _record_state(self, name: str, **changes: object) -> None:
+        """Noted now, written at the end of the tick (_write_states), after the next refreshes
+        have started."""
+        self.state_changes.setdefault(name, {}).update(changes)
+
+    def _write_states(self) -> None:
         """Best effort: the state file is for `status`; a full disk must not stop the schedule."""
-        try:
-            self.cache.update_state(name, **changes)
-        except (CredhelperError, OSError) as error:
-            log.debug("profile %s: state not recorded: %s", name, error)
+        changes, self.state_changes = self.state_changes, {}
+        for name, change in changes.items():
+            try:
+                self.cache.update_state(name, **change)
+            except (CredhelperError, OSError) as error:
+                log.debug("profile %s: state not recorded: %s", name, error)
 
     def _write_targets(self, profile: Profile, credentials: Credentials, run_hook: bool) -> None:
         if credentials.is_expired(self.clock.wall()):
@@ -489,8 +509,7 @@ class Daemon:
 
     def _restore_targets(self, paths: set[str]) -> None:
         for name, profile in self.profiles.items():
-            targets = {form for path in target_paths(profile) for form in _forms(path)}
-            if targets & paths and name in self.current:
+            if self.target_forms.get(name, set()) & paths and name in self.current:
                 self._write_targets(profile, self.current[name], run_hook=False)
 
     def _report(self) -> None:
@@ -551,12 +570,17 @@ class Daemon:
         log.info("configuration reloaded: %d profile(s)", len(self.profiles))
 
     def _rewatch(self) -> None:
+        """Watch the directories of the configuration, the source credentials and every target,
+        and note each target's paths as file events will name them (a symlink's, as it is now)."""
+        self.target_forms = {
+            name: {form for path in target_paths(profile) for form in _forms(path)}
+            for name, profile in self.profiles.items()
+        }
         if self.observer is None:
             return
         directories = {os.path.dirname(self._config_path()), os.path.dirname(self._credentials_file())}
-        for profile in self.profiles.values():
-            for path in target_paths(profile):
-                directories.update(os.path.dirname(form) for form in _forms(path))
+        for forms in self.target_forms.values():
+            directories.update(os.path.dirname(form) for form in forms)
         self.observer.unschedule_all()
         handler = _PathEvents(self)
         for directory in sorted(directories):

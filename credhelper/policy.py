@@ -124,6 +124,12 @@ def to_start(due: Sequence[str], in_flight: Collection[str], bound: int = REFRES
     return [name for name in due if name not in in_flight][:free]
 
 
+def waiting(due: Collection[str], in_flight: Collection[str], bound: int = REFRESH_CONCURRENCY) -> set[str]:
+    """The profiles the daemon need not wake for: those in flight, and while every slot is taken,
+    the due ones waiting for a slot (the end of a refresh wakes it)."""
+    return set(in_flight) | (set(due) if len(in_flight) >= bound else set())
+
+
 @dataclass
 class Requests:
     """What signals, file events and the endpoint ask of the scheduler, waiting to be carried out."""

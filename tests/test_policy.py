@@ -18,6 +18,7 @@ from credhelper.policy import (
     short_session_warning,
     status_line,
     to_start,
+    waiting,
     want,
     will_do,
 )
@@ -257,3 +258,10 @@ def test_requests_for_a_profile_in_flight_are_held_back_not_dropped() -> None:
     assert requests == Requests(force={"b"}, ensure={"c"}, paths={"/c.env", "/config.toml"})
     requests.merge(later)
     assert requests == asked
+
+
+def test_profiles_waiting_for_a_slot_do_not_wake_the_daemon_until_a_refresh_ends() -> None:
+    due = [f"p{n}" for n in range(20)]
+    full = set(due[:8])
+    assert waiting(due, in_flight=full) == set(due)  # nothing can start before one ends
+    assert waiting(due, in_flight={"p0"}) == {"p0"}  # a free slot: the due ones start now
