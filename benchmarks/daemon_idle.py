@@ -35,11 +35,12 @@ def rss_mb(pid: int) -> float:
 
 
 def wakeups(pid: int) -> int:
-    """Context switches of every thread: each is the process waking up (or being preempted)."""
+    """Voluntary context switches of every thread: each is a thread that slept and woke. (The
+    involuntary ones are other processes preempting it: they count the machine's load, not ours.)"""
     total = 0
     for task in Path(f"/proc/{pid}/task").iterdir():
         for line in (task / "status").read_text().splitlines():
-            if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+            if line.startswith("voluntary_ctxt_switches"):
                 total += int(line.split()[1])
     return total
 

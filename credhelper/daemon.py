@@ -1,8 +1,10 @@
 """`credhelper run`: keeps every target of every profile fresh, for weeks, at no cost while idle.
 
-Threads: the main thread owns the signals and the exit; one scheduler thread does the work
-(refreshes, writes, reloads), so work never races with itself; watchdog's observer thread only
-records which paths changed and wakes the scheduler.
+Threads: the main thread owns the signals and the exit; one scheduler thread owns the daemon's
+state and decides (reloads, restores, which refresh starts when); up to REFRESH_CONCURRENCY short-lived
+refresh threads each carry out one profile's attempt (STS call, target writes, hooks) and hand the
+outcome back to the scheduler; watchdog's threads only record which paths changed and wake the
+scheduler.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ import fcntl
 import hashlib
 import logging
 import os
+import queue
 import signal
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -31,14 +34,27 @@ from .credentials import Credentials
 from .delivery import DeliveryReport, deliver, target_paths
 from .errors import CredhelperError, as_credhelper_error
 from .fileio import PRIVATE_FILE, atomic_write, ensure_private_dir, read_bytes_or_none, remove_quietly
-from .policy import Mode, Pending, Want, config_change, is_ready, retrying, status_line, want, will_do
+from .policy import (
+    Mode,
+    Pending,
+    Requests,
+    Want,
+    config_change,
+    is_ready,
+    retrying,
+    status_line,
+    to_start,
+    waiting,
+    want,
+    will_do,
+)
 from .profile import Profile, parse_listen_address
 from .refresher import Refresher
 from .schedule import Clock, Scheduler, SystemClock
 from .sdnotify import Notifier
 from .server import CredentialServer, UnknownProfile, publish_endpoint, unpublish_endpoint
 from .sharedcreds import read_sections, shared_credentials_path
-from .supply import supply
+from .supply import Supplied, supply
 
 if TYPE_CHECKING:
     from .sts import StsGateway
@@ -90,14 +106,65 @@ class _PathEvents(FileSystemEventHandler):
         self.daemon.paths_changed([os.fsdecode(p) for p in paths if p])
 
 
-@dataclass
-class _Requests:
-    """What signals and file events ask the scheduler thread to do; guarded by Daemon.lock."""
+@dataclass(frozen=True)
+class _Attempt:
+    """One profile's refresh, as the scheduler thread started it."""
 
-    reload: bool = False
-    refresh_all: bool = False
-    paths: set[str] = field(default_factory=set)
-    ensure: set[str] = field(default_factory=set)
+    profile: Profile
+    wanted: Want
+    held: Credentials | None
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    attempt: _Attempt
+    supplied: Supplied | None
+    error: CredhelperError | None = None
+
+
+class WriteGate:
+    """Target writes in flight, any thread: stopping lets those finish and starts no new one."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._writing = 0
+        self._closed = False
+
+    def __enter__(self) -> WriteGate:
+        with self._changed:
+            if self._closed:
+                raise CredhelperError("credhelper is stopping; targets are left as they are")
+            self._writing += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._changed:
+            self._writing -= 1
+            self._changed.notify_all()
+
+    def close(self, timeout: float) -> bool:
+        """Start no more writes; True once the ones in flight have finished, False after `timeout`."""
+        with self._changed:
+            self._closed = True
+            return self._changed.wait_for(lambda: self._writing == 0, timeout)
+
+
+def name_os_threads(threads: Iterable[threading.Thread] | None = None) -> None:
+    """Give threads (all of them by default) a name in /proc/PID/task/TID/comm, what ps, top and
+    /proc show: ours their own, shortened to fit 15 bytes; the libraries' their class name. The
+    main thread keeps the process's name."""
+    for thread in threading.enumerate() if threads is None else threads:
+        if thread is threading.main_thread() or thread.native_id is None:
+            continue
+        if thread.name.startswith("credhelper-"):
+            label = "ch-" + thread.name.removeprefix("credhelper-")
+        else:
+            label = type(thread).__name__
+        try:
+            with open(f"/proc/self/task/{thread.native_id}/comm", "w") as comm:
+                comm.write(label[:15])
+        except OSError:
+            pass  # the thread has ended, or /proc is not there: names are for people only
 
 
 class Daemon:
@@ -126,9 +193,15 @@ class Daemon:
         self.attempts_done: dict[str, int] = {}
         self.attempt_finished = threading.Condition()
         self.server: CredentialServer | None = None
-        self.requests = _Requests()
+        self.requests = Requests()
+        self.later = Requests()  # held back until the profile's refresh in flight ends
+        self.in_flight: dict[str, _Attempt] = {}
+        self.target_forms: dict[str, set[str]] = {}  # per profile, its targets' paths (_rewatch)
+        self.settle_until: float | None = None  # changed paths wait until then (monotonic)
+        self.state_changes: dict[str, dict[str, object]] = {}
+        self.outcomes: queue.SimpleQueue[_Outcome] = queue.SimpleQueue()
         self.lock = threading.Lock()
-        self.write_lock = threading.Lock()
+        self.write_gate = WriteGate()
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.observer: BaseObserver | None = None
@@ -156,6 +229,7 @@ class Daemon:
             # The observer's dispatch thread wakes every `timeout` seconds while idle; events
             # themselves are delivered at once.
             self.observer = Observer(timeout=30)
+            self.observer.name = "credhelper-watch"
             self.observer.start()
             self._rewatch()
             worker = threading.Thread(target=self._work, name="credhelper-scheduler", daemon=True)
@@ -170,11 +244,10 @@ class Daemon:
                 if not worker.is_alive():
                     log.error("the scheduler thread stopped unexpectedly; exiting so systemd restarts it")
                     return 1
-            # Hooks and mfa_command in flight end with their process groups; a write in flight
-            # finishes; an STS call in flight is abandoned.
+            # Hooks and mfa_command in flight end with their process groups; writes in flight
+            # finish; STS calls in flight are abandoned with their (daemon) threads.
             children.end_all()
-            if self.write_lock.acquire(timeout=SHUTDOWN_GRACE_SECONDS):
-                self.write_lock.release()
+            self.write_gate.close(SHUTDOWN_GRACE_SECONDS)
             self.notifier.send("STOPPING=1")
             log.info("stopped")
             return 0
@@ -198,7 +271,7 @@ class Daemon:
 
         def refresh_all(signum: int, frame: FrameType | None) -> None:
             with self.lock:
-                self.requests.refresh_all = True
+                self.requests.force |= set(self.profiles)
             self.wake.set()
 
         signal.signal(signal.SIGTERM, stop)
@@ -258,6 +331,7 @@ class Daemon:
     # -- scheduler thread ------------------------------------------------------------------
 
     def _work(self) -> None:
+        name_os_threads()
         for name in self.profiles:
             self.pending.request(name, Mode.ENSURE)
             self.scheduler.due_now(name)
@@ -267,69 +341,124 @@ class Daemon:
             except Exception:  # the daemon must outlive its bugs; say what happened
                 log.exception("unexpected error in the scheduler; carrying on")
                 time.sleep(1.0)
-            pause = self.scheduler.sleep_seconds()
+            busy = waiting(self.scheduler.due(), self.in_flight)
+            pause = self.scheduler.sleep_seconds(busy=busy)
             if self.notifier.watchdog_interval is not None:
                 pause = min(pause, self.notifier.watchdog_interval)
+            if self.settle_until is not None:
+                pause = min(pause, max(0.0, self.settle_until - time.monotonic()))
             self.wake.wait(pause)
             self.wake.clear()
 
     def _tick(self) -> None:
         self.notifier.watchdog()
-        with self.lock:
-            requests, self.requests = self.requests, _Requests()
-        if requests.paths:
-            time.sleep(EVENT_SETTLE_SECONDS)  # let an editor's burst of events land
-            with self.lock:
-                requests.paths |= self.requests.paths
-                self.requests.paths = set()
+        self._collect_outcomes()
+        self._start_due()  # refill the slots first: what follows may take a while
+        requests = self._take_requests()
+        self._let_paths_settle(requests)
         if requests.reload or self._config_path() in requests.paths:
             self._reload()
         if self._credentials_file() in requests.paths and self._source_digest() != self.source_digest:
             log.info("source credentials changed; refreshing every profile")
             self.source_digest = self._source_digest()
             self.refresher.gateway.forget_sources()
-            requests.refresh_all = True
+            requests.force |= set(self.profiles)
+        busy_paths = {form for name in self.in_flight for form in self.target_forms.get(name, ())}
+        self.later.merge(requests.held_back(self.in_flight, busy_paths))
         for name in requests.ensure & set(self.profiles):
             if not retrying(self.scheduler.entries.get(name)):
                 self.pending.request(name, Mode.ENSURE)
                 self.scheduler.due_now(name)
-        if requests.refresh_all:
-            for name in self.profiles:
-                self.pending.request(name, Mode.FORCE)
-                self.scheduler.due_now(name)
+        for name in requests.force & set(self.profiles):
+            self.pending.request(name, Mode.FORCE)
+            self.scheduler.due_now(name)
         if requests.paths:
             self._restore_targets(requests.paths)
-        for name in self.scheduler.due():
+        self._start_due()
+        self._report()
+        self._write_states()
+
+    def _let_paths_settle(self, requests: Requests) -> None:
+        """Changed paths wait until EVENT_SETTLE_SECONDS after the first of them, so an editor's
+        burst of events lands as one; the scheduler goes on with other work meanwhile."""
+        now = time.monotonic()
+        if requests.paths and self.settle_until is None:
+            self.settle_until = now + EVENT_SETTLE_SECONDS
+        if self.settle_until is not None and now < self.settle_until:
+            self.later.paths |= requests.paths
+            requests.paths = set()
+        else:
+            self.settle_until = None
+
+    def _take_requests(self) -> Requests:
+        """The new requests, and those held back for profiles whose refresh has ended since."""
+        with self.lock:
+            requests, self.requests = self.requests, Requests()
+        requests.merge(self.later)
+        self.later = Requests()
+        return requests
+
+    def _start_due(self) -> None:
+        for name in to_start(self.scheduler.due(), self.in_flight):
             if self.stopping.is_set():
                 return
-            self._refresh(name)
-        self._report()
+            profile = self.profiles[name]
+            held = self.current.get(name)
+            wanted = want(self.pending.mode(name, held), profile, held, self.clock.wall())
+            attempt = _Attempt(profile, wanted, held)
+            self.in_flight[name] = attempt
+            threading.Thread(
+                target=self._attempt, args=(attempt,), name=f"credhelper-refresh-{name}", daemon=True
+            ).start()
 
-    def _refresh(self, name: str) -> None:
+    def _attempt(self, attempt: _Attempt) -> None:
+        """A refresh thread: one attempt, its outcome handed to the scheduler thread. Every failure,
+        of whatever kind, is an outcome that goes to the backoff."""
+        name_os_threads([threading.current_thread()])
+        profile = attempt.profile
         try:
-            self._refresh_profile(name)
-        finally:
-            with self.attempt_finished:
-                self.attempts_done[name] = self.attempts_done.get(name, 0) + 1
-                self.attempt_finished.notify_all()
-
-    def _refresh_profile(self, name: str) -> None:
-        """One attempt: every failure, of whatever kind, goes to the backoff; credentials obtained
-        but not delivered are delivered again from the cache, never asked of STS again."""
-        profile = self.profiles[name]
-        held = self.current.get(name)
-        wanted = want(self.pending.mode(name, held), profile, held, self.clock.wall())
-        try:
-            supplied = supply(self.refresher, profile, wanted, self.environ, held, self.write_lock)
+            supplied = supply(
+                self.refresher, profile, attempt.wanted, self.environ, attempt.held, self.write_gate
+            )
+            outcome = _Outcome(attempt, supplied)
         except Exception as error:
-            self._failed(name, as_credhelper_error(error, f"refresh profile {name}"))
+            outcome = _Outcome(attempt, None, as_credhelper_error(error, f"refresh profile {profile.name}"))
+        self.outcomes.put(outcome)
+        self.wake.set()
+
+    def _collect_outcomes(self) -> None:
+        while True:
+            try:
+                outcome = self.outcomes.get_nowait()
+            except queue.Empty:
+                return
+            name = outcome.attempt.profile.name
+            del self.in_flight[name]
+            try:
+                if self.profiles.get(name) == outcome.attempt.profile:
+                    self._settle(outcome)
+                # else: reloaded meanwhile; the new settings are due already
+            finally:
+                with self.attempt_finished:
+                    self.attempts_done[name] = self.attempts_done.get(name, 0) + 1
+                    self.attempt_finished.notify_all()
+
+    def _settle(self, outcome: _Outcome) -> None:
+        """Credentials obtained but not delivered are delivered again from the cache, never asked of
+        STS again."""
+        profile = outcome.attempt.profile
+        name = profile.name
+        if outcome.supplied is None:
+            assert outcome.error is not None
+            self._failed(name, outcome.error)
             return
-        credentials = supplied.credentials
+        credentials = outcome.supplied.credentials
         self.current[name] = credentials
-        self._log_delivery(profile, supplied.report)
-        if supplied.report.errors:
+        self._log_delivery(profile, outcome.supplied.report)
+        if outcome.supplied.report.errors:
             self.pending.not_delivered(name)
-            self._failed(name, supplied.report.errors[0], last_error=str(supplied.report.errors[0]))
+            error = outcome.supplied.report.errors[0]
+            self._failed(name, error, last_error=str(error))
             return
         cleared = {"last_error": None} if self.pending.delivery_failed(name) else {}
         self.pending.delivered(name)
@@ -349,17 +478,27 @@ class Daemon:
         log.warning("%s (attempt %d; next try in %.0f s)", error, attempts, deadline.wall - self.clock.wall())
 
     def _record_state(self, name: str, **changes: object) -> None:
+        """Noted now, written at the end of the tick (_write_states), after the next refreshes
+        have started."""
+        self.state_changes.setdefault(name, {}).update(changes)
+
+    def _write_states(self) -> None:
         """Best effort: the state file is for `status`; a full disk must not stop the schedule."""
-        try:
-            self.cache.update_state(name, **changes)
-        except (CredhelperError, OSError) as error:
-            log.debug("profile %s: state not recorded: %s", name, error)
+        changes, self.state_changes = self.state_changes, {}
+        for name, change in changes.items():
+            try:
+                self.cache.update_state(name, **change)
+            except (CredhelperError, OSError) as error:
+                log.debug("profile %s: state not recorded: %s", name, error)
 
     def _write_targets(self, profile: Profile, credentials: Credentials, run_hook: bool) -> None:
         if credentials.is_expired(self.clock.wall()):
             return  # expired credentials are never written
-        with self.write_lock:
-            report = deliver(profile, credentials, self.cache.directory, self.environ, run_hook=run_hook)
+        try:
+            with self.write_gate:
+                report = deliver(profile, credentials, self.cache.directory, self.environ, run_hook=run_hook)
+        except CredhelperError:
+            return  # stopping
         self._log_delivery(profile, report)
 
     @staticmethod
@@ -371,8 +510,7 @@ class Daemon:
 
     def _restore_targets(self, paths: set[str]) -> None:
         for name, profile in self.profiles.items():
-            targets = {form for path in target_paths(profile) for form in _forms(path)}
-            if targets & paths and name in self.current:
+            if self.target_forms.get(name, set()) & paths and name in self.current:
                 self._write_targets(profile, self.current[name], run_hook=False)
 
     def _report(self) -> None:
@@ -433,12 +571,17 @@ class Daemon:
         log.info("configuration reloaded: %d profile(s)", len(self.profiles))
 
     def _rewatch(self) -> None:
+        """Watch the directories of the configuration, the source credentials and every target,
+        and note each target's paths as file events will name them (a symlink's, as it is now)."""
+        self.target_forms = {
+            name: {form for path in target_paths(profile) for form in _forms(path)}
+            for name, profile in self.profiles.items()
+        }
         if self.observer is None:
             return
         directories = {os.path.dirname(self._config_path()), os.path.dirname(self._credentials_file())}
-        for profile in self.profiles.values():
-            for path in target_paths(profile):
-                directories.update(os.path.dirname(form) for form in _forms(path))
+        for forms in self.target_forms.values():
+            directories.update(os.path.dirname(form) for form in forms)
         if directories == self.watched:
             return
         self.watched = directories
@@ -449,9 +592,9 @@ class Daemon:
                 self.observer.schedule(handler, directory, recursive=False)
             else:
                 log.warning("not watching %s: no such directory", directory)
+        name_os_threads()
         # An event that landed while the watches were being replaced is lost: look at every target.
-        targets = [path for profile in self.profiles.values() for path in target_paths(profile)]
-        self.paths_changed([form for path in targets for form in _forms(path)])
+        self.paths_changed([form for forms in self.target_forms.values() for form in forms])
 
 
 def _forms(configured: Path) -> set[str]:

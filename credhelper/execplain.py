@@ -16,6 +16,7 @@ from .cache import Cache, cache_dir_path
 from .configfile import config_path, read_config_data, session_name_default
 from .credentials import Credentials
 from .errors import CredhelperError
+from .fastpath import parse_leading_options
 from .profile import Profile, parse_profile
 
 # Variables that would win over the ones exec sets, or point an SDK somewhere else.
@@ -89,21 +90,10 @@ def replace_process(command: Sequence[str], env: dict[str, str]) -> NoReturn:
 
 def parse_plain_exec_argv(argv: Sequence[str]) -> tuple[str | None, str, list[str]] | None:
     """(config path, profile, command) for `[--config P] [--log-level L] exec PROFILE -- COMMAND...`."""
-    config: str | None = None
-    rest = list(argv)
-    while rest and rest[0].startswith("--"):
-        option = rest.pop(0)
-        name, has_value, value = option.partition("=")
-        if name not in ("--config", "--log-level"):
-            return None
-        if not has_value:
-            if not rest:
-                return None
-            value = rest.pop(0)
-        if name == "--config":
-            config = value
-        elif value.lower() == "debug":
-            return None
+    parsed = parse_leading_options(argv)
+    if parsed is None:
+        return None
+    config, rest = parsed
     if len(rest) < 4 or rest[0] != "exec" or rest[1].startswith("-") or rest[2] != "--":
         return None
     return config, rest[1], rest[3:]

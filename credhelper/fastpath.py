@@ -28,8 +28,9 @@ ANSWER_MAX_BYTES = 65536
 CONFIG_SETTLE_SECONDS = 2.0
 
 
-def parse_fast_argv(argv: "Sequence[str]") -> tuple[str | None, str] | None:
-    """(config path, profile) for `[--config P] [--log-level L] credential-process PROFILE`."""
+def parse_leading_options(argv: "Sequence[str]") -> tuple[str | None, list[str]] | None:
+    """(config path, the arguments after them) for `[--config P] [--log-level L] ...`; None for any
+    other option, or for debug logging (which only the full CLI does)."""
     config: str | None = None
     rest = list(argv)
     while rest and rest[0].startswith("--"):
@@ -45,6 +46,15 @@ def parse_fast_argv(argv: "Sequence[str]") -> tuple[str | None, str] | None:
             config = value
         elif value.lower() == "debug":
             return None
+    return config, rest
+
+
+def parse_fast_argv(argv: "Sequence[str]") -> tuple[str | None, str] | None:
+    """(config path, profile) for `[--config P] [--log-level L] credential-process PROFILE`."""
+    parsed = parse_leading_options(argv)
+    if parsed is None:
+        return None
+    config, rest = parsed
     if len(rest) != 2 or rest[0] != "credential-process" or not is_plain_name(rest[1]):
         return None
     return config, rest[1]

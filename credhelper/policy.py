@@ -13,6 +13,9 @@ from .profile import Profile
 from .schedule import MIN_RENEW_SECONDS, Entry, arrived_short
 
 STATUS_PROFILES_SHOWN = 5
+# Refreshes in flight at once: a wave of 100 profiles takes about 100 / 8 STS round trips, and STS
+# sees no burst large enough to throttle.
+REFRESH_CONCURRENCY = 8
 
 
 class Mode(enum.Enum):
@@ -112,6 +115,49 @@ class Pending:
 
     def forget(self, name: str) -> None:
         self.delivered(name)
+
+
+def to_start(due: Sequence[str], in_flight: Collection[str], bound: int = REFRESH_CONCURRENCY) -> list[str]:
+    """Which due profiles start refreshing now: none already in flight (a profile is never refreshed
+    twice at once), and no more than `bound` in flight in all, the longest due first."""
+    free = max(0, bound - len(in_flight))
+    return [name for name in due if name not in in_flight][:free]
+
+
+def waiting(due: Collection[str], in_flight: Collection[str], bound: int = REFRESH_CONCURRENCY) -> set[str]:
+    """The profiles the daemon need not wake for: those in flight, and while every slot is taken,
+    the due ones waiting for a slot (the end of a refresh wakes it)."""
+    return set(in_flight) | (set(due) if len(in_flight) >= bound else set())
+
+
+@dataclass
+class Requests:
+    """What signals, file events and the endpoint ask of the scheduler, waiting to be carried out."""
+
+    reload: bool = False
+    force: set[str] = field(default_factory=set)  # new credentials now (SIGUSR1, rotated source keys)
+    ensure: set[str] = field(default_factory=set)  # credentials lasting the handout window
+    paths: set[str] = field(default_factory=set)  # changed paths, for the targets among them
+
+    def held_back(self, busy: Collection[str], busy_paths: Collection[str]) -> Requests:
+        """Removes and returns what concerns a profile whose refresh is in flight: that waits for its
+        end, so a restore never writes back the set the refresh is replacing, and a request made
+        after the refresh began is not taken as served by it."""
+        later = Requests(
+            force=self.force & set(busy),
+            ensure=self.ensure & set(busy),
+            paths=self.paths & set(busy_paths),
+        )
+        self.force -= later.force
+        self.ensure -= later.ensure
+        self.paths -= later.paths
+        return later
+
+    def merge(self, other: Requests) -> None:
+        self.reload |= other.reload
+        self.force |= other.force
+        self.ensure |= other.ensure
+        self.paths |= other.paths
 
 
 def retrying(entry: Entry | None) -> bool:

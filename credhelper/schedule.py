@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Collection
 from typing import NamedTuple, Protocol
 
 BACKOFF_BASE_SECONDS = 5.0
@@ -123,10 +124,15 @@ class Scheduler:
     def due(self) -> list[str]:
         return [name for name, entry in self.entries.items() if entry.deadline.passed(self.clock)]
 
-    def sleep_seconds(self) -> float:
-        """How long the daemon may sleep before something is due (at most WAKE_CHECK_SECONDS)."""
+    def sleep_seconds(self, busy: Collection[str] = ()) -> float:
+        """How long the daemon may sleep before something is due (at most WAKE_CHECK_SECONDS);
+        profiles in `busy` (a refresh in flight, which wakes the daemon when it ends) are not due."""
         soonest = min(
-            (entry.deadline.seconds_left(self.clock) for entry in self.entries.values()),
+            (
+                entry.deadline.seconds_left(self.clock)
+                for name, entry in self.entries.items()
+                if name not in busy
+            ),
             default=WAKE_CHECK_SECONDS,
         )
         return min(WAKE_CHECK_SECONDS, soonest)

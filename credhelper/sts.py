@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -146,17 +147,25 @@ def _credentials_from(response: Mapping[str, Any], assumed_role_arn: str) -> Cre
 
 
 class StsGateway:
-    """Holds one botocore session per source profile and one STS client per (source, endpoint)."""
+    """Holds one botocore session per source profile and one STS client per (source, endpoint).
+
+    The daemon refreshes several profiles at once. A botocore client may be used by many threads,
+    a session may not: sessions are only touched, and clients only created, under `_lock`, so
+    profiles sharing a source wait for the one client being built instead of building another.
+    """
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = environ
         self._sessions: dict[str | None, botocore.session.Session] = {}
         self._clients: dict[tuple[Any, ...], Any] = {}
+        self._lock = threading.Lock()
 
     def forget_sources(self) -> None:
-        """Drop every session and client, so rotated source keys are read again."""
-        self._sessions.clear()
-        self._clients.clear()
+        """Drop every session and client, so rotated source keys are read again (calls in flight
+        finish on the clients they hold)."""
+        with self._lock:
+            self._sessions.clear()
+            self._clients.clear()
 
     def _session(self, source_profile: str | None) -> botocore.session.Session:
         if source_profile not in self._sessions:
@@ -173,6 +182,10 @@ class StsGateway:
         )
 
     def _client(self, profile: Profile, via: Credentials | None) -> Any:
+        with self._lock:
+            return self._client_locked(profile, via)
+
+    def _client_locked(self, profile: Profile, via: Credentials | None) -> Any:
         region = profile.region or DEFAULT_REGION
         endpoint = profile.sts_endpoint_url or self._environ.get("AWS_ENDPOINT_URL_STS")
         if via is None:

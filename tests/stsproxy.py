@@ -48,6 +48,8 @@ class StsProxy:
         self.calls: Counter[str] = Counter()
         self.requests: list[dict[str, list[str]]] = []  # every request's form parameters
         self.faults: list[Fault] = []
+        self.in_flight = 0  # requests received and not yet answered
+        self.most_in_flight = 0
         self.lock = threading.Lock()
         proxy = self
 
@@ -66,6 +68,15 @@ class StsProxy:
                 with proxy.lock:
                     proxy.calls[action] += 1
                     proxy.requests.append(params)
+                    proxy.in_flight += 1
+                    proxy.most_in_flight = max(proxy.most_in_flight, proxy.in_flight)
+                try:
+                    self._answer(body, fault)
+                finally:
+                    with proxy.lock:
+                        proxy.in_flight -= 1
+
+            def _answer(self, body: bytes, fault: Fault | None) -> None:
                 if fault is not None and fault.kind == "delay":
                     time.sleep(fault.seconds)
                 elif fault is not None and fault.kind != "expires":

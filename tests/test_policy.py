@@ -11,11 +11,14 @@ from credhelper.policy import (
     ConfigChange,
     Mode,
     Pending,
+    Requests,
     Want,
     config_change,
     is_ready,
     short_session_warning,
     status_line,
+    to_start,
+    waiting,
     want,
     will_do,
 )
@@ -237,3 +240,28 @@ def test_a_profile_in_backoff_is_retrying_and_a_success_ends_it() -> None:
     assert retrying(scheduler.entries["bedrock"])
     scheduler.succeeded("bedrock", NOW + 3600, 1200, 3600, issued_at=NOW)
     assert not retrying(scheduler.entries["bedrock"])
+
+
+def test_to_start_never_starts_a_profile_in_flight_and_keeps_the_bound() -> None:
+    due = [f"p{n}" for n in range(20)]
+    assert to_start(due, in_flight=set()) == due[:8]
+    assert to_start(due, in_flight={"p0", "p1", "p2"}) == due[3:8]
+    assert to_start(due, in_flight={f"p{n}" for n in range(8)}) == []
+    assert to_start(["p0"], in_flight={"p0"}, bound=8) == []
+
+
+def test_requests_for_a_profile_in_flight_are_held_back_not_dropped() -> None:
+    asked = Requests(force={"a", "b"}, ensure={"a", "c"}, paths={"/a.env", "/c.env", "/config.toml"})
+    requests = Requests(force=set(asked.force), ensure=set(asked.ensure), paths=set(asked.paths))
+    later = requests.held_back(busy={"a"}, busy_paths={"/a.env"})
+    assert later == Requests(force={"a"}, ensure={"a"}, paths={"/a.env"})
+    assert requests == Requests(force={"b"}, ensure={"c"}, paths={"/c.env", "/config.toml"})
+    requests.merge(later)
+    assert requests == asked
+
+
+def test_profiles_waiting_for_a_slot_do_not_wake_the_daemon_until_a_refresh_ends() -> None:
+    due = [f"p{n}" for n in range(20)]
+    full = set(due[:8])
+    assert waiting(due, in_flight=full) == set(due)  # nothing can start before one ends
+    assert waiting(due, in_flight={"p0"}) == {"p0"}  # a free slot: the due ones start now

@@ -123,3 +123,12 @@ def test_due_now_keeps_the_failure_count() -> None:
     scheduler.due_now("bedrock")
     assert scheduler.due() == ["bedrock"]
     assert scheduler.entries["bedrock"].attempts == 1
+
+
+def test_a_profile_in_flight_does_not_keep_the_daemon_awake() -> None:
+    clock = FakeClock()
+    scheduler = Scheduler(clock, random.Random(1))
+    scheduler.due_now("busy")
+    scheduler.succeeded("idle", clock.wall() + 3600, 300, 3600)
+    assert scheduler.sleep_seconds() == 0.0
+    assert scheduler.sleep_seconds(busy={"busy"}) == WAKE_CHECK_SECONDS
