@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from credhelper.policy import REFRESH_CONCURRENCY
 from tests.conftest import UserHome
 from tests.daemonproc import DaemonProcess, wait_for
 from tests.helpers import assert_no_secret, read_env
 from tests.stsproxy import Fault
 
-PROFILES = 16
+PROFILES = REFRESH_CONCURRENCY + 8  # more than one wave
 
 
 @pytest.fixture
@@ -50,7 +51,7 @@ def key_id(path: Path) -> str | None:
         return None
 
 
-def test_sixteen_profiles_refresh_eight_at_a_time_and_ready_waits_for_all(
+def test_profiles_refresh_a_bounded_number_at_a_time_and_ready_waits_for_all(
     home: UserHome, daemons: list[DaemonProcess], tmp_path: Path
 ) -> None:
     env_files = many_profiles(home, PROFILES)
@@ -69,7 +70,7 @@ def test_sixteen_profiles_refresh_eight_at_a_time_and_ready_waits_for_all(
         listener.close()
     assert all(k and k.startswith("ASIA") for k in written_at_ready), "READY=1 before every .env was written"
     assert home.proxy.count("AssumeRole") == PROFILES  # one STS call per profile
-    assert 1 < home.proxy.most_in_flight <= 8  # several at once, never more than the bound
+    assert 1 < home.proxy.most_in_flight <= REFRESH_CONCURRENCY  # several at once, never more than the bound
     assert daemon.log.count("wrote ") == PROFILES
 
 
@@ -80,7 +81,7 @@ def test_sigterm_during_a_wave_of_refreshes_exits_0_within_2_s(
     home.proxy.add_fault(Fault("delay", action="AssumeRole", seconds=30))
     daemon = DaemonProcess(home)
     daemons.append(daemon)
-    wait_for(lambda: home.proxy.in_flight == 8, timeout=30)
+    wait_for(lambda: home.proxy.in_flight == REFRESH_CONCURRENCY, timeout=30)
     started = time.monotonic()
     daemon.signal(signal.SIGTERM)
     assert daemon.process.wait(5) == 0

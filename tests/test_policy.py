@@ -8,6 +8,7 @@ import pytest
 
 from credhelper.credentials import Credentials
 from credhelper.policy import (
+    REFRESH_CONCURRENCY,
     ConfigChange,
     Mode,
     Pending,
@@ -243,11 +244,12 @@ def test_a_profile_in_backoff_is_retrying_and_a_success_ends_it() -> None:
 
 
 def test_to_start_never_starts_a_profile_in_flight_and_keeps_the_bound() -> None:
-    due = [f"p{n}" for n in range(20)]
-    assert to_start(due, in_flight=set()) == due[:8]
-    assert to_start(due, in_flight={"p0", "p1", "p2"}) == due[3:8]
-    assert to_start(due, in_flight={f"p{n}" for n in range(8)}) == []
-    assert to_start(["p0"], in_flight={"p0"}, bound=8) == []
+    bound = REFRESH_CONCURRENCY
+    due = [f"p{n}" for n in range(bound + 12)]
+    assert to_start(due, in_flight=set()) == due[:bound]
+    assert to_start(due, in_flight={"p0", "p1", "p2"}) == due[3:bound]
+    assert to_start(due, in_flight={f"p{n}" for n in range(bound)}) == []
+    assert to_start(["p0"], in_flight={"p0"}, bound=bound) == []
 
 
 def test_requests_for_a_profile_in_flight_are_held_back_not_dropped() -> None:
@@ -261,7 +263,7 @@ def test_requests_for_a_profile_in_flight_are_held_back_not_dropped() -> None:
 
 
 def test_profiles_waiting_for_a_slot_do_not_wake_the_daemon_until_a_refresh_ends() -> None:
-    due = [f"p{n}" for n in range(20)]
-    full = set(due[:8])
+    due = [f"p{n}" for n in range(REFRESH_CONCURRENCY + 12)]
+    full = set(due[:REFRESH_CONCURRENCY])
     assert waiting(due, in_flight=full) == set(due)  # nothing can start before one ends
     assert waiting(due, in_flight={"p0"}) == {"p0"}  # a free slot: the due ones start now
