@@ -104,6 +104,13 @@ def writable_paths(unit_texts: Sequence[str], home: Path, runtime: Path) -> list
     return granted
 
 
+def installation() -> list[Path]:
+    """Where this credhelper and its interpreter live: under ~/.local on a real system, but a
+    checkout (CI clones into a temporary directory) may sit under /tmp, which PrivateTmp hides."""
+    places = {Path(sys.prefix).resolve(), Path(__file__).resolve().parent.parent}
+    return sorted(p for p in places if p.is_relative_to("/tmp") or p.is_relative_to("/var/tmp"))
+
+
 def sandbox_argv(
     unit_texts: Sequence[str], home: Path, runtime: Path, elsewhere: Sequence[Path]
 ) -> list[str]:
@@ -118,7 +125,7 @@ def sandbox_argv(
         argv += ["--tmpfs", "/tmp", "--tmpfs", "/var/tmp"]
     # The test's directories live under /tmp, real ones do not: put them back, read-only as
     # ProtectSystem=strict shows them, before granting what the unit makes writable.
-    for path in (home, runtime, *elsewhere):
+    for path in (home, runtime, *elsewhere, *installation()):
         argv += ["--ro-bind", str(path), str(path)]
     for path in writable_paths(unit_texts, home, runtime):
         argv += ["--bind", str(path), str(path)]
