@@ -181,10 +181,22 @@ def read_target(target: Target) -> Snapshot | None:
     return read_target_file(resolved(target.path, target.label, target.setting), target.label, target.setting)
 
 
+def placeholder_credentials() -> Credentials:
+    """Obviously fake credentials shaped like STS's, for proving a write would be accepted."""
+    from .credentials import Credentials
+
+    return Credentials(
+        "ASIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "EXAMPLE+session/token=", 4e9
+    )
+
+
 def check_target(target: Target, adopted: KeyPairCheck) -> None:
-    """Everything that would refuse the write, checked before any STS call."""
+    """Everything that would refuse the write, checked before any STS call: the same guard,
+    render and read-back the write runs, on the current text with placeholder credentials."""
     found = read_target(target)
-    target.guard(found.text if found is not None else "", adopted)
+    text = found.text if found is not None else ""
+    target.guard(text, adopted)
+    target.render(text, placeholder_credentials())
     _check_writable(target)
 
 
