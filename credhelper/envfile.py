@@ -164,8 +164,8 @@ def secrets_read(text: str) -> set[str]:
 
 
 def lone_secret_line(text: str) -> int | None:
-    """The line of a non-empty AWS_SECRET_ACCESS_KEY not beside a temporary (ASIA…) key id, as
-    either reader pairs them: half of a long-term pair, whatever the key id line says."""
+    """The line of a non-empty AWS_SECRET_ACCESS_KEY in a file where a reader sees no temporary
+    (ASIA…) key id: half of a long-term pair, whatever the key id line says."""
     pair = (KEY_ID, SECRET_KEY)
     python = [b for b in parse_stream(io.StringIO(text)) if b.key in pair and not b.error]
     readers: list[list[tuple[str | None, str, int]]] = [
@@ -173,8 +173,8 @@ def lone_secret_line(text: str) -> int | None:
         [(b.key, b.value.strip(), b.line) for b in node_bindings(text) if b.key in pair],
     ]
     for bindings in readers:
-        key_ids = [value for key, value, _ in bindings if key == KEY_ID]
-        temporary = bool(key_ids) and all(key_id.startswith("ASIA") for key_id in key_ids)
+        # Any temporary id: a person blanking one of credhelper's lines leaves its secret temporary.
+        temporary = any(key == KEY_ID and value.startswith("ASIA") for key, value, _ in bindings)
         for key, value, line in bindings:
             if key == SECRET_KEY and value and not temporary:
                 return line

@@ -127,10 +127,11 @@ def test_a_secret_without_a_temporary_key_id_is_never_overwritten(tmp_path: Path
     assert env.read_text() == text
 
 
-def test_credhelpers_own_earlier_write_is_rewritten(tmp_path: Path) -> None:
+@pytest.mark.parametrize("edit", ["", "AWS_ACCESS_KEY_ID=\n"], ids=["as written", "a person blanked the key"])
+def test_credhelpers_own_earlier_write_is_rewritten(tmp_path: Path, edit: str) -> None:
     env = tmp_path / ".env"
     earlier = "AWS_ACCESS_KEY_ID=ASIAOLDOLDOLDEXAMPLE\nAWS_SECRET_ACCESS_KEY=old/s\nAWS_SESSION_TOKEN=x\n"
-    assert write(env, earlier)
+    assert write(env, earlier + edit)
     assert node_parse(env.read_text())["AWS_SECRET_ACCESS_KEY"] == CREDENTIALS.secret_access_key
 
 
