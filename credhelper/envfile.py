@@ -121,6 +121,7 @@ def managed_values(text: str, keys: Collection[str] = MANAGED_KEYS) -> dict[str,
 LONG_TERM_KEY_ID = re.compile(r"AKIA[0-9A-Z]{16}")
 SECRET_KEY = "AWS_SECRET_ACCESS_KEY"
 KEY_ID = "AWS_ACCESS_KEY_ID"
+SECRET_SHAPE = re.compile(r"[A-Za-z0-9/+]{40}")  # a long-term secret access key
 
 
 def replaced_lines(text: str, keys: Collection[str] = MANAGED_KEYS) -> list[tuple[int, str]]:
@@ -152,8 +153,14 @@ def long_term_key_ids(text: str, keys: Collection[str] = MANAGED_KEYS) -> list[s
 
 
 def secret_for_key(text: str) -> str | None:
-    secrets = managed_values(text).get(SECRET_KEY, [])
-    return secrets[-1] if secrets else None
+    """The secret access key beside the key id: as python-dotenv reads it, unless only Node's
+    dotenv reads it in the shape of one (a value in backticks)."""
+    python = managed_values(text).get(SECRET_KEY, [])
+    node = [b.value for b in node_bindings(text) if b.key == SECRET_KEY]
+    readings = [values[-1] for values in (python, node) if values]
+    shaped = [reading for reading in readings if SECRET_SHAPE.fullmatch(reading)]
+    chosen = shaped or readings
+    return chosen[0] if chosen else None
 
 
 def secrets_read(text: str) -> set[str]:

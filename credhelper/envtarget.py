@@ -33,9 +33,10 @@ __all__ = ["EnvFileTarget", "LongTermKeyError", "guard_bedrock_key", "guard_long
 
 
 def _pair_adopted(is_adopted: KeyPairCheck, key_id: str, text: str) -> bool:
-    """Adopted with the secret each reader sees beside it (both, when they differ)."""
+    """Adopted with the secret either reader sees beside it: the pair is safe in a source profile
+    (a reader that disagrees, such as python-dotenv keeping backticks, only misreads it)."""
     secrets: set[str | None] = set(secrets_read(text)) or {secret_for_key(text)}
-    return all(is_adopted(key_id, secret) for secret in secrets)
+    return any(is_adopted(key_id, secret) for secret in secrets)
 
 
 def guard_long_term_keys(path: Path | str, text: str, is_adopted: KeyPairCheck, profile_hint: str) -> None:

@@ -173,3 +173,14 @@ def test_refresh_refuses_a_mixed_set_before_sts(home: UserHome) -> None:
     assert_one_line_failure(result, 78, str(home.app_env), "line 18: AWS_SESSION_TOKEN", "delete the others")
     assert home.app_env.read_text() == text
     assert home.proxy.count("AssumeRole") == 0
+
+
+def test_a_pair_in_backticks_can_be_adopted_then_refreshed(home: UserHome) -> None:
+    key_id, secret = home.sts.access_key_id, home.sts.secret_access_key
+    home.app_env.write_text(f"APP=1\nAWS_ACCESS_KEY_ID=`{key_id}`\nAWS_SECRET_ACCESS_KEY=`{secret}`\n")
+    (home.root / ".aws" / "credentials").write_text("")
+    result = home.run("adopt-keys", "--env-file", str(home.app_env), "--profile", "bedrock-developer")
+    assert result.returncode == 0, result.stderr
+    assert f"aws_secret_access_key = {secret}\n" in (home.root / ".aws" / "credentials").read_text()
+    read = node_parse(home.app_env.read_text())
+    assert read["APP"] == "1" and read["AWS_ACCESS_KEY_ID"].startswith("ASIA")
