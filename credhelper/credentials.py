@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import TYPE_CHECKING
 
@@ -19,9 +20,13 @@ def format_utc(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
+_KEY_ID = re.compile(r"[A-Z0-9]{16,128}")
+
+
 def mask_key_id(key_id: str) -> str:
-    """ASIA…WXYZ: enough to tell keys apart, not enough to use one."""
-    if len(key_id) <= 8:
+    """ASIA…WXYZ: enough to tell keys apart, not enough to use one. Anything that is not a key id
+    (upper-case letters and digits only) shows nothing: its ends may be part of a secret."""
+    if not _KEY_ID.fullmatch(key_id):
         return "…"
     return f"{key_id[:4]}…{key_id[-4:]}"
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 
-from dotenv.parser import parse_stream
+from dotenv.parser import Binding, parse_stream
+
+from .nodedotenv import node_bindings
 
 MANAGED_KEYS = (
     "AWS_ACCESS_KEY_ID",
@@ -62,29 +65,47 @@ def check_value(key: str, value: str) -> str:
     return value
 
 
-def merge_env(text: str, values: Mapping[str, str]) -> str:
-    """Set each key of `values` wherever it is bound in `text`; append the ones never bound."""
+@dataclass(frozen=True)
+class _Part:
+    """One python-dotenv binding (or the appended lines): its text before and after the merge."""
+
+    line: int  # where `before` starts in the original text, 1-based
+    before: str
+    after: str
+
+
+def _merge_parts(text: str, values: Mapping[str, str]) -> list[_Part]:
     for name, value in values.items():
         check_value(name, value)
-    parts: list[str] = []
+    parts: list[_Part] = []
     seen: set[str] = set()
     for binding in parse_stream(io.StringIO(text)):
         original = binding.original.string
         key = binding.key
+        after = original
         if key is not None and key in values and not binding.error:
-            parts.append(_rewrite_binding(original, values[key]))
+            after = _rewrite_binding(original, values[key])
             seen.add(key)
-        else:
-            parts.append(original)
+        parts.append(_Part(binding.original.line, original, after))
     missing = [f"{name}={value}" for name, value in values.items() if name not in seen]
-    merged = "".join(parts)
     if missing:
+        merged = "".join(part.after for part in parts)
         eol = _line_ending(text)
         if merged and not merged.endswith(("\n", "\r")):
-            merged += eol + eol.join(missing)  # the file had no final newline: keep it that way
+            tail = eol + eol.join(missing)  # the file had no final newline: keep it that way
         else:
-            merged += "".join(line + eol for line in missing)
-    return merged
+            tail = "".join(line + eol for line in missing)
+        parts.append(_Part(_count_lines(text) + 1, "", tail))
+    return parts
+
+
+def _count_lines(text: str) -> int:
+    return len(re.findall(r"\r\n|\r|\n", text))
+
+
+def merge_env(text: str, values: Mapping[str, str]) -> str:
+    """Set each key of `values` wherever it is bound in `text`; append the ones never bound."""
+    return "".join(part.after for part in _merge_parts(text, values))
 
 
 def managed_values(text: str, keys: Collection[str] = MANAGED_KEYS) -> dict[str, list[str]]:
@@ -97,11 +118,137 @@ def managed_values(text: str, keys: Collection[str] = MANAGED_KEYS) -> dict[str,
     return found
 
 
-def long_term_key_ids(text: str) -> list[str]:
-    """Access key ids of long-term (AKIA…) keys bound to AWS_ACCESS_KEY_ID."""
-    return [v for v in managed_values(text).get("AWS_ACCESS_KEY_ID", []) if v.startswith("AKIA")]
+LONG_TERM_KEY_ID = re.compile(r"AKIA[0-9A-Z]{16}")
+SECRET_KEY = "AWS_SECRET_ACCESS_KEY"
+KEY_ID = "AWS_ACCESS_KEY_ID"
+SECRET_SHAPE = re.compile(r"[A-Za-z0-9/+]{40}")  # a long-term secret access key
+
+
+def replaced_lines(text: str, keys: Collection[str] = MANAGED_KEYS) -> list[tuple[int, str]]:
+    """(line, raw text) of every binding credhelper rewrites when it sets `keys`."""
+    return [
+        (binding.original.line, binding.original.string)
+        for binding in parse_stream(io.StringIO(text))
+        if binding.key is not None and binding.key in keys and not binding.error
+    ]
+
+
+def values_read(text: str, keys: Collection[str] = MANAGED_KEYS) -> dict[str, list[str]]:
+    """Every value bound to one of `keys` as python-dotenv or Node's dotenv reads the file."""
+    found = managed_values(text, keys)
+    for binding in node_bindings(text):
+        if binding.key in keys:
+            found.setdefault(binding.key, []).append(binding.value)
+    return found
+
+
+def long_term_key_ids(text: str, keys: Collection[str] = MANAGED_KEYS) -> list[str]:
+    """Access key ids of long-term keys (AKIA…) wherever credhelper would write: in a managed key's
+    value as either reader sees it, or anywhere in a line credhelper would replace. Only the id
+    itself, never the text around it (that may be a secret)."""
+    places = [value for values in values_read(text, keys).values() for value in values]
+    places += [raw for _, raw in replaced_lines(text, keys)]
+    found = [match.group(0) for place in places for match in LONG_TERM_KEY_ID.finditer(place)]
+    return list(dict.fromkeys(found))
 
 
 def secret_for_key(text: str) -> str | None:
-    secrets = managed_values(text).get("AWS_SECRET_ACCESS_KEY", [])
-    return secrets[-1] if secrets else None
+    """The secret access key beside the key id: as python-dotenv reads it, unless only Node's
+    dotenv reads it in the shape of one (a value in backticks)."""
+    python = managed_values(text).get(SECRET_KEY, [])
+    node = [b.value for b in node_bindings(text) if b.key == SECRET_KEY]
+    readings = [values[-1] for values in (python, node) if values]
+    shaped = [reading for reading in readings if SECRET_SHAPE.fullmatch(reading)]
+    chosen = shaped or readings
+    return chosen[0] if chosen else None
+
+
+def secrets_read(text: str) -> set[str]:
+    """The secret access key each reader ends with (the last binding wins), when not empty."""
+    python = managed_values(text, (SECRET_KEY,)).get(SECRET_KEY, [])
+    node = [b.value for b in node_bindings(text) if b.key == SECRET_KEY]
+    return {values[-1] for values in (python, node) if values and values[-1]}
+
+
+def lone_secret_line(text: str) -> int | None:
+    """The line of a non-empty AWS_SECRET_ACCESS_KEY in a file where a reader sees no temporary
+    (ASIA…) key id: half of a long-term pair, whatever the key id line says."""
+    pair = (KEY_ID, SECRET_KEY)
+    python = [b for b in parse_stream(io.StringIO(text)) if b.key in pair and not b.error]
+    readers: list[list[tuple[str | None, str, int]]] = [
+        [(b.key, (b.value or "").strip(), _key_line(b)) for b in python],
+        [(b.key, b.value.strip(), b.line) for b in node_bindings(text) if b.key in pair],
+    ]
+    for bindings in readers:
+        # Any temporary id: a person blanking one of credhelper's lines leaves its secret temporary.
+        temporary = any(key == KEY_ID and value.startswith("ASIA") for key, value, _ in bindings)
+        for key, value, line in bindings:
+            if key == SECRET_KEY and value and not temporary:
+                return line
+    return None
+
+
+def _key_line(binding: Binding) -> int:
+    """The line of a python-dotenv binding's key (its original text starts with blank lines)."""
+    original = binding.original.string
+    return binding.original.line + _count_lines(original[: len(original) - len(original.lstrip())])
+
+
+@dataclass(frozen=True)
+class ReadBackProblem:
+    key: str
+    line: int  # in the text before the merge
+    reader: str
+
+
+def merge_env_verified(text: str, values: Mapping[str, str]) -> str:
+    """merge_env, then proof that python-dotenv and Node's dotenv both read each key of `values`
+    back as exactly its value; ReadBackError naming the first key that does not."""
+    parts = _merge_parts(text, values)
+    merged = "".join(part.after for part in parts)
+    problem = read_back_problem(merged, values)
+    if problem is not None:
+        key, line, reader = problem
+        raise ReadBackError(ReadBackProblem(key, _original_line(parts, line), reader))
+    return merged
+
+
+class ReadBackError(ValueError):
+    def __init__(self, problem: ReadBackProblem) -> None:
+        super().__init__(f"{problem.key} on line {problem.line} does not read back in {problem.reader}")
+        self.problem = problem
+
+
+def read_back_problem(merged: str, values: Mapping[str, str]) -> tuple[str, int, str] | None:
+    """(key, line in `merged`, reader) of the first key of `values` that a reader does not
+    read back as exactly its value."""
+    python = [
+        b for b in parse_stream(io.StringIO(merged)) if b.key is not None and b.key in values and not b.error
+    ]
+    node = [b for b in node_bindings(merged) if b.key in values]
+    for key, value in values.items():
+        python_lines = [_key_line(b) for b in python if b.key == key]
+        for binding in python:
+            if binding.key == key and binding.value != value:
+                return key, _key_line(binding), "python-dotenv"
+        last = [b for b in node if b.key == key][-1:]
+        if not last:
+            return key, python_lines[-1] if python_lines else 1, "Node's dotenv"
+        if last[0].value != value:
+            return key, last[0].line, "Node's dotenv"
+        if not python_lines:
+            return key, last[0].line, "python-dotenv"
+    return None
+
+
+def _original_line(parts: list[_Part], merged_line: int) -> int:
+    """The line of the original text that a line of the merged text came from."""
+    start = 1
+    for part in parts:
+        span = _count_lines(part.after)
+        if merged_line < start + max(span, 1) or part is parts[-1]:
+            offset = merged_line - start
+            same = part.before == part.after or not part.before
+            return part.line + (offset if same else min(offset, _count_lines(part.before)))
+        start += span
+    return merged_line

@@ -11,8 +11,19 @@ from typing import TYPE_CHECKING, ClassVar
 
 from .bedrockkey import TOKEN_VARIABLE, bedrock_env, bedrock_key_id, is_long_term_bedrock_key
 from .credentials import mask_key_id
-from .envfile import long_term_key_ids, managed_values, merge_env, secret_for_key
-from .errors import LongTermKeyError
+from .envfile import (
+    KEY_ID,
+    ReadBackError,
+    ReadBackProblem,
+    lone_secret_line,
+    long_term_key_ids,
+    managed_values,
+    merge_env_verified,
+    secret_for_key,
+    secrets_read,
+    values_read,
+)
+from .errors import LongTermKeyError, TargetError
 from .targets import KeyPairCheck, Target
 
 if TYPE_CHECKING:
@@ -21,27 +32,56 @@ if TYPE_CHECKING:
 __all__ = ["EnvFileTarget", "LongTermKeyError", "guard_bedrock_key", "guard_long_term_keys"]
 
 
+def _pair_adopted(is_adopted: KeyPairCheck, key_id: str, text: str) -> bool:
+    """Adopted with the secret either reader sees beside it: the pair is safe in a source profile
+    (a reader that disagrees, such as python-dotenv keeping backticks, only misreads it)."""
+    secrets: set[str | None] = set(secrets_read(text)) or {secret_for_key(text)}
+    return any(is_adopted(key_id, secret) for secret in secrets)
+
+
 def guard_long_term_keys(path: Path | str, text: str, is_adopted: KeyPairCheck, profile_hint: str) -> None:
     """A long-term pair in the file is overwritten only once a source profile holds it."""
-    for key_id in long_term_key_ids(text):
-        if not is_adopted(key_id, secret_for_key(text)):
+    adopt = f"`credhelper adopt-keys --env-file {path} --profile {profile_hint}`"
+    long_term = long_term_key_ids(text)
+    for key_id in long_term:
+        if not _pair_adopted(is_adopted, key_id, text):
             raise LongTermKeyError(
                 f"{path} holds a long-term access key ({mask_key_id(key_id)}) that credhelper will "
-                f"not overwrite: move it to a source profile first with `credhelper adopt-keys "
-                f"--env-file {path} --profile {profile_hint}`, then refresh again"
+                f"not overwrite: move it to a source profile first with {adopt}, then refresh again"
             )
+    line = lone_secret_line(text)
+    if line is None:
+        return
+    key_ids = long_term or [v.strip() for v in values_read(text, (KEY_ID,)).get(KEY_ID, []) if v.strip()]
+    if not key_ids or not all(_pair_adopted(is_adopted, key_id, text) for key_id in key_ids):
+        raise LongTermKeyError(
+            f"{path}: line {line}: AWS_SECRET_ACCESS_KEY holds a secret without a temporary (ASIA…) key "
+            "id beside it, likely half of a long-term key pair, which credhelper will not overwrite: "
+            f"put its key id in AWS_ACCESS_KEY_ID and move the pair with {adopt}, or delete that line "
+            "if you no longer need it, then refresh again"
+        )
 
 
 def guard_bedrock_key(path: Path | str, text: str) -> None:
     """A long-term Bedrock API key (anything non-empty that is not a presigned short-term one)
     is never overwritten: it cannot be moved anywhere credhelper would keep it."""
-    for value in managed_values(text, (TOKEN_VARIABLE,)).get(TOKEN_VARIABLE, []):
-        if is_long_term_bedrock_key(value):
+    for value in values_read(text, (TOKEN_VARIABLE,)).get(TOKEN_VARIABLE, []):
+        if is_long_term_bedrock_key(value.strip()):
             raise LongTermKeyError(
                 f"{path} holds a long-term Amazon Bedrock API key in {TOKEN_VARIABLE} that credhelper "
                 "will not overwrite: keep it elsewhere if you still need it (or delete it in the IAM "
                 "console), remove that line, then refresh again"
             )
+
+
+def read_back_refusal(path: Path | str, problem: ReadBackProblem) -> TargetError:
+    key = problem.key
+    return TargetError(
+        f"{path}: line {problem.line}: {key} would not read back as the value credhelper writes in "
+        f"{problem.reader} (another binding of it, such as one written with a colon, or quotes the "
+        f"readers disagree on): keep a single plain line setting {key} with '=', delete the others, "
+        "then refresh again"
+    )
 
 
 @dataclass(frozen=True)
@@ -63,7 +103,10 @@ class EnvFileTarget(Target):
         values = credentials.env_values(self.region)
         if self.bedrock_api_key:
             values |= bedrock_env(self.region, credentials, self.clock())
-        return merge_env(text, values)
+        try:
+            return merge_env_verified(text, values)
+        except ReadBackError as error:
+            raise read_back_refusal(self.path, error.problem) from None
 
     def state(self, text: str | None, credentials: Credentials | None) -> str:
         if text is None:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from .credentials import is_long_term_key_id, mask_key_id
+from .credentials import mask_key_id
+from .envfile import LONG_TERM_KEY_ID
 from .errors import LongTermKeyError, TargetError
 from .targets import KeyPairCheck, Target, read_target_file
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 # configparser's own header rule, applied to the stripped line: `[` name `]`, the last `]` wins.
 _SECTION = re.compile(r"^\s*\[(.+)\]")
 _KEY = re.compile(r"^(\s*([A-Za-z0-9_]+)\s*[=:][^\S\r\n]*)")
+_WRITTEN_KEYS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
 _NO_DEFAULT_SECTION = "\0credhelper: no DEFAULT section"  # [DEFAULT] is a section like any other
 Sections = dict[str, dict[str, str]]
 
@@ -108,6 +110,19 @@ def _line_ending(line: str) -> str:
     return line[len(line.rstrip("\r\n")) :]
 
 
+def section_key_lines(text: str, name: str, keys: tuple[str, ...] = _WRITTEN_KEYS) -> list[str]:
+    """The raw lines of every `[name]` section that set_section replaces."""
+    found: list[str] = []
+    in_section = False
+    for line in re.split(r"\r\n|\r|\n", text):
+        header = _SECTION.match(line)
+        if header:
+            in_section = header.group(1) == name
+        elif in_section and (key := _KEY.match(line)) and key.group(2).lower() in keys:
+            found.append(line)
+    return found
+
+
 def set_section(text: str, name: str, values: Mapping[str, str]) -> str:
     """Set `values` in every `[name]` section (appending the section if there is none). Lines of
     other sections, comments, and the section's other keys stay byte for byte."""
@@ -171,12 +186,17 @@ class CredentialsSectionTarget(Target):
         return (str(self.real_path), self.section)
 
     def guard(self, text: str, adopted: KeyPairCheck) -> None:
-        held = parse_sections(text, str(self.path)).get(self.section, {}).get("aws_access_key_id", "")
-        if is_long_term_key_id(held):
-            raise LongTermKeyError(
-                f"{self.path}: [{self.section}] holds a long-term access key ({mask_key_id(held)}) that "
-                "credhelper will not overwrite: name another section in credentials_files"
-            )
+        """A long-term key id anywhere credhelper would write (a value, however quoted, or a raw
+        line it replaces) is refused; only the id is shown, never the text around it."""
+        held = parse_sections(text, str(self.path)).get(self.section, {})
+        places = [held.get(key, "") for key in _WRITTEN_KEYS] + section_key_lines(text, self.section)
+        for place in places:
+            if found := LONG_TERM_KEY_ID.search(place):
+                raise LongTermKeyError(
+                    f"{self.path}: [{self.section}] holds a long-term access key "
+                    f"({mask_key_id(found.group(0))}) that credhelper will not overwrite: name another "
+                    "section in credentials_files"
+                )
 
     def render(self, text: str, credentials: Credentials) -> str:
         values = credentials.credentials_file_values()

@@ -14,6 +14,7 @@ import errno
 import hashlib
 import logging
 import os
+import stat
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ log = logging.getLogger("credhelper.targets")
 MAX_TARGET_BYTES = 1 << 20
 MAX_MERGE_ROUNDS = 20
 READABLE_BY_OTHERS = 0o044
+WRITABLE_BY_OTHERS = 0o002
 LOCK_SECONDS = 30.0
 
 # Is this long-term pair (key id, secret if known) already kept in a source profile?
@@ -169,8 +171,69 @@ def read_target_file(path: Path, label: str, setting: str) -> Snapshot | None:
     return Snapshot(data, _decode(label, data), info.st_mode & 0o7777, (info.st_uid, info.st_gid))
 
 
+def foreign_symlink(configured: Path, uid: int) -> tuple[str, int] | None:
+    """The first symlink on the way to `configured` (followed as the kernel would) owned by
+    neither `uid` nor root, with its owner: whoever owns it decides where credentials go."""
+    pending = list(Path(os.path.abspath(configured)).parts[1:])
+    current = "/"
+    for _ in range(4096):  # a loop of links ends the walk; reading the file then says ELOOP
+        if not pending:
+            return None
+        part = pending.pop(0)
+        if part == "..":
+            current = os.path.dirname(current)
+            continue
+        candidate = os.path.join(current, part)
+        try:
+            info = os.lstat(candidate)
+        except OSError:
+            return None  # nothing there (yet) to follow
+        if not stat.S_ISLNK(info.st_mode):
+            current = candidate
+            continue
+        if info.st_uid not in (0, uid):
+            return candidate, info.st_uid
+        link = Path(os.readlink(candidate))
+        if link.is_absolute():
+            current = "/"
+        pending[:0] = link.parts[1:] if link.is_absolute() else link.parts
+    return None
+
+
+def _refuse_foreign_symlink(configured: Path, label: str, setting: str) -> None:
+    uid = os.geteuid()
+    if uid == 0:
+        return
+    found = foreign_symlink(configured, uid)
+    if found is not None:
+        link, owner = found
+        raise TargetError(
+            f"{label}: {link} is a symlink owned by another user (uid {owner}), who could send the "
+            f"credentials anywhere; credhelper does not follow it: remove it or point {setting} at "
+            "a path of your own"
+        )
+
+
+def refuse_unsafe_owner(label: str, found: Snapshot) -> None:
+    """Credentials never go into a file others may write, or (unless running as root) one that
+    another user owns: they could read every secret credhelper puts there."""
+    if found.mode & WRITABLE_BY_OTHERS:
+        raise TargetError(
+            f"{label}: any user can write this file (mode {found.mode:o}); credhelper puts no "
+            "credentials in it: chmod 600 it (or remove it and let credhelper create it)"
+        )
+    uid = os.geteuid()
+    if uid != 0 and found.owner[0] != uid:
+        raise TargetError(
+            f"{label}: owned by another user (uid {found.owner[0]}), who could read the credentials; "
+            "credhelper writes only files of your own: remove it or point the profile at your own file"
+        )
+
+
 def resolved(configured: Path, label: str, setting: str) -> Path:
-    """The file a target path points at (through symlinks), in a directory that exists."""
+    """The file a target path points at (through symlinks none but this user or root owns), in
+    a directory that exists."""
+    _refuse_foreign_symlink(configured, label, setting)
     path = Path(os.path.realpath(configured))
     if not path.parent.is_dir():
         raise TargetError(f"{label}: directory {path.parent} does not exist; create it or fix {setting}")
@@ -178,13 +241,29 @@ def resolved(configured: Path, label: str, setting: str) -> Path:
 
 
 def read_target(target: Target) -> Snapshot | None:
-    return read_target_file(resolved(target.path, target.label, target.setting), target.label, target.setting)
+    label, setting = target.label, target.setting
+    found = read_target_file(resolved(target.path, label, setting), label, setting)
+    if found is not None:
+        refuse_unsafe_owner(target.label, found)
+    return found
+
+
+def placeholder_credentials() -> Credentials:
+    """Obviously fake credentials shaped like STS's, for proving a write would be accepted."""
+    from .credentials import Credentials
+
+    return Credentials(
+        "ASIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "EXAMPLE+session/token=", 4e9
+    )
 
 
 def check_target(target: Target, adopted: KeyPairCheck) -> None:
-    """Everything that would refuse the write, checked before any STS call."""
+    """Everything that would refuse the write, checked before any STS call: the same guard,
+    render and read-back the write runs, on the current text with placeholder credentials."""
     found = read_target(target)
-    target.guard(found.text if found is not None else "", adopted)
+    text = found.text if found is not None else ""
+    target.guard(text, adopted)
+    target.render(text, placeholder_credentials())
     _check_writable(target)
 
 
@@ -259,6 +338,8 @@ def _rewrite_locked(
     before_rename: Callable[[], None] | None,
 ) -> bool:
     before = read_target_file(path, label, setting)
+    if before is not None:
+        refuse_unsafe_owner(label, before)
     merged = transform(before.text if before is not None else "")
     if before is not None and merged == before.text:
         return False
@@ -292,6 +373,8 @@ def _rewrite_locked(
             if temp is not None:
                 remove_quietly(temp)
         before = now
+        if now is not None:
+            refuse_unsafe_owner(label, now)
         merged = transform(now.text if now is not None else "")
         if now is not None:
             mode, owner = now.mode, now.owner

@@ -1,0 +1,108 @@
+"""Targets other users could reach: a symlink or file of theirs on the way to the credentials,
+and a check before STS that proves the write would be accepted."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import UserHome
+from tests.helpers import assert_one_line_failure
+
+ATTACKER = 4242
+VICTIM = 4343
+
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv"
+)
+
+
+def as_user(
+    uid: int, *command: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    setpriv = ["setpriv", "--reuid", str(uid), "--regid", str(uid), "--clear-groups", "--"]
+    return subprocess.run(
+        [*setpriv, *command], env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A sticky world-writable directory, like /tmp, that both users reach."""
+    path = Path(tempfile.mkdtemp(prefix="credhelper-shared-", dir="/tmp"))
+    os.chmod(path, 0o1777)
+    yield path
+    shutil.rmtree(path)
+
+
+def victim_home(home: UserHome, shared: Path, target: Path) -> tuple[Path, dict[str, str]]:
+    """The test user's HOME, copied to where the victim uid can reach it, its .env at `target`."""
+    home.write_config(env_files=f'["{target}"]')
+    root = shared / "victim"
+    shutil.copytree(home.root, root)
+    for path in [root, *root.rglob("*")]:
+        os.chown(path, VICTIM, VICTIM, follow_symlinks=False)
+    os.chmod(root, 0o700)
+    return root, dict(home.env, HOME=str(root))
+
+
+def victim_refresh(home: UserHome, shared: Path, target: Path) -> subprocess.CompletedProcess[str]:
+    root, env = victim_home(home, shared, target)
+    return as_user(VICTIM, sys.executable, "-m", "credhelper", "refresh", env=env, cwd=root)
+
+
+@needs_root
+def test_credentials_never_go_through_another_users_symlink(home: UserHome, shared_dir: Path) -> None:
+    attacker_dir = shared_dir / "attacker"
+    script = (
+        f"import os; os.mkdir('{attacker_dir}', 0o777); os.chmod('{attacker_dir}', 0o777); "
+        f"fd = os.open('{attacker_dir}/loot', os.O_CREAT | os.O_WRONLY, 0o666); os.fchmod(fd, 0o666); "
+        f"os.symlink('{attacker_dir}/loot', '{shared_dir}/app.env')"
+    )
+    made = as_user(ATTACKER, sys.executable, "-c", script)
+    assert made.returncode == 0, made.stderr
+    result = victim_refresh(home, shared_dir, shared_dir / "app.env")
+    assert_one_line_failure(result, 78, f"{shared_dir}/app.env", "symlink owned by another user")
+    assert (attacker_dir / "loot").read_bytes() == b""
+    assert [p.name for p in attacker_dir.iterdir()] == ["loot"]
+    assert home.proxy.count("AssumeRole") == 0
+
+
+@needs_root
+def test_credentials_never_go_into_another_users_file(home: UserHome, shared_dir: Path) -> None:
+    target = shared_dir / "app.env"
+    made = as_user(ATTACKER, sys.executable, "-c", f"open('{target}', 'w').write('A=1\\n')")
+    assert made.returncode == 0, made.stderr
+    os.chmod(target, 0o644)
+    result = victim_refresh(home, shared_dir, target)
+    assert_one_line_failure(result, 78, str(target), "owned by another user")
+    assert target.read_text() == "A=1\n"
+    assert home.proxy.count("AssumeRole") == 0
+
+
+def test_credentials_never_go_into_a_file_anyone_can_write(home: UserHome) -> None:
+    os.chmod(home.app_env, 0o666)
+    before = home.app_env.read_text()
+    result = home.run("refresh")
+    assert_one_line_failure(result, 78, str(home.app_env), "any user can write", "chmod 600")
+    assert home.app_env.read_text() == before
+    assert home.proxy.count("AssumeRole") == 0
+
+
+def test_a_credentials_file_the_write_would_refuse_is_refused_before_sts(home: UserHome) -> None:
+    shared = home.root / ".aws" / "apps"
+    text = "[other]\nx = 1\n  [bedrock]\naws_access_key_id = ASIAOLDOLDOLDEXAMPLE\n"
+    shared.write_text(text)
+    os.chmod(shared, 0o600)
+    home.write_config(credentials_files='[{path = "~/.aws/apps", profile = "bedrock"}]')
+    result = home.run("refresh")
+    assert_one_line_failure(result, 78, str(shared))
+    assert shared.read_text() == text
+    assert home.proxy.count("AssumeRole") == 0
