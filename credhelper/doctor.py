@@ -34,7 +34,7 @@ from .fileio import read_bytes_or_none
 from .logsetup import redact, register_secret
 from .profile import SHORT_SESSION_SECONDS, Profile
 from .server import daemon_lock_held, live_endpoint, read_endpoint, runtime_dir, token_path
-from .targets import KeyPairCheck, Target, profile_targets, read_target
+from .targets import KeyPairCheck, Target, placeholder_credentials, profile_targets, read_target
 from .unit import UNIT_NAME, user_manager
 
 if TYPE_CHECKING:
@@ -466,6 +466,7 @@ def check_target_file(
     ]
     try:
         target.guard(found.text, adopted)
+        target.render(found.text, placeholder_credentials())  # what the write would refuse, too
     except LongTermKeyError as error:
         findings.append(Finding(name, "long-term key", FAIL, str(error)))
     except CredhelperError as error:  # e.g. a credentials file that cannot be read with certainty

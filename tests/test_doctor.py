@@ -243,3 +243,14 @@ def test_unit_state_is_reported_when_a_user_manager_answers(running: UserHome) -
     result, _statuses = doctor(running)
     assert "systemctl --user enable --now credhelper.service" in line_of(result, WARN, "unit")
     assert result.returncode == 0
+
+
+def test_a_binding_only_node_reads_fails_as_the_write_would(home: UserHome) -> None:
+    text = home.app_env.read_text() + "AWS_ACCESS_KEY_ID: ASIAEXAMPLEEXAMPLE01\n"  # Node reads it last
+    home.app_env.write_text(text)
+    result = home.run("doctor")
+    assert result.returncode == 1, result.stdout
+    lines = result.stdout.splitlines()
+    failing = [line for line in lines if line.startswith("fail") and "bedrock: target " in line]
+    assert failing, result.stdout
+    assert home.app_env.read_text() == text
