@@ -289,7 +289,7 @@ class Supervisor:
         env = child_environment(self.environ, self._child_values(credentials))
         try:
             child = subprocess.Popen(self.command, env=env, process_group=0)
-        except OSError as error:
+        except (OSError, ValueError) as error:
             raise not_runnable(self.command[0], error) from None
         self.child = child
         if self.owns_terminal:
