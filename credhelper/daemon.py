@@ -31,6 +31,7 @@ from .credentials import Credentials
 from .delivery import DeliveryReport, deliver, target_paths
 from .errors import CredhelperError, FileSystemError, as_credhelper_error
 from .fileio import atomic_write, ensure_private_dir, open_lock_file, read_regular_file, remove_quietly
+from .keeper import TargetClaims
 from .policy import Mode, Pending, Want, config_change, is_ready, retrying, status_line, want, will_do
 from .profile import Profile, parse_listen_address
 from .refresher import Refresher
@@ -152,6 +153,8 @@ class Daemon:
         self.ready = False
         self.last_status = ""
         self.source_digest = ""
+        self.claims = TargetClaims()  # one target, one keeper, whatever the cache directory
+        self.claim_errors: dict[str, str] = {}
 
     @staticmethod
     def _gateway() -> StsGateway:
@@ -194,6 +197,7 @@ class Daemon:
             if self.server is not None:
                 unpublish_endpoint(self.environ, self.cache.directory)
                 self.server.stop()
+            self.claims.release_all()
             daemon_lock.release()
 
     def _start(self) -> threading.Thread:
@@ -342,14 +346,20 @@ class Daemon:
         profile = self.profiles[name]
         held = self.current.get(name)
         wanted = want(self.pending.mode(name, held), profile, held, self.clock.wall())
+        kept, elsewhere = self.claims.kept(profile)
         try:
-            supplied = supply(self.refresher, profile, wanted, self.environ, held, self.write_lock)
+            supplied = supply(self.refresher, kept, wanted, self.environ, held, self.write_lock)
         except Exception as error:
             self._failed(name, as_credhelper_error(error, f"refresh profile {name}"))
             return
         credentials = supplied.credentials
         self.current[name] = credentials
         self._log_delivery(profile, supplied.report)
+        if elsewhere is not None:
+            supplied.report.errors.insert(0, elsewhere)
+            if self.claim_errors.get(name) != str(elsewhere):
+                log.error("%s", elsewhere)
+        self.claim_errors[name] = str(elsewhere or "")
         if supplied.report.errors:
             self.pending.not_delivered(name)
             self._failed(name, supplied.report.errors[0], last_error=str(supplied.report.errors[0]))
@@ -381,6 +391,7 @@ class Daemon:
     def _write_targets(self, profile: Profile, credentials: Credentials, run_hook: bool) -> None:
         if credentials.is_expired(self.clock.wall()):
             return  # expired credentials are never written
+        profile, _ = self.claims.kept(profile)
         with self.write_lock:
             report = deliver(profile, credentials, self.cache.directory, self.environ, run_hook=run_hook)
         self._log_delivery(profile, report)
@@ -437,6 +448,7 @@ class Daemon:
         old = self.profiles
         self.config = config
         self.profiles = {p.name: p for p in selected}
+        self.claims.keep_only(selected)
         for profile in selected:
             for warning in profile.warnings:
                 log.warning("%s", warning)
