@@ -204,7 +204,7 @@ def test_run_on_a_read_only_cache_says_so_in_one_line(home: UserHome) -> None:
         ("env_files", '["/tmp/x\\u0000y"]'),
         ("credentials_files", '[{path = "/tmp/x\\u0000y", profile = "bedrock"}]'),
         ("on_refresh", '["sh", "-c", "true\\u0000"]'),
-        ("mfa_command", '["ykman\\u0000"]'),
+        ("mfa_command", '["ykman\\u0000"]\nmfa_serial = "arn:aws:iam::123456789012:mfa/alice"'),
         ("env_files", f'["/tmp/{"n" * 256}"]'),
         ("env_files", f'["{"/abcdefgh" * 460}"]'),
     ],
