@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from .credentials import LONGEST_SESSION_SECONDS, Credentials, plausible_epoch
 from .fastpath import answer_path, cache_dir_path
-from .fileio import atomic_write, ensure_private_dir, file_lock, remove_quietly
+from .fileio import atomic_write, ensure_private_dir, file_kind, file_lock, read_regular_file, remove_quietly
 
 __all__ = ["Cache", "cache_dir_path"]
 
@@ -22,15 +22,30 @@ if TYPE_CHECKING:
 
 CACHE_FORMAT = "credhelper-cache/1"
 STATE_FORMAT = "credhelper-state/1"
+CACHE_FILE_MAX_BYTES = 64 * 1024  # an entry is under 4 KiB
 
 
 def _load_json(path: str) -> dict[str, Any] | None:
+    """The file's JSON object, or None. Opened without following a symlink or blocking, read up to
+    a small limit: a FIFO, a device, a symlink or a huge file is ignored, and replaced at the next
+    write, rather than hanging the command or eating its memory."""
     try:
-        with open(path, "rb") as handle:
-            data = json.loads(handle.read())
+        found = read_regular_file(path, CACHE_FILE_MAX_BYTES)
+        data = json.loads(found[0]) if found is not None else None
     except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def _replace(path: str, data: bytes) -> None:
+    """Write a cache file; a directory in its way (the rename cannot replace one) is moved aside."""
+    try:
+        in_the_way = file_kind(os.lstat(path).st_mode) == "directory"
+    except OSError:
+        in_the_way = False
+    if in_the_way:
+        os.rename(path, f"{path}.in-the-way-{os.getpid()}-{time.time_ns()}")
+    atomic_write(path, data)
 
 
 class Cache:
@@ -69,7 +84,7 @@ class Cache:
     ) -> None:
         self._ensure()
         payload = {"format": CACHE_FORMAT, "fingerprint": fingerprint, "credentials": credentials.to_record()}
-        atomic_write(self._path(profile, kind), json.dumps(payload).encode())
+        _replace(self._path(profile, kind), json.dumps(payload).encode())
         if kind == "json":  # the ready answer of credential-process was the entry just replaced
             remove_quietly(answer_path(self.directory, profile))
 
@@ -87,7 +102,7 @@ class Cache:
         with file_lock(self._path(profile, "state.lock"), timeout=10.0):
             state = self.read_state(profile)
             state.update(changes, format=STATE_FORMAT)
-            atomic_write(self._path(profile, "state.json"), json.dumps(state, sort_keys=True).encode())
+            _replace(self._path(profile, "state.json"), json.dumps(state, sort_keys=True).encode())
         return state
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("credhelper")
 LOG_LEVELS = ["debug", "info", "warning", "error"]
+MAX_GRACE_SECONDS = 3600.0
 
 
 @dataclass
@@ -389,11 +391,16 @@ def exec_command(
 ) -> None:
     """Run COMMAND with credentials that never go stale: credhelper exec PROFILE -- COMMAND [ARG]..."""
     from .execcmd import DEFAULT_GRACE_SECONDS, ExecOptions, run_exec
+    from .execplain import CommandNotFound
 
     if not command:
         raise click.UsageError("missing COMMAND: credhelper exec PROFILE [OPTIONS] -- COMMAND [ARG]...")
     if grace is not None and not restart_on_refresh:
         raise click.UsageError("--grace applies only with --restart-on-refresh")
+    if grace is not None and not (math.isfinite(grace) and 0 <= grace <= MAX_GRACE_SECONDS):
+        raise click.UsageError(f"--grace {grace}: give a number of seconds from 0 to {MAX_GRACE_SECONDS:.0f}")
+    if not command[0] or "\0" in command[0]:
+        raise CommandNotFound(f"{command[0]!r}: command not found; give the command to run after --")
     (selected,) = app.profiles([profile])
     options = ExecOptions(restart_on_refresh, DEFAULT_GRACE_SECONDS if grace is None else grace, endpoint)
     raise click.exceptions.Exit(run_exec(selected, app.refresher(), command, options, os.environ))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,26 @@ def load_config(explicit: str | None, environ: Mapping[str, str]) -> Config:
     return Config(path=Path(path), profiles=profiles, serve=parse_daemon(data, path))
 
 
+NAME_MAX_BYTES = 255
+PATH_MAX_BYTES = 4095  # PATH_MAX less the terminating NUL
+
+
+def _check_path_length(where: str, raw: str, path: str) -> None:
+    """A name or path the file system cannot hold would fail at every write, forever."""
+    encoded = os.fsencode(path)
+    if len(encoded) > PATH_MAX_BYTES:
+        raise ConfigError(
+            f"{where}: {raw[:60]!r}... is {len(encoded)} bytes long once expanded; a path can be at "
+            f"most {PATH_MAX_BYTES}: shorten it"
+        )
+    longest = max(encoded.split(b"/"), key=len)
+    if len(longest) > NAME_MAX_BYTES:
+        raise ConfigError(
+            f"{where}: a file name in {raw[:60]!r}... is {len(longest)} bytes long; a name can be at "
+            f"most {NAME_MAX_BYTES}: shorten it"
+        )
+
+
 def _configured(profile: Profile) -> list[tuple[Target, str]]:
     """Each target of the profile beside the text that names it in the configuration."""
     raw = list(profile.env_files) + [path for path, _ in profile.credentials_files]
@@ -58,6 +79,7 @@ def check_target_paths(profiles: Mapping[str, Profile], source: str) -> None:
                     f"{where}: {raw!r} is not an absolute path once ~ and $VARIABLES are expanded "
                     f"(it gives {str(target.path)!r}); write it from / or ~"
                 )
+            _check_path_length(where, raw, str(target.path))
             claim = target.claim()
             shown = raw + (f" [{claim[1]}]" if claim[1] else "")
             if claim in owners and owners[claim][0] != profile.name:

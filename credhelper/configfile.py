@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 from .errors import ConfigError
 from .fastpath import config_path
+from .fileio import FileTooLarge, NotRegularFile, read_regular_file
 from .profile import default_session_name
 
 __all__ = ["config_path", "read_config_data", "session_name_default"]
@@ -17,16 +18,31 @@ __all__ = ["config_path", "read_config_data", "session_name_default"]
 DEFAULT_PATH_ADVICE = (
     "no configuration file; create it with a [profiles.NAME] table (see the README), or pass --config PATH"
 )
+CONFIG_MAX_BYTES = 1 << 20
+
+
+def _read_config_bytes(path: str, missing_advice: str) -> bytes:
+    """Never blocks and never reads without bound: a FIFO or device given as the configuration
+    would hang every command (and the daemon's reload), /dev/zero would eat the memory."""
+    try:
+        found = read_regular_file(path, CONFIG_MAX_BYTES, follow_symlinks=True)
+    except NotRegularFile as error:
+        raise ConfigError(
+            f"{path}: the configuration is a {error.kind}, not a regular file; point it at a TOML file"
+        ) from None
+    except FileTooLarge:
+        raise ConfigError(
+            f"{path}: the configuration is larger than {CONFIG_MAX_BYTES} bytes; is it the right file?"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}") from None
+    if found is None:
+        raise ConfigError(f"{path}: {missing_advice}")
+    return found[0]
 
 
 def read_config_data(path: str, missing_advice: str = DEFAULT_PATH_ADVICE) -> dict[str, object]:
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: {missing_advice}") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}") from None
+    raw = _read_config_bytes(path, missing_advice)
     try:
         return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:

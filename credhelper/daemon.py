@@ -32,8 +32,9 @@ from .cache import Cache, cache_dir_path
 from .config import Config, load_config
 from .credentials import Credentials
 from .delivery import DeliveryReport, deliver, target_paths
-from .errors import CredhelperError, as_credhelper_error
-from .fileio import PRIVATE_FILE, atomic_write, ensure_private_dir, read_bytes_or_none, remove_quietly
+from .errors import CredhelperError, FileSystemError, as_credhelper_error
+from .fileio import atomic_write, ensure_private_dir, open_lock_file, read_regular_file, remove_quietly
+from .keeper import TargetClaims, TargetKeptElsewhere
 from .policy import (
     Mode,
     Pending,
@@ -64,6 +65,8 @@ SHUTDOWN_GRACE_SECONDS = 1.0  # after hooks in flight were given theirs (childre
 ENDPOINT_WAIT_SECONDS = 20.0  # under botocore's and the JS SDK's retries, well over one STS round trip
 MIN_ENDPOINT_SECONDS = 60
 EVENT_SETTLE_SECONDS = 0.05
+PID_FILE_MAX_BYTES = 64
+SOURCE_FILE_MAX_BYTES = 1 << 20
 
 
 class DaemonLock:
@@ -75,18 +78,32 @@ class DaemonLock:
         self.fd = -1
 
     def acquire(self) -> None:
-        ensure_private_dir(os.path.dirname(self.path))
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+        try:
+            ensure_private_dir(os.path.dirname(self.path))
+            self.fd = open_lock_file(self.path)
+        except OSError as error:
+            raise FileSystemError.from_os_error(error, "create the daemon's lock file") from None
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(self.fd)
-            data = read_bytes_or_none(self.pid_path) or b"?"
+            self.fd = -1
             raise CredhelperError(
-                f"another `credhelper run` (pid {data.decode(errors='replace').strip()}) already keeps "
+                f"another `credhelper run` (pid {self._recorded_pid()}) already keeps "
                 f"{os.path.dirname(self.path)} fresh; stop it first (systemctl --user stop credhelper)"
             ) from None
-        atomic_write(self.pid_path, f"{os.getpid()}\n".encode())
+        try:
+            atomic_write(self.pid_path, f"{os.getpid()}\n".encode())
+        except OSError as error:
+            self.release()
+            raise FileSystemError.from_os_error(error, "write the daemon's pid file") from None
+
+    def _recorded_pid(self) -> str:
+        try:
+            found = read_regular_file(self.pid_path, PID_FILE_MAX_BYTES)
+        except OSError:
+            return "?"
+        return found[0].decode(errors="replace").strip() or "?" if found is not None else "?"
 
     def release(self) -> None:
         if self.fd >= 0:
@@ -113,6 +130,8 @@ class _Attempt:
     profile: Profile
     wanted: Want
     held: Credentials | None
+    kept: Profile  # the profile with only the targets this daemon keeps
+    elsewhere: TargetKeptElsewhere | None  # the targets another daemon keeps
 
 
 @dataclass(frozen=True)
@@ -209,6 +228,8 @@ class Daemon:
         self.ready = False
         self.last_status = ""
         self.source_digest = ""
+        self.claims = TargetClaims()  # one target, one keeper, whatever the cache directory
+        self.claim_errors: dict[str, str] = {}
 
     @staticmethod
     def _gateway() -> StsGateway:
@@ -223,17 +244,10 @@ class Daemon:
         daemon_lock = DaemonLock(self.cache.directory)
         daemon_lock.acquire()
         try:
-            self._apply_config(load_config(self.config_option, self.environ))
-            self.source_digest = self._source_digest()
-            self._start_server()
-            # The observer's dispatch thread wakes every `timeout` seconds while idle; events
-            # themselves are delivered at once.
-            self.observer = Observer(timeout=30)
-            self.observer.name = "credhelper-watch"
-            self.observer.start()
-            self._rewatch()
-            worker = threading.Thread(target=self._work, name="credhelper-scheduler", daemon=True)
-            worker.start()
+            try:
+                worker = self._start()
+            except OSError as error:  # a full or read-only disk, no inotify watches left, ...
+                raise FileSystemError.from_os_error(error, "start the daemon: writing") from None
             log.info(
                 "running: %d profile(s), cache %s, pid %d",
                 len(self.profiles),
@@ -257,7 +271,22 @@ class Daemon:
             if self.server is not None:
                 unpublish_endpoint(self.environ, self.cache.directory)
                 self.server.stop()
+            self.claims.release_all()
             daemon_lock.release()
+
+    def _start(self) -> threading.Thread:
+        self._apply_config(load_config(self.config_option, self.environ))
+        self.source_digest = self._source_digest()
+        self._start_server()
+        # The observer's dispatch thread wakes every `timeout` seconds while idle; events
+        # themselves are delivered at once.
+        self.observer = Observer(timeout=30)
+        self.observer.name = "credhelper-watch"
+        self.observer.start()
+        self._rewatch()
+        worker = threading.Thread(target=self._work, name="credhelper-scheduler", daemon=True)
+        worker.start()
+        return worker
 
     def _install_signals(self) -> None:
         def stop(signum: int, frame: FrameType | None) -> None:
@@ -405,7 +434,8 @@ class Daemon:
             profile = self.profiles[name]
             held = self.current.get(name)
             wanted = want(self.pending.mode(name, held), profile, held, self.clock.wall())
-            attempt = _Attempt(profile, wanted, held)
+            kept, elsewhere = self.claims.kept(profile)  # the claims belong to this thread
+            attempt = _Attempt(profile, wanted, held, kept, elsewhere)
             self.in_flight[name] = attempt
             threading.Thread(
                 target=self._attempt, args=(attempt,), name=f"credhelper-refresh-{name}", daemon=True
@@ -418,7 +448,7 @@ class Daemon:
         profile = attempt.profile
         try:
             supplied = supply(
-                self.refresher, profile, attempt.wanted, self.environ, attempt.held, self.write_gate
+                self.refresher, attempt.kept, attempt.wanted, self.environ, attempt.held, self.write_gate
             )
             outcome = _Outcome(attempt, supplied)
         except Exception as error:
@@ -455,6 +485,12 @@ class Daemon:
         credentials = outcome.supplied.credentials
         self.current[name] = credentials
         self._log_delivery(profile, outcome.supplied.report)
+        elsewhere = outcome.attempt.elsewhere
+        if elsewhere is not None:
+            outcome.supplied.report.errors.insert(0, elsewhere)
+            if self.claim_errors.get(name) != str(elsewhere):
+                log.error("%s", elsewhere)
+        self.claim_errors[name] = str(elsewhere or "")
         if outcome.supplied.report.errors:
             self.pending.not_delivered(name)
             error = outcome.supplied.report.errors[0]
@@ -494,6 +530,7 @@ class Daemon:
     def _write_targets(self, profile: Profile, credentials: Credentials, run_hook: bool) -> None:
         if credentials.is_expired(self.clock.wall()):
             return  # expired credentials are never written
+        profile, _ = self.claims.kept(profile)
         try:
             with self.write_gate:
                 report = deliver(profile, credentials, self.cache.directory, self.environ, run_hook=run_hook)
@@ -531,7 +568,15 @@ class Daemon:
         return os.path.abspath(shared_credentials_path(self.environ))
 
     def _source_digest(self) -> str:
-        data = read_bytes_or_none(self._credentials_file()) or b""
+        """What of the shared credentials file the profiles depend on. An unreadable file (a FIFO,
+        a device, too large) is logged and counts as its own state: the daemon carries on."""
+        path = self._credentials_file()
+        try:
+            found = read_regular_file(path, SOURCE_FILE_MAX_BYTES, follow_symlinks=True)
+        except OSError as error:
+            log.error("cannot read the shared credentials file %s: %s", path, error.strerror)
+            return f"unreadable: {error.strerror}"
+        data = found[0] if found is not None else b""
         sources = {p.source_profile or "default" for p in self.profiles.values()}
         sections = read_sections(data.decode("utf-8", "replace"))
         relevant = sorted(
@@ -544,6 +589,7 @@ class Daemon:
         old = self.profiles
         self.config = config
         self.profiles = {p.name: p for p in selected}
+        self.claims.keep_only(selected)
         for profile in selected:
             for warning in profile.warnings:
                 log.warning("%s", warning)

@@ -30,7 +30,7 @@ from .config import Config, load_config
 from .credentials import Credentials, mask_key_id
 from .delivery import adopted_checker
 from .errors import CredhelperError, LongTermKeyError
-from .fileio import read_bytes_or_none
+from .fileio import read_regular_file
 from .logsetup import redact, register_secret
 from .profile import SHORT_SESSION_SECONDS, Profile
 from .server import daemon_lock_held, live_endpoint, read_endpoint, runtime_dir, token_path
@@ -194,7 +194,11 @@ def check_daemon(directory: str, config: Config) -> list[Finding]:
     findings = []
     has_targets = any(p.env_files or p.credentials_files for p in config.profiles.values())
     if daemon_lock_held(directory):
-        pid = (read_bytes_or_none(os.path.join(directory, "daemon.pid")) or b"?").decode(errors="replace")
+        try:
+            found = read_regular_file(os.path.join(directory, "daemon.pid"), 64)
+        except OSError:
+            found = None
+        pid = found[0].decode(errors="replace") if found is not None else "?"
         findings.append(Finding(None, "daemon", OK, f"`credhelper run` is running (pid {pid.strip()})"))
     else:
         findings.append(
@@ -233,7 +237,8 @@ def check_endpoint(environ: Mapping[str, str], directory: str, config: Config) -
         ]
     profile = next(iter(config.profiles))
     try:
-        token = Path(endpoint["token_file"]).read_text().strip()
+        found = read_regular_file(endpoint["token_file"], 4096)  # never blocks on a FIFO
+        token = found[0].decode().strip() if found is not None else ""
         request = urllib.request.Request(
             f"{endpoint['url']}/v1/credentials/{profile}", headers={"Authorization": token}
         )

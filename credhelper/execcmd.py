@@ -23,8 +23,9 @@ import random
 import select
 import signal
 import subprocess
+import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -288,8 +289,10 @@ class Supervisor:
     def _start(self, credentials: Credentials) -> subprocess.Popen[bytes]:
         env = child_environment(self.environ, self._child_values(credentials))
         try:
-            child = subprocess.Popen(self.command, env=env, process_group=0)
-        except OSError as error:
+            child = subprocess.Popen(
+                self.command, env=env, process_group=0, preexec_fn=ends_with_this_process()
+            )
+        except (OSError, ValueError) as error:
             raise not_runnable(self.command[0], error) from None
         self.child = child
         if self.owns_terminal:
@@ -382,6 +385,32 @@ class Supervisor:
         signal.set_wakeup_fd(int(previous.pop(-1)))  # type: ignore[call-overload]
         for signum, handler in previous.items():
             signal.signal(signum, handler)  # type: ignore[arg-type]
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def ends_with_this_process() -> Callable[[], None] | None:
+    """For the command's preexec: a SIGTERM when this process dies, however it dies. A SIGKILLed
+    exec (the OOM killer, kill -9) cannot stop the command itself; left running, it would be an
+    orphan in a process group of its own, on credentials nobody renews. SIGTERM, not SIGKILL: what
+    exec sends first anyway, and the command may still clean up. None where prctl is missing."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:  # in the child, between fork and exec: one foreign call, no import
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # exec died before the request was made: do not start
+            os._exit(128 + signal.SIGTERM)
+
+    return preexec
 
 
 def _signal_group(group: int, signum: int) -> None:

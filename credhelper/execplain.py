@@ -69,8 +69,12 @@ def static_values(credentials: Credentials, profile: Profile, now: float) -> dic
     return values
 
 
-def not_runnable(command: str, error: OSError) -> CredhelperError:
-    if error.errno in (errno.ENOENT, errno.ENOTDIR):
+def not_runnable(command: str, error: OSError | ValueError) -> CredhelperError:
+    """An empty command name, or one with a NUL in it (ValueError from execve), is not found, as
+    in a shell: 127."""
+    if isinstance(error, ValueError) or error.errno in (errno.ENOENT, errno.ENOTDIR):
+        if not command:
+            return CommandNotFound("'': command not found; give the command to run after --")
         return CommandNotFound(f"{command}: command not found; check its name and PATH")
     return CommandNotExecutable(f"{command}: cannot run it: {error.strerror}; check that it is an executable")
 
@@ -83,7 +87,7 @@ def replace_process(command: Sequence[str], env: dict[str, str]) -> NoReturn:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         os.execvpe(command[0], list(command), env)
-    except OSError as error:
+    except (OSError, ValueError) as error:
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         raise not_runnable(command[0], error) from None
 

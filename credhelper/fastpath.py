@@ -117,10 +117,10 @@ def ready_answer(argv: "Sequence[str]", environ: "Mapping[str, str]", now: float
         fd = os.open(answer_path(cache_dir, profile), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         try:
             status = os.fstat(fd)
-            data = os.read(fd, ANSWER_MAX_BYTES)
+            is_regular = status.st_mode & 0o170000 == 0o100000
+            data = os.read(fd, ANSWER_MAX_BYTES) if is_regular else b""
         finally:
             os.close(fd)
-        is_regular = status.st_mode & 0o170000 == 0o100000
         if not is_regular or not is_private(status, 0o077) or len(data) >= ANSWER_MAX_BYTES:
             return None
         lines = data.split(b"\n", 6)

@@ -200,6 +200,40 @@ def lock_holder(fd: int) -> int | None:
     return None
 
 
+def open_lock_file(path: str | os.PathLike[str]) -> int:
+    """A lock file, opened read-write without following a symlink or blocking. Lock files are
+    credhelper's own: a FIFO, symlink, socket or device in the way is removed and a new file made
+    (a directory is not: it raises NotRegularFile)."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    for _ in range(5):
+        try:
+            fd = os.open(path, flags, PRIVATE_FILE)
+        except OSError as error:
+            if error.errno not in (errno.ELOOP, errno.ENXIO, errno.EOPNOTSUPP, errno.EISDIR):
+                raise
+            kind = file_kind(os.lstat(path).st_mode)
+        else:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISREG(mode):
+                return fd
+            os.close(fd)
+            kind = file_kind(mode)
+        if kind == "directory":
+            raise NotRegularFile(path, kind)
+        remove_quietly(path)
+    raise NotRegularFile(path, kind)
+
+
+def is_still_at(fd: int, path: str | os.PathLike[str]) -> bool:
+    """Whether `path` still names the file open at `fd` (a lock file may have been replaced)."""
+    try:
+        named = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+
+
 class file_lock:
     """An flock on `path` (created 0600). Held by the open file, so a crashed holder frees it."""
 
@@ -209,13 +243,16 @@ class file_lock:
         self.fd = -1
 
     def __enter__(self) -> None:
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+        self.fd = open_lock_file(self.path)
         deadline = time.monotonic() + self.timeout
         delay = 0.005
         while True:
             try:
                 fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
+                if is_still_at(self.fd, self.path):
+                    return
+                os.close(self.fd)  # replaced while this process waited: lock the one there now
+                self.fd = open_lock_file(self.path)
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     holder = lock_holder(self.fd)

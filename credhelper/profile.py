@@ -195,7 +195,15 @@ class _Checker:
         value = self.raw.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise self.fail(key, 'must be a list of strings (argv), e.g. ["ykman", "oath", ...]')
+        self.no_null(key, value, "an argument")
         return tuple(value)
+
+    def no_null(self, key: str, values: list[str], what: str) -> None:
+        """The operating system cannot take a string holding a NUL character (as a path or an
+        argument): refused here rather than failing at the first write or run."""
+        for text in values:
+            if "\0" in text:
+                raise self.fail(key, f"{what} holds a NUL character ({text!r}); remove it")
 
     def sections(self, key: str) -> tuple[tuple[str, str], ...]:
         value = self.raw.get(key, [])
@@ -209,6 +217,7 @@ class _Checker:
             path, section = entry["path"], entry["profile"]
             if not isinstance(path, str) or not path:
                 raise self.fail(key, f"path must be a file path, got {path!r}")
+            self.no_null(key, [path], "a path")
             if not isinstance(section, str) or not PROFILE_NAME.match(section):
                 raise self.fail(
                     key, f"profile {section!r} is not valid; use letters, digits, '.', '_' or '-'"
@@ -220,6 +229,7 @@ class _Checker:
         value = self.raw.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise self.fail(key, 'must be a list of file paths, e.g. ["~/app/.env"]')
+        self.no_null(key, value, "a path")
         return tuple(value)
 
 

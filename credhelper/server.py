@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from .credentials import Credentials
 from .errors import CredhelperError
-from .fileio import PRIVATE_DIR, PRIVATE_FILE, atomic_write, read_bytes_or_none, remove_quietly
+from .fileio import PRIVATE_DIR, PRIVATE_FILE, atomic_write, read_regular_file, remove_quietly
 from .logsetup import redact
 
 log = logging.getLogger("credhelper.server")
@@ -420,6 +420,9 @@ def endpoint_path(environ: Mapping[str, str], cache_dir: str) -> str:
     return os.path.join(runtime_dir(environ, cache_dir), "endpoint.json")
 
 
+SMALL_FILE_MAX_BYTES = 64 * 1024  # endpoint.json, the pid file: read without following a symlink
+
+
 def daemon_lock_path(cache_dir: str) -> str:
     return os.path.join(cache_dir, "daemon.lock")
 
@@ -474,8 +477,8 @@ def unpublish_endpoint(environ: Mapping[str, str], cache_dir: str) -> None:
 
 def read_endpoint(environ: Mapping[str, str], cache_dir: str) -> dict[str, str] | None:
     try:
-        data = read_bytes_or_none(endpoint_path(environ, cache_dir))
-        info = json.loads(data) if data else None
+        found = read_regular_file(endpoint_path(environ, cache_dir), SMALL_FILE_MAX_BYTES)
+        info = json.loads(found[0]) if found is not None else None
     except (OSError, ValueError):
         return None
     if not isinstance(info, dict) or not all(isinstance(info.get(k), str) for k in ("url", "token_file")):
@@ -486,7 +489,7 @@ def read_endpoint(environ: Mapping[str, str], cache_dir: str) -> dict[str, str] 
 def daemon_lock_held(cache_dir: str) -> bool:
     """Whether a daemon holds its lock now: if this process can take it, none runs."""
     try:
-        fd = os.open(daemon_lock_path(cache_dir), os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(daemon_lock_path(cache_dir), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return False
     try:
@@ -516,9 +519,9 @@ def live_endpoint(environ: Mapping[str, str], cache_dir: str) -> dict[str, str] 
     if info is None or not daemon_lock_held(cache_dir) or not _alive(str(info.get("pid", ""))):
         return None
     try:
-        pid_file = read_bytes_or_none(os.path.join(cache_dir, "daemon.pid"))
+        pid_file = read_regular_file(os.path.join(cache_dir, "daemon.pid"), SMALL_FILE_MAX_BYTES)
     except OSError:
         return None
-    if pid_file is not None and pid_file.decode(errors="replace").strip() != info["pid"]:
+    if pid_file is not None and pid_file[0].decode(errors="replace").strip() != info["pid"]:
         return None
     return info

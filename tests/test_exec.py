@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,59 @@ FAST_RENEWAL = {"duration_seconds": "900", "refresh_before_seconds": "895"}
 HOOK = 'on_refresh = ["sh", "-c", "touch \\"$HOME/hook-ran\\""]\n'
 
 
+# Every session a test started (each exec runs in a session of its own, and so do its commands,
+# however they were started); whatever still runs in one when the test ends is killed.
+SESSIONS: set[int] = set()
+
+
+def _session_of(pid: int) -> int | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[3]) if fields[0] != "Z" else None
+
+
+def _has_home(pid: int, home: bytes | None) -> bool:
+    if home is None:
+        return False
+    try:
+        return home in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
+def _left_in(sessions: set[int], home: bytes | None) -> list[int]:
+    pids = [int(name) for name in os.listdir("/proc") if name.isdigit() and int(name) != os.getpid()]
+    return [pid for pid in pids if _session_of(pid) in sessions or _has_home(pid, home)]
+
+
+@pytest.fixture(autouse=True)
+def no_process_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Kills whatever a test's execs and their commands left running, whatever happened: every
+    process in a session a test started, and every process running with the test's HOME."""
+    SESSIONS.clear()
+    home = None
+    if "home" in request.fixturenames:
+        home = f"HOME={request.getfixturevalue('home').root}".encode()
+    yield
+    for _ in range(50):
+        left = _left_in(SESSIONS, home)
+        if not left:
+            break
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+    SESSIONS.clear()
+
+
+def started(process: subprocess.Popen[Any]) -> subprocess.Popen[Any]:
+    """`process` (started with start_new_session) and everything it starts: killed at the end."""
+    SESSIONS.add(process.pid)
+    return process
+
+
 class Exec:
     """`credhelper exec bedrock ARGS...` running in the background, its child recording to a log."""
 
@@ -50,14 +105,16 @@ class Exec:
         self.stderr_path = home.root.parent / f"exec-{time.monotonic_ns()}.err"
         argv = [str(self.log) if arg == "LOG" else arg for arg in args]
         with self.stderr_path.open("w") as stderr:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "credhelper", "exec", "bedrock", *argv],
-                env=home.env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                cwd=home.root,
-                start_new_session=True,
+            self.process = started(
+                subprocess.Popen(
+                    [sys.executable, "-m", "credhelper", "exec", "bedrock", *argv],
+                    env=home.env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=stderr,
+                    cwd=home.root,
+                    start_new_session=True,
+                )
             )
 
     def events(self) -> list[dict[str, Any]]:
@@ -156,14 +213,25 @@ def test_plain_exec_becomes_the_command(home: UserHome) -> None:
 
 def test_ten_concurrent_execs_on_a_cold_cache_make_one_sts_call(home: UserHome) -> None:
     processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "credhelper", "exec", "bedrock", "--", "printenv", "AWS_ACCESS_KEY_ID"],
-            env=home.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=home.root,
-            start_new_session=True,
+        started(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "credhelper",
+                    "exec",
+                    "bedrock",
+                    "--",
+                    "printenv",
+                    "AWS_ACCESS_KEY_ID",
+                ],
+                env=home.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=home.root,
+                start_new_session=True,
+            )
         )
         for _ in range(10)
     ]
@@ -275,6 +343,17 @@ def test_a_command_ignoring_sigterm_is_killed_after_the_grace(home: UserHome) ->
     assert run.finish(signal.SIGKILL) == -signal.SIGKILL
 
 
+def test_a_killed_exec_does_not_leave_its_command_running(home: UserHome) -> None:
+    run = Exec(home, "--restart-on-refresh", "--", *CHILD, "LOG")
+    (start,) = run.wait_starts(1)
+
+    os.kill(run.process.pid, signal.SIGKILL)  # not its group: nothing but exec itself ends
+    run.process.wait(20)
+
+    wait_for(lambda: "SIGTERM" in _signals(run), 20)
+    wait_for(lambda: _session_of(start["pid"]) is None, 20)
+
+
 def test_a_failed_renewal_keeps_the_command_running_until_sts_is_back(home: UserHome) -> None:
     home.write_config(**FAST_RENEWAL)
     run = Exec(home, "--restart-on-refresh", "--", *CHILD, "LOG")
@@ -365,23 +444,25 @@ def test_on_a_terminal_ctrl_c_reaches_the_command_once(home: UserHome) -> None:
     exec_argv = ["exec", "bedrock", "--restart-on-refresh", "--", *CHILD, str(log)]
     controller, terminal = os.openpty()
     try:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                ON_A_TERMINAL,
-                os.ttyname(terminal),
-                sys.executable,
-                "-m",
-                "credhelper",
-                *exec_argv,
-            ],
-            env=home.env,
-            cwd=home.root,
-            start_new_session=True,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        process = started(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    ON_A_TERMINAL,
+                    os.ttyname(terminal),
+                    sys.executable,
+                    "-m",
+                    "credhelper",
+                    *exec_argv,
+                ],
+                env=home.env,
+                cwd=home.root,
+                start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         )
         run = Exec.__new__(Exec)
         run.log = log
