@@ -7,11 +7,15 @@ import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from credhelper.localsts import LocalSts, start_local_sts
 from tests.stsproxy import StsProxy
+
+if TYPE_CHECKING:
+    from tests.daemonproc import DaemonProcess
 
 AGENT0_ENV_DEFAULT = """\
 # Agent0 configuration
@@ -130,3 +134,16 @@ def home(tmp_path: Path, local_sts: LocalSts, proxy: StsProxy) -> UserHome:
     user = UserHome(root=root, sts=local_sts, proxy=proxy, env=clean_environment(root))
     user.write_config()
     return user
+
+
+@pytest.fixture
+def daemons(home: UserHome) -> Iterator[list[DaemonProcess]]:
+    """Daemons a test starts: stopped at its end, and their logs checked for secrets."""
+    from tests.helpers import assert_no_secret
+
+    started: list[DaemonProcess] = []
+    yield started
+    for daemon in started:
+        daemon.stop()
+    for daemon in started:
+        assert_no_secret(home, daemon.log)

@@ -9,27 +9,14 @@ import signal
 import socket
 import stat
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import AGENT0_ENV_DEFAULT, UserHome
 from tests.daemonproc import DaemonProcess, wait_for
-from tests.helpers import assert_no_secret, read_env
+from tests.helpers import read_env
 from tests.stsproxy import Fault
 
 FAST = {"duration_seconds": "900", "refresh_before_seconds": "885"}  # a refresh about every 15 s
-
-
-@pytest.fixture
-def daemons(home: UserHome) -> Iterator[list[DaemonProcess]]:
-    started: list[DaemonProcess] = []
-    yield started
-    for daemon in started:
-        daemon.stop()
-    for daemon in started:
-        assert_no_secret(home, daemon.log)
 
 
 def start(

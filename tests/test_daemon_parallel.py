@@ -6,28 +6,15 @@ from __future__ import annotations
 import signal
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from credhelper.policy import REFRESH_CONCURRENCY
 from tests.conftest import UserHome
 from tests.daemonproc import DaemonProcess, wait_for
-from tests.helpers import assert_no_secret, read_env
+from tests.helpers import read_env
 from tests.stsproxy import Fault
 
 PROFILES = REFRESH_CONCURRENCY + 8  # more than one wave
-
-
-@pytest.fixture
-def daemons(home: UserHome) -> Iterator[list[DaemonProcess]]:
-    started: list[DaemonProcess] = []
-    yield started
-    for daemon in started:
-        daemon.stop()
-    for daemon in started:
-        assert_no_secret(home, daemon.log)
 
 
 def many_profiles(home: UserHome, count: int) -> list[Path]:

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,18 +17,8 @@ from credhelper.errors import CredhelperError
 from credhelper.fileio import LockTimeout, file_lock
 from tests.conftest import UserHome
 from tests.daemonproc import DaemonProcess, wait_for
-from tests.helpers import assert_no_secret, assert_one_line_failure
+from tests.helpers import assert_one_line_failure
 from tests.stsproxy import Fault
-
-
-@pytest.fixture
-def daemons(home: UserHome) -> Iterator[list[DaemonProcess]]:
-    started: list[DaemonProcess] = []
-    yield started
-    for daemon in started:
-        daemon.stop()
-    for daemon in started:
-        assert_no_secret(home, daemon.log)
 
 
 def tmpfs_cache(home: UserHome, size: str, fill: bool = False) -> list[str]:
