@@ -7,7 +7,8 @@
 - Plain overhead: `credhelper exec PROFILE -- python -c pass` against `python -c pass` itself,
   medians of whole runs on a warm cache.
 
-Run: .venv/bin/python benchmarks/exec_restart.py
+Run: .venv/bin/python benchmarks/exec_restart.py   (credhelper from a regular install in a throwaway
+virtualenv, as users run it; BENCH_VENV=DIR builds it there and reuses it)
 
 Targets: a gap under 200 ms beyond the child's own shutdown; plain overhead under 2x a bare
 interpreter start.
@@ -22,11 +23,15 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from credential_process import build_venv  # noqa: E402
 
 from credhelper.localsts import profile_toml, scratch_home, start_local_sts  # noqa: E402
 
@@ -104,8 +109,11 @@ def main() -> None:
     fast = "duration_seconds = 900\nrefresh_before_seconds = 895\n"
     config = profile_toml(sts) + profile_toml(sts, "fast", fast)
     home, env = scratch_home(sts, "credhelper-bench-", config)
-    script = Path(sys.executable).parent / "credhelper"
-    helper = [str(script)] if script.exists() else [sys.executable, "-m", "credhelper"]
+    env.pop("PYTHONPATH", None)  # the installed package, not this tree
+    own_venv = os.environ.get("BENCH_VENV")
+    venv = Path(own_venv) if own_venv else Path(tempfile.mkdtemp(prefix="credhelper-bench-venv-"))
+    print(f"installing this tree into {venv} ...", flush=True)
+    helper = [str(build_venv(venv))]
     subprocess.run([*helper, "exec", "bedrock", "--", "true"], env=env, check=True)  # warm the cache
 
     bare = median_ms([sys.executable, "-c", "pass"], env)
