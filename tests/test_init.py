@@ -505,3 +505,13 @@ def test_a_crlf_configuration_keeps_its_line_ending(home: UserHome) -> None:
     data = home.config_file.read_bytes()
     assert data.startswith(existing.encode() + b"\r\n[profiles.bedrock]\r\n"), data
     assert data.count(b"\n") == data.count(b"\r\n"), data
+
+
+def test_a_bad_region_in_the_env_is_a_configuration_error_naming_the_env(home: UserHome) -> None:
+    original = guide_end_state(home)
+    home.app_env.write_text(original.replace("AWS_REGION=us-east-1", "AWS_REGION=US East"))
+    before = home.snapshot()
+    result = home.run(*[f for f in INIT_FLAGS if f not in ("--region", "us-east-1")], "--no-systemd")
+    message = assert_one_line_failure(result, 78, f"{home.app_env}: AWS_REGION 'US East'", "--region")
+    assert "config.toml" not in message
+    assert home.snapshot() == before
