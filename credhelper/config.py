@@ -12,7 +12,7 @@ from .errors import ConfigError
 from .profile import Profile, parse_daemon, parse_profiles
 from .targets import Target, expand_path, profile_targets
 
-__all__ = ["Config", "check_target_paths", "expand_path", "load_config"]
+__all__ = ["Config", "check_target_paths", "config_from_data", "expand_path", "load_config"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,11 @@ class Config:
 
 def load_config(explicit: str | None, environ: Mapping[str, str]) -> Config:
     path = config_path(explicit, environ)
-    data = read_config_data(path, missing_config_advice(explicit, environ))
+    return config_from_data(read_config_data(path, missing_config_advice(explicit, environ)), path)
+
+
+def config_from_data(data: Mapping[str, object], path: str) -> Config:
+    """The parsed TOML of `path`, validated whole: what every command accepts."""
     profiles = parse_profiles(data, path, session_name_default())
     check_target_paths(profiles, path)
     return Config(path=Path(path), profiles=profiles, serve=parse_daemon(data, path))

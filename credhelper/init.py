@@ -19,15 +19,14 @@ from typing import Any
 import click
 
 from .awsconfig import add_process_profile, aws_config_path, process_profile_values
-from .config import expand_path
-from .configfile import session_name_default
+from .config import config_from_data, expand_path
 from .credentials import mask_key_id
 from .envfile import long_term_key_ids, managed_values, secret_for_key
 from .envtarget import EnvFileTarget
 from .errors import ConfigError, CredhelperError, UsageError
 from .fileio import PRIVATE_DIR, PRIVATE_FILE, atomic_write, read_bytes_or_none
 from .policy import Want
-from .profile import PROFILE_NAME, Profile, parse_profiles
+from .profile import PROFILE_NAME, REGION, ROLE_ARN, Profile
 from .refresher import Refresher
 from .sharedcreds import append_section, parse_sections, shared_credentials_path
 from .supply import supply
@@ -140,8 +139,15 @@ def add_profile_to_config(path: Path, text: str, name: str, settings: Mapping[st
                 "edit that profile yourself or pick another --profile"
             )
         return text
-    separator = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
-    return text + separator + profile_table(name, settings)
+    eol = line_ending(text)
+    separator = "" if not text or text.endswith(eol * 2) else (eol if text.endswith("\n") else eol * 2)
+    return text + separator + profile_table(name, settings).replace("\n", eol)
+
+
+def line_ending(text: str) -> str:
+    """The file's own line ending (its first line's), so an added table does not mix them."""
+    end = text.find("\n")
+    return "\r\n" if end > 0 and text[end - 1] == "\r" else "\n"
 
 
 def add_pair_to_credentials(path: Path, text: str, section: str, key_id: str, secret: str) -> str:
@@ -172,22 +178,26 @@ def find_pair(env_texts: Mapping[Path, str]) -> tuple[Path, str, str] | None:
     return path, key_id, secret
 
 
+# A secret-bearing setting of an AWS config or credentials file (any case, `=` or `:`), or of a `.env`.
 _SECRET_SETTING = re.compile(
-    r"^(\s*(?:aws_secret_access_key|aws_session_token)\s*[=:][^\S\r\n]*)(?!<secret)\S[^\r\n]*", re.I | re.M
+    r"^([^\S\r\n]*(?:export[^\S\r\n]+)?"
+    r"(?:aws_secret_access_key|aws_session_token|aws_security_token|aws_bearer_token_bedrock)"
+    r"[^\S\r\n]*[=:][^\S\r\n]*)(?!<secret)\S[^\r\n]*",
+    re.I | re.M,
 )
 
 
-def mask_secrets(text: str, secret: str) -> str:
-    """The adopted secret, and every other secret of a credentials file (a diff's context lines
-    can show the section before the new one)."""
-    return _SECRET_SETTING.sub(r"\1<secret>", text.replace(secret, SECRET_SHOWN_AS))
+def mask_secrets(text: str, secret: str | None) -> str:
+    """The adopted secret, and every other secret the file holds: a diff's context lines can show
+    any line near a change."""
+    if secret:
+        text = text.replace(secret, SECRET_SHOWN_AS)
+    return _SECRET_SETTING.sub(r"\1<secret>", text)
 
 
 def diff_text(change: FileChange) -> str:
-    old = (change.old or b"").decode("utf-8", "replace")
-    new = change.new
-    if change.secret:
-        old, new = mask_secrets(old, change.secret), mask_secrets(new, change.secret)
+    old = mask_secrets((change.old or b"").decode("utf-8", "replace"), change.secret)
+    new = mask_secrets(change.new, change.secret)
     lines = difflib.unified_diff(
         old.splitlines(keepends=True),
         new.splitlines(keepends=True),
@@ -244,7 +254,8 @@ def plan_init(request: InitRequest, environ: Mapping[str, str]) -> Plan:
         request.config_file, text, request.profile, profile_settings(request, home)
     )
     try:
-        profiles = parse_profiles(tomllib.loads(new_config), str(request.config_file), session_name_default())
+        # Validated as every later command will load it, so init never writes what they refuse.
+        profiles = config_from_data(tomllib.loads(new_config), str(request.config_file)).profiles
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{request.config_file}: adding the profile would not parse ({error})") from None
     changes += _change(request.config_file, old, new_config, PRIVATE_FILE)
@@ -476,13 +487,37 @@ def ask(value: str | None, question: str, default: str | None, interactive: bool
     return default
 
 
-def region_in(env_files: tuple[Path, ...]) -> str | None:
+def region_in(env_files: tuple[Path, ...]) -> tuple[Path, str] | None:
+    """The first `.env` setting AWS_REGION, and the region it sets."""
     for path in env_files:
         data = read_bytes_or_none(Path(os.path.realpath(path)))
         regions = managed_values(data.decode("utf-8", "replace")).get("AWS_REGION", []) if data else []
         if regions and regions[-1]:
-            return regions[-1]
+            return path, regions[-1]
     return None
+
+
+ROLE_ARN_EXPECTED = "expected arn:aws:iam::<12-digit account>:role/<name>"
+REGION_EXPECTED = "expected a region name such as us-east-1"
+
+
+def check_flag(flag: str, value: str, pattern: re.Pattern[str], expected: str) -> str:
+    """A value given as a flag (or typed at its prompt) is refused as that flag: a usage error."""
+    if not pattern.match(value):
+        raise UsageError(f"{flag} {value!r} is not valid; {expected}")
+    return value
+
+
+def checked_region(given: str | None, interactive: bool, env_files: tuple[Path, ...]) -> str | None:
+    found = region_in(env_files)
+    region = ask(given, "Region", found[1] if found else DEFAULT_REGION, interactive)
+    if region is None:
+        return None
+    if found is not None and region == found[1] and not given and not REGION.match(region):
+        raise ConfigError(
+            f"{found[0]}: AWS_REGION {region!r} is not valid; {REGION_EXPECTED}: fix it or pass --region"
+        )
+    return check_flag("--region", region, REGION, REGION_EXPECTED)
 
 
 def build_request(
@@ -502,6 +537,7 @@ def build_request(
             "--role-arn is required (no terminal to ask on), "
             "e.g. arn:aws:iam::123456789012:role/BedrockAccessRole"
         )
+    check_flag("--role-arn", role_arn, ROLE_ARN, ROLE_ARN_EXPECTED)
     source_profile = ask(
         source_profile,
         "Source profile (the IAM user's keys)",
@@ -512,7 +548,7 @@ def build_request(
         answer = ask(None, "The app's .env (empty for none)", None, interactive)
         env_files = (answer,) if answer else ()
     paths = tuple(Path(os.path.abspath(expand_path(raw))) for raw in env_files)
-    region = ask(region, "Region", region_in(paths) or DEFAULT_REGION, interactive)
+    region = checked_region(region, interactive, paths)
     if systemd is None:
         systemd = interactive and click.confirm("Install the systemd user service?", default=True)
     return InitRequest(

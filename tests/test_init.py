@@ -425,3 +425,93 @@ def test_a_configuration_elsewhere_is_passed_on_to_credential_process(home: User
     assert f"--config {elsewhere} credential-process bedrock\n" in (home.root / ".aws" / "config").read_text()
     assert not home.config_file.exists()
     assert "assumed-role/BedrockAccessRole" in caller_through_aws_config(home)
+
+
+def test_a_target_of_another_profile_is_refused_before_anything_is_written(home: UserHome) -> None:
+    # The default home is set up: profile bedrock keeps ~/app/.env.
+    assert home.run("refresh").returncode == 0
+    before = home.snapshot()
+    result = home.run(
+        "init",
+        "--profile",
+        "other",
+        "--role-arn",
+        "arn:aws:iam::123456789012:role/BedrockAccessRole",
+        "--env-file",
+        "~/app/.env",
+        "--no-systemd",
+    )
+    assert_one_line_failure(result, 78, "[profiles.other] env_files", "of profile bedrock")
+    assert home.snapshot() == before
+    assert home.run("status").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "expected"),
+    [
+        ("--region", "us_east_1", "a region name such as us-east-1"),
+        ("--role-arn", "arn:aws:iam::1234:role/X", "arn:aws:iam::<12-digit account>:role/<name>"),
+    ],
+)
+def test_a_bad_flag_value_is_a_usage_error_naming_the_flag(
+    home: UserHome, flag: str, value: str, expected: str
+) -> None:
+    guide_end_state(home)
+    before = home.snapshot()
+    flags = list(INIT_FLAGS)
+    flags[flags.index(flag) + 1] = value
+    result = home.run(*flags, "--no-systemd")
+    message = assert_one_line_failure(result, 2, f"{flag} {value!r}", expected)
+    assert "config.toml" not in message
+    assert home.snapshot() == before
+
+
+def test_dry_run_masks_every_secret_of_the_aws_config_file(home: UserHome) -> None:
+    guide_end_state(home)
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    (home.root / ".aws" / "config").write_text(
+        AWS_CONFIG + "\n[profile legacy]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\n"
+        f"AWS_Secret_Access_Key: {secret}\naws_security_token={secret}\n"
+    )
+    result = init(home, "--no-systemd", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert " AWS_Secret_Access_Key: <secret>" in result.stdout  # a context line, masked
+    assert " aws_security_token=<secret>" in result.stdout
+    assert "wJalrXUtnFEMI" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI",
+        "export AWS_SESSION_TOKEN='wJalrXUtnFEMI'",
+        "AWS_BEARER_TOKEN_BEDROCK = wJalrXUtnFEMI",
+        "aws_session_token = wJalrXUtnFEMI",
+    ],
+)
+def test_a_diff_of_any_file_masks_secret_values(line: str) -> None:
+    change = FileChange(Path("/f"), b"# kept\n" + line.encode() + b"\n", f"# kept\n{line}\nX=1\n", 0o600)
+    shown = diff_text(change)
+    assert "<secret>" in shown
+    assert "wJalrXUtnFEMI" not in shown
+
+
+def test_a_crlf_configuration_keeps_its_line_ending(home: UserHome) -> None:
+    guide_end_state(home)
+    existing = '# mine\r\n[profiles.other]\r\nrole_arn = "arn:aws:iam::123456789012:role/X"\r\n'
+    home.config_file.write_bytes(existing.encode())
+    result = init(home, "--no-systemd", "--no-aws-config")
+    assert result.returncode == 0, result.stderr
+    data = home.config_file.read_bytes()
+    assert data.startswith(existing.encode() + b"\r\n[profiles.bedrock]\r\n"), data
+    assert data.count(b"\n") == data.count(b"\r\n"), data
+
+
+def test_a_bad_region_in_the_env_is_a_configuration_error_naming_the_env(home: UserHome) -> None:
+    original = guide_end_state(home)
+    home.app_env.write_text(original.replace("AWS_REGION=us-east-1", "AWS_REGION=US East"))
+    before = home.snapshot()
+    result = home.run(*[f for f in INIT_FLAGS if f not in ("--region", "us-east-1")], "--no-systemd")
+    message = assert_one_line_failure(result, 78, f"{home.app_env}: AWS_REGION 'US East'", "--region")
+    assert "config.toml" not in message
+    assert home.snapshot() == before
