@@ -131,6 +131,15 @@ def test_skewed_clock_fails_with_the_offset(running: UserHome) -> None:
     assert "sync the clock" in line_of(result, FAIL, "source credentials")
 
 
+def test_the_clock_is_read_from_the_sts_that_aws_endpoint_url_names(home: UserHome) -> None:
+    home.write_config(sts_endpoint_url="")
+    home.env["AWS_ENDPOINT_URL"] = home.proxy.url
+    skewed = Fault("code", action="GetCallerIdentity", code="SignatureDoesNotMatch", date_offset=900)
+    home.proxy.add_fault(skewed)
+    result, _statuses = doctor(home, "--timeout", "5")
+    assert "s behind STS's" in line_of(result, FAIL, "clock")
+
+
 def test_small_skew_warns() -> None:
     assert [skew_status(s) for s in (0, 59, -61, 299, 301, -400)] == [OK, OK, WARN, WARN, FAIL, FAIL]
 
