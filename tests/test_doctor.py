@@ -171,6 +171,17 @@ def test_env_readable_by_others_warns(running: UserHome) -> None:
     assert [c for c, s in statuses.items() if s != OK] == ["target mode"], result.stdout
 
 
+def test_an_aws_config_that_is_a_fifo_is_reported_as_one(home: UserHome) -> None:
+    config = home.root / ".aws" / "config"
+    config.unlink(missing_ok=True)
+    os.mkfifo(config)
+    result, _statuses = doctor(home, "--timeout", "5")
+    assert result.returncode == 1
+    for check in ("source credentials", "role", "credential_process"):
+        assert f"{config} is a FIFO, not a regular file" in line_of(result, FAIL, check)
+    assert "no answer within" not in result.stdout, result.stdout
+
+
 def test_a_fifo_target_fails_without_blocking(set_up: UserHome) -> None:
     set_up.app_env.unlink()
     os.mkfifo(set_up.app_env)
