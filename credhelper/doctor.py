@@ -29,6 +29,7 @@ from .cache import Cache, cache_dir_path
 from .config import Config, load_config
 from .credentials import Credentials, mask_key_id
 from .delivery import adopted_checker
+from .envtarget import EnvFileTarget
 from .errors import CredhelperError, LongTermKeyError
 from .fileio import NotRegularFile, read_regular_file
 from .logsetup import redact, register_secret
@@ -514,8 +515,38 @@ def check_target_file(
         detail = f"{target.label} holds no long-term key credhelper would refuse to overwrite"
         findings.append(Finding(name, "long-term key", OK, detail))
     findings.append(current_finding(name, target.label, target.state(found.text, current), current))
+    if isinstance(target, EnvFileTarget):
+        findings += bedrock_findings(name, target, target.bedrock_state(found.text, current))
     findings.append(git_finding(name, target.path))
     return findings
+
+
+def bedrock_findings(profile: str, target: EnvFileTarget, state: str) -> list[Finding]:
+    """The target's AWS_BEARER_TOKEN_BEDROCK, which SDKs prefer over the credentials beside it."""
+    name = "bedrock api key"
+    if state == "current":
+        return [Finding(profile, name, OK, f"{target.label} holds a Bedrock API key of the current session")]
+    if state == "stale":
+        return [
+            Finding(
+                profile,
+                name,
+                FAIL,
+                f"{target.label} holds a short-term Bedrock API key of another session, which SDKs "
+                f"prefer and which expires with it: run `credhelper refresh {profile}`, or delete "
+                "that line if it stays",
+            )
+        ]
+    if state == "missing":
+        return [
+            Finding(
+                profile,
+                name,
+                FAIL,
+                f"{target.label} holds no Bedrock API key: run `credhelper refresh {profile}`",
+            )
+        ]
+    return []
 
 
 def current_finding(profile: str, where: str, state: str, current: Credentials | None) -> Finding:
