@@ -29,11 +29,13 @@ from .cache import Cache, cache_dir_path
 from .config import Config, load_config
 from .credentials import Credentials, mask_key_id
 from .delivery import adopted_checker
+from .envtarget import EnvFileTarget
 from .errors import CredhelperError, LongTermKeyError
-from .fileio import read_regular_file
+from .fileio import NotRegularFile, read_regular_file
 from .logsetup import redact, register_secret
 from .profile import SHORT_SESSION_SECONDS, Profile
 from .server import daemon_lock_held, live_endpoint, read_endpoint, runtime_dir, token_path
+from .sharedcreds import shared_credentials_path
 from .targets import KeyPairCheck, Target, placeholder_credentials, profile_targets, read_target
 from .unit import UNIT_NAME, user_manager
 
@@ -293,12 +295,41 @@ def check_token_file(environ: Mapping[str, str], directory: str, token_file: str
     return Finding(None, "endpoint token", OK, f"{token_file} mode 600, in a directory of mode 700")
 
 
+AWS_FILE_MAX_BYTES = 1 << 20
+
+
+def not_regular_detail(path: Path, kind: str, variable: str) -> str:
+    return (
+        f"{path} is a {kind}, not a regular file: SDKs and credhelper would wait on it forever; "
+        f"replace it with a regular file (or point {variable} at one)"
+    )
+
+
+def unreadable_aws_file(environ: Mapping[str, str]) -> str | None:
+    """Why ~/.aws/config or the shared credentials file cannot be read without blocking (a FIFO,
+    a device, a directory): botocore would wait on it, so the checks that use it are not run."""
+    files = {
+        "AWS_CONFIG_FILE": aws_config_path(environ),
+        "AWS_SHARED_CREDENTIALS_FILE": shared_credentials_path(environ),
+    }
+    for variable, path in files.items():
+        try:
+            read_regular_file(path, AWS_FILE_MAX_BYTES, follow_symlinks=True)
+        except NotRegularFile as error:
+            return not_regular_detail(path, error.kind, variable)
+        except OSError:
+            continue  # botocore reports what else is wrong with it
+    return None
+
+
 def check_aws_config(profile: Profile, environ: Mapping[str, str]) -> list[Finding]:
     path = aws_config_path(environ)
     name = "credential_process"
     try:
-        text = path.read_text() if path.exists() else ""
-        sections = parse_config(path, text)
+        held = read_regular_file(path, AWS_FILE_MAX_BYTES, follow_symlinks=True)  # never blocks
+        sections = parse_config(path, held[0].decode() if held is not None else "")
+    except NotRegularFile as error:
+        return [Finding(profile.name, name, FAIL, not_regular_detail(path, error.kind, "AWS_CONFIG_FILE"))]
     except (OSError, UnicodeDecodeError, CredhelperError) as error:
         return [Finding(profile.name, name, FAIL, f"{path}: cannot read: {error}")]
     command = sections.get(section_name(profile.name), {}).get("credential_process")
@@ -352,6 +383,10 @@ def check_session(profile: Profile) -> list[Finding]:
             )
         ]
     return [Finding(profile.name, "session", OK, f"{profile.duration_seconds} s sessions")]
+
+
+def blocked_finding(profile: str, check: str, detail: str) -> list[Finding]:
+    return [Finding(profile, check, FAIL, detail)]
 
 
 def check_source(profile: Profile, gateway: StsGateway) -> list[Finding]:
@@ -480,8 +515,38 @@ def check_target_file(
         detail = f"{target.label} holds no long-term key credhelper would refuse to overwrite"
         findings.append(Finding(name, "long-term key", OK, detail))
     findings.append(current_finding(name, target.label, target.state(found.text, current), current))
+    if isinstance(target, EnvFileTarget):
+        findings += bedrock_findings(name, target, target.bedrock_state(found.text, current))
     findings.append(git_finding(name, target.path))
     return findings
+
+
+def bedrock_findings(profile: str, target: EnvFileTarget, state: str) -> list[Finding]:
+    """The target's AWS_BEARER_TOKEN_BEDROCK, which SDKs prefer over the credentials beside it."""
+    name = "bedrock api key"
+    if state == "current":
+        return [Finding(profile, name, OK, f"{target.label} holds a Bedrock API key of the current session")]
+    if state == "stale":
+        return [
+            Finding(
+                profile,
+                name,
+                FAIL,
+                f"{target.label} holds a short-term Bedrock API key of another session, which SDKs "
+                f"prefer and which expires with it: run `credhelper refresh {profile}`, or delete "
+                "that line if it stays",
+            )
+        ]
+    if state == "missing":
+        return [
+            Finding(
+                profile,
+                name,
+                FAIL,
+                f"{target.label} holds no Bedrock API key: run `credhelper refresh {profile}`",
+            )
+        ]
+    return []
 
 
 def current_finding(profile: str, where: str, state: str, current: Credentials | None) -> Finding:
@@ -524,9 +589,14 @@ def profile_checks(
     name = profile.name
     current = cache.read_credentials(name, profile.fingerprint)
     endpoint = make_gateway().endpoint(profile)
+    blocked = unreadable_aws_file(environ)
     checks: list[tuple[str | None, str, Check]] = [
         (name, "source credentials", lambda: check_source(profile, make_gateway())),
         (name, "role", lambda: check_role(profile, make_gateway(), cache)),
+    ]
+    if blocked is not None:
+        checks = [(name, check, partial(blocked_finding, name, check, blocked)) for _, check, _ in checks]
+    checks += [
         (name, "clock", lambda: check_clock(profile, endpoint, timeout)),
         (name, "session", lambda: check_session(profile)),
         (name, "credential_process", lambda: check_aws_config(profile, environ)),

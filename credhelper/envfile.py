@@ -119,6 +119,7 @@ def managed_values(text: str, keys: Collection[str] = MANAGED_KEYS) -> dict[str,
 
 
 LONG_TERM_KEY_ID = re.compile(r"AKIA[0-9A-Z]{16}")
+TEMPORARY_KEY_ID = re.compile(r"ASIA[A-Z0-9]{16,124}")  # what STS hands out, nothing looser
 SECRET_KEY = "AWS_SECRET_ACCESS_KEY"
 KEY_ID = "AWS_ACCESS_KEY_ID"
 SECRET_SHAPE = re.compile(r"[A-Za-z0-9/+]{40}")  # a long-term secret access key
@@ -170,6 +171,12 @@ def secrets_read(text: str) -> set[str]:
     return {values[-1] for values in (python, node) if values and values[-1]}
 
 
+def is_temporary_key_id(value: str) -> bool:
+    """A key id STS issues with a session: `ASIA` and 16 to 124 capitals or digits, nothing else
+    (an `ASIA_typed` placeholder is not one, so a secret beside it may be long-term)."""
+    return TEMPORARY_KEY_ID.fullmatch(value) is not None
+
+
 def lone_secret_line(text: str) -> int | None:
     """The line of a non-empty AWS_SECRET_ACCESS_KEY in a file where a reader sees no temporary
     (ASIA…) key id: half of a long-term pair, whatever the key id line says."""
@@ -181,7 +188,7 @@ def lone_secret_line(text: str) -> int | None:
     ]
     for bindings in readers:
         # Any temporary id: a person blanking one of credhelper's lines leaves its secret temporary.
-        temporary = any(key == KEY_ID and value.startswith("ASIA") for key, value, _ in bindings)
+        temporary = any(key == KEY_ID and is_temporary_key_id(value) for key, value, _ in bindings)
         for key, value, line in bindings:
             if key == SECRET_KEY and value and not temporary:
                 return line

@@ -74,6 +74,27 @@ def guard_bedrock_key(path: Path | str, text: str) -> None:
             )
 
 
+def _bedrock_tokens(text: str) -> list[str]:
+    return [value.strip() for value in values_read(text, (TOKEN_VARIABLE,)).get(TOKEN_VARIABLE, [])]
+
+
+def holds_only_own_bedrock_keys(text: str) -> bool:
+    """True when the file holds a short-term Bedrock API key and every non-empty one was signed
+    with the key id the file holds: credhelper's own, of the session it wrote last. A person's
+    line or a long-term key makes this False, so nothing of theirs is ever emptied."""
+    key_ids = {value.strip() for value in values_read(text, (KEY_ID,)).get(KEY_ID, []) if value.strip()}
+    tokens = [token for token in _bedrock_tokens(text) if token]
+    return bool(tokens) and all(bedrock_key_id(token) in key_ids for token in tokens)
+
+
+def holds_stale_bedrock_key(text: str, credentials: Credentials | None) -> bool:
+    """A short-term Bedrock API key of a session other than `credentials`' is in the file:
+    SDKs prefer it over the credentials, and it expires with its own session."""
+    current = credentials.access_key_id if credentials is not None else None
+    key_ids = [bedrock_key_id(token) for token in _bedrock_tokens(text)]
+    return any(key_id is not None and key_id != current for key_id in key_ids)
+
+
 def read_back_refusal(path: Path | str, problem: ReadBackProblem) -> TargetError:
     key = problem.key
     return TargetError(
@@ -103,6 +124,8 @@ class EnvFileTarget(Target):
         values = credentials.env_values(self.region)
         if self.bedrock_api_key:
             values |= bedrock_env(self.region, credentials, self.clock())
+        elif holds_only_own_bedrock_keys(text):
+            values[TOKEN_VARIABLE] = ""  # the setting is off: no key of a past session lingers
         try:
             return merge_env_verified(text, values)
         except ReadBackError as error:
@@ -117,7 +140,10 @@ class EnvFileTarget(Target):
         return "stale"
 
     def bedrock_state(self, text: str | None, credentials: Credentials | None) -> str:
-        """Whether the file's AWS_BEARER_TOKEN_BEDROCK was made from the current session."""
+        """Whether the file's AWS_BEARER_TOKEN_BEDROCK was made from the current session. With the
+        setting off, only a short-term key of another session is news ("stale"), else "none"."""
+        if not self.bedrock_api_key:
+            return "stale" if text is not None and holds_stale_bedrock_key(text, credentials) else "none"
         tokens = managed_values(text, (TOKEN_VARIABLE,)).get(TOKEN_VARIABLE, []) if text is not None else []
         if not tokens:
             return "missing"

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from .credentials import mask_key_id
-from .envfile import LONG_TERM_KEY_ID
+from .envfile import LONG_TERM_KEY_ID, is_temporary_key_id
 from .errors import LongTermKeyError, TargetError
 from .targets import KeyPairCheck, Target, read_target_file
 
@@ -95,6 +95,19 @@ def holds_key_pair(path: Path, key_id: str, secret: str | None) -> bool:
         ):
             return True
     return False
+
+
+def key_line_number(text: str, name: str, key: str) -> int | None:
+    """The line (from 1) of the last `key` in a `[name]` section, as configparser keeps it."""
+    found = None
+    in_section = False
+    for number, line in enumerate(re.split(r"\r\n|\r|\n", text), start=1):
+        header = _SECTION.match(line)
+        if header:
+            in_section = header.group(1) == name
+        elif in_section and (match := _KEY.match(line)) and match.group(2).lower() == key:
+            found = number
+    return found
 
 
 def append_section(text: str, name: str, values: Mapping[str, str]) -> str:
@@ -197,6 +210,22 @@ class CredentialsSectionTarget(Target):
                     f"({mask_key_id(found.group(0))}) that credhelper will not overwrite: name another "
                     "section in credentials_files"
                 )
+        self._guard_lone_secret(text, held, adopted)
+
+    def _guard_lone_secret(self, text: str, held: Mapping[str, str], adopted: KeyPairCheck) -> None:
+        """A secret beside no temporary key id is half of a long-term pair (or all that is left
+        of one): overwritten only once a source profile holds the pair."""
+        secret = held.get("aws_secret_access_key", "").strip()
+        key_id = held.get("aws_access_key_id", "").strip()
+        if not secret or is_temporary_key_id(key_id) or (key_id and adopted(key_id, secret)):
+            return
+        line = key_line_number(text, self.section, "aws_secret_access_key")
+        raise LongTermKeyError(
+            f"{self.path}: line {line}: [{self.section}] aws_secret_access_key holds a secret without "
+            "a temporary (ASIA…) key id beside it, likely half of a long-term key pair, which "
+            "credhelper will not overwrite: move the pair to a source profile, or delete that line if "
+            "you no longer need it (or name another section in credentials_files), then refresh again"
+        )
 
     def render(self, text: str, credentials: Credentials) -> str:
         values = credentials.credentials_file_values()

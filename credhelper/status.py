@@ -14,14 +14,16 @@ from .targets import Target, profile_targets, read_target, target_state
 
 def bedrock_key_state(target: Target, credentials: Credentials | None) -> dict[str, str]:
     """For an env target whose profile enables the key: whether the target's Bedrock API key
-    belongs to the current session. Nothing for any other target."""
-    if not isinstance(target, EnvFileTarget) or not target.bedrock_api_key:
+    belongs to the current session; without the setting, only a stale short-term key is shown.
+    Nothing for any other target."""
+    if not isinstance(target, EnvFileTarget):
         return {}
     try:
         found = read_target(target)
     except CredhelperError:
-        return {"bedrock_api_key": "refused"}  # the target's own state says why
-    return {"bedrock_api_key": target.bedrock_state(found.text if found else None, credentials)}
+        return {"bedrock_api_key": "refused"} if target.bedrock_api_key else {}  # its state says why
+    state = target.bedrock_state(found.text if found else None, credentials)
+    return {} if state == "none" else {"bedrock_api_key": state}
 
 
 def profile_status(profile: Profile, cache: Cache, now: float) -> dict[str, Any]:

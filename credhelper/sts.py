@@ -174,10 +174,13 @@ class StsGateway:
         return self._sessions[source_profile]
 
     def endpoint(self, profile: Profile) -> str:
+        """The one STS address every call and check uses (the client is given it explicitly, so
+        botocore cannot resolve another): the profile's, then the variables botocore honours."""
         region = profile.region or DEFAULT_REGION
         return (
             profile.sts_endpoint_url
             or self._environ.get("AWS_ENDPOINT_URL_STS")
+            or self._environ.get("AWS_ENDPOINT_URL")
             or f"https://sts.{region}.amazonaws.com"
         )
 
@@ -187,7 +190,7 @@ class StsGateway:
 
     def _client_locked(self, profile: Profile, via: Credentials | None) -> Any:
         region = profile.region or DEFAULT_REGION
-        endpoint = profile.sts_endpoint_url or self._environ.get("AWS_ENDPOINT_URL_STS")
+        endpoint = self.endpoint(profile)
         if via is None:
             key: tuple[Any, ...] = ("source", profile.source_profile, region, endpoint)
         else:

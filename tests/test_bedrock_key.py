@@ -257,6 +257,41 @@ def test_without_the_setting_no_key_is_written_and_a_persons_line_stays(home: Us
     assert TOKEN_VARIABLE not in home.app_env.read_text()
 
 
+def test_turning_the_setting_off_empties_credhelpers_own_key_and_nothing_else(home: UserHome) -> None:
+    home.write_config(bedrock_api_key="true")
+    assert home.run("refresh").returncode == 0
+    assert read_env(home.app_env)[TOKEN_VARIABLE]
+    home.write_config()
+    assert home.run("refresh").returncode == 0
+    values = read_env(home.app_env)
+    emptied = values[TOKEN_VARIABLE] == ""  # compared apart: the key must not reach the test output
+    assert emptied, "a key of a past session was left for SDKs to prefer"
+    assert f"{TOKEN_VARIABLE}=" in home.app_env.read_text(), "the line was dropped"
+    for line in AGENT0_ENV_DEFAULT.splitlines(keepends=True):
+        if not line.startswith(("AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_REGION=")):
+            assert line in home.app_env.read_text(), f"the person's line {line!r} was lost"
+
+
+def test_status_and_doctor_call_a_key_of_another_session_stale_whatever_the_setting(home: UserHome) -> None:
+    assert home.run("refresh").returncode == 0
+    other = Credentials("ASIAIOSFODNN7EXAMPLE", "secret", "token", time.time() + 3600, issued_at=time.time())
+    foreign = bedrock_api_key(other, "us-east-1", time.time())
+    with home.app_env.open("a") as env:
+        env.write(f"{TOKEN_VARIABLE}={foreign}\n")
+    assert home.run("refresh").returncode == 0
+    kept = read_env(home.app_env)[TOKEN_VARIABLE] == foreign
+    assert kept, "a line credhelper did not write changed"
+    result = home.run("status", "--json")
+    (target,) = json.loads(result.stdout)[0]["targets"]
+    assert target["bedrock_api_key"] == "stale"
+    assert "Bedrock API key stale" in home.run("status").stdout
+    doctor = home.run("doctor")
+    assert any(
+        line.startswith("fail") and "bedrock api key" in line and "another session" in line
+        for line in doctor.stdout.splitlines()
+    ), doctor.stdout
+
+
 def test_a_long_term_bedrock_key_is_never_overwritten(home: UserHome) -> None:
     home.write_config(bedrock_api_key="true")
     home.app_env.write_text(AGENT0_ENV_DEFAULT + f'{TOKEN_VARIABLE}="{LONG_TERM_BEDROCK_KEY}"\n')

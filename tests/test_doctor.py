@@ -131,6 +131,15 @@ def test_skewed_clock_fails_with_the_offset(running: UserHome) -> None:
     assert "sync the clock" in line_of(result, FAIL, "source credentials")
 
 
+def test_the_clock_is_read_from_the_sts_that_aws_endpoint_url_names(home: UserHome) -> None:
+    home.write_config(sts_endpoint_url="")
+    home.env["AWS_ENDPOINT_URL"] = home.proxy.url
+    skewed = Fault("code", action="GetCallerIdentity", code="SignatureDoesNotMatch", date_offset=900)
+    home.proxy.add_fault(skewed)
+    result, _statuses = doctor(home, "--timeout", "5")
+    assert "s behind STS's" in line_of(result, FAIL, "clock")
+
+
 def test_small_skew_warns() -> None:
     assert [skew_status(s) for s in (0, 59, -61, 299, 301, -400)] == [OK, OK, WARN, WARN, FAIL, FAIL]
 
@@ -160,6 +169,17 @@ def test_env_readable_by_others_warns(running: UserHome) -> None:
     assert result.returncode == 0
     assert "chmod 600" in line_of(result, WARN, "target mode")
     assert [c for c, s in statuses.items() if s != OK] == ["target mode"], result.stdout
+
+
+def test_an_aws_config_that_is_a_fifo_is_reported_as_one(home: UserHome) -> None:
+    config = home.root / ".aws" / "config"
+    config.unlink(missing_ok=True)
+    os.mkfifo(config)
+    result, _statuses = doctor(home, "--timeout", "5")
+    assert result.returncode == 1
+    for check in ("source credentials", "role", "credential_process"):
+        assert f"{config} is a FIFO, not a regular file" in line_of(result, FAIL, check)
+    assert "no answer within" not in result.stdout, result.stdout
 
 
 def test_a_fifo_target_fails_without_blocking(set_up: UserHome) -> None:

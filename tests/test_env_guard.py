@@ -145,6 +145,54 @@ def test_refresh_refuses_a_lone_secret_before_sts(home: UserHome) -> None:
     assert home.proxy.count("AssumeRole") == 0
 
 
+def test_a_placeholder_starting_like_a_temporary_key_id_does_not_hide_a_secret(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    text = f"AWS_ACCESS_KEY_ID=ASIA_typed\nAWS_SECRET_ACCESS_KEY={SECRET}\n"
+    with pytest.raises(LongTermKeyError, match="line 2: AWS_SECRET_ACCESS_KEY"):
+        write(env, text)
+    assert env.read_text() == text
+
+
+SECTION_LONE_SECRETS = {
+    "no key id": f"[app]\r\naws_secret_access_key = {SECRET}\r\n",
+    "an empty key id": f"[app]\naws_access_key_id =\naws_secret_access_key = {SECRET}\n",
+    "a placeholder key id": f"[app]\naws_access_key_id = ASIA_typed\naws_secret_access_key = {SECRET}\n",
+}
+
+
+@pytest.mark.parametrize("text", SECTION_LONE_SECRETS.values(), ids=SECTION_LONE_SECRETS.keys())
+def test_a_secret_without_a_temporary_key_id_in_a_credentials_section_is_never_overwritten(text: str) -> None:
+    target = CredentialsSectionTarget(Path("/home/u/appcreds"), section="app")
+    with pytest.raises(LongTermKeyError, match=r"line \d: \[app\] aws_secret_access_key") as caught:
+        target.guard(text, never_adopted)
+    assert "delete that line" in str(caught.value) and SECRET not in str(caught.value)
+
+
+def test_an_adopted_pair_in_a_credentials_section_is_overwritten() -> None:
+    target = CredentialsSectionTarget(Path("/home/u/appcreds"), section="app")
+    text = f"[app]\naws_access_key_id = mine\naws_secret_access_key = {SECRET}\n"
+    target.guard(text, lambda key_id, secret: (key_id, secret) == ("mine", SECRET))
+
+
+def test_credhelpers_own_earlier_section_is_rewritten() -> None:
+    target = CredentialsSectionTarget(Path("/home/u/appcreds"), section="app")
+    text = "[app]\naws_access_key_id = ASIAOLDOLDOLDEXAMPLE\naws_secret_access_key = old/s\n"
+    target.guard(text, never_adopted)
+
+
+def test_refresh_refuses_a_lone_secret_in_a_credentials_section_before_sts(home: UserHome) -> None:
+    shared = home.root / "appcreds"
+    text = f"[app]\r\naws_secret_access_key = {SECRET}\r\n"
+    shared.write_bytes(text.encode())
+    shared.chmod(0o600)
+    home.write_config(credentials_files='[{path = "~/appcreds", profile = "app"}]')
+    result = home.run("refresh")
+    assert_one_line_failure(result, 78, str(shared), "line 2", "aws_secret_access_key")
+    assert SECRET not in result.stderr
+    assert shared.read_bytes() == text.encode()
+    assert home.proxy.count("AssumeRole") == 0
+
+
 # -- what the app reads after the write ------------------------------------------------------
 
 
