@@ -139,9 +139,9 @@ def test_key_expires_with_the_session_and_within_twelve_hours(
 def test_one_session_always_gives_the_same_key_and_another_session_another() -> None:
     first = bedrock_api_key(SESSION, "us-east-1", now=ISSUED + 10)
     assert bedrock_api_key(SESSION, "us-east-1", now=ISSUED + 1800) == first
-    renewed = Credentials("ASIAIOSFODNN7EXAMPL2", "other", "token2", ISSUED + 7200, issued_at=ISSUED + 3000)
+    renewed = Credentials("ASIAEXAMPLEEXAMPLE02", "other", "token2", ISSUED + 7200, issued_at=ISSUED + 3000)
     assert bedrock_api_key(renewed, "us-east-1", now=ISSUED + 3000) != first
-    assert bedrock_key_id(bedrock_api_key(renewed, "us-east-1", now=ISSUED + 3000)) == "ASIAIOSFODNN7EXAMPL2"
+    assert bedrock_key_id(bedrock_api_key(renewed, "us-east-1", now=ISSUED + 3000)) == "ASIAEXAMPLEEXAMPLE02"
 
 
 @pytest.mark.parametrize("issued_at", [ISSUED, 0.0])
