@@ -26,20 +26,21 @@ class Finished:
     stdout: bytes = b""
 
 
-def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+def signal_group(group: int, signum: int) -> None:
+    """Signal a process group; one that has gone already is not an error."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signum)
+        os.killpg(group, signum)
 
 
 def _end(processes: list[subprocess.Popen[bytes]], grace: float) -> None:
     """SIGTERM to each whole group, then SIGKILL to whatever is still there after `grace`."""
     for process in processes:
-        _signal_group(process, signal.SIGTERM)
+        signal_group(process.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     for process in processes:
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(max(0.0, deadline - time.monotonic()))
-        _signal_group(process, signal.SIGKILL)  # what the leader left behind goes too
+        signal_group(process.pid, signal.SIGKILL)  # what the leader left behind goes too
 
 
 def stopping() -> bool:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -429,32 +429,14 @@ def format_variables(values: dict[str, str], output: str) -> str:
 @click.option("--aws-config/--no-aws-config", default=True, help="Add [profile NAME] to ~/.aws/config.")
 @click.option("--dry-run", is_flag=True, help="Print a diff per file; write nothing.")
 @pass_app
-def init_command(
-    app: AppContext,
-    profile: str,
-    role_arn: str | None,
-    source_profile: str | None,
-    region: str | None,
-    env_files: tuple[str, ...],
-    systemd: bool | None,
-    aws_config: bool,
-    dry_run: bool,
-) -> None:
+def init_command(app: AppContext, /, dry_run: bool, **options: Any) -> None:
     """From the setup guide's end state to a working, running setup in one command."""
     from .configfile import config_path
     from .init import build_request, describe_dry_run, execute_init, plan_init
     from .unit import user_manager
 
     request = build_request(
-        config_path(app.config_option, os.environ),
-        profile,
-        role_arn,
-        source_profile,
-        region,
-        env_files,
-        systemd,
-        aws_config,
-        interactive=sys.stdin.isatty(),
+        config_path(app.config_option, os.environ), **options, interactive=sys.stdin.isatty()
     )
     if dry_run:
         click.echo(describe_dry_run(plan_init(request, os.environ), request), nl=False)
@@ -463,7 +445,7 @@ def init_command(
     execute_init(request, os.environ, click.echo, app.refresher(), systemctl)
     from .status import format_status, profile_status
 
-    (selected,) = app.profiles([profile])
+    (selected,) = app.profiles([request.profile])
     click.echo(format_status(profile_status(selected, app.cache(), time.time())))
 
 

@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -31,7 +30,7 @@ from . import children
 from .cache import Cache, cache_dir_path
 from .config import Config, load_config
 from .credentials import Credentials
-from .delivery import DeliveryReport, deliver, target_paths
+from .delivery import DeliveryReport, deliver, watch_paths
 from .errors import CredhelperError, FileSystemError, as_credhelper_error
 from .fileio import atomic_write, ensure_private_dir, open_lock_file, read_regular_file, remove_quietly
 from .keeper import TargetClaims, TargetKeptElsewhere
@@ -387,9 +386,10 @@ class Daemon:
         self._let_paths_settle(requests)
         if requests.reload or self._config_path() in requests.paths:
             self._reload()
-        if self._credentials_file() in requests.paths and self._source_digest() != self.source_digest:
+        digest = self._source_digest() if self._credentials_file() in requests.paths else self.source_digest
+        if digest != self.source_digest:
             log.info("source credentials changed; refreshing every profile")
-            self.source_digest = self._source_digest()
+            self.source_digest = digest
             self.refresher.gateway.forget_sources()
             requests.force |= set(self.profiles)
         busy_paths = {form for name in self.in_flight for form in self.target_forms.get(name, ())}
@@ -620,7 +620,7 @@ class Daemon:
         """Watch the directories of the configuration, the source credentials and every target,
         and note each target's paths as file events will name them (a symlink's, as it is now)."""
         self.target_forms = {
-            name: {form for path in target_paths(profile) for form in _forms(path)}
+            name: watch_paths(profile)
             for name, profile in self.profiles.items()
         }
         if self.observer is None:
@@ -642,11 +642,6 @@ class Daemon:
         # An event that landed while the watches were being replaced is lost: look at every target.
         self.paths_changed([form for forms in self.target_forms.values() for form in forms])
 
-
-def _forms(configured: Path) -> set[str]:
-    """The configured path of a target and, for a symlink, the file it points at."""
-    path = os.path.abspath(configured)
-    return {path, os.path.realpath(path)}
 
 
 def run_daemon(

@@ -25,11 +25,6 @@ class DeliveryReport:
     hook_ok: bool = True
 
 
-def target_paths(profile: Profile) -> list[Path]:
-    """Every file the profile writes, as configured (expanded)."""
-    return [target.path for target in profile_targets(profile)]
-
-
 def watch_paths(profile: Profile) -> set[str]:
     """Every path whose change means a target of the profile may need restoring."""
     return {path for target in profile_targets(profile) for path in target.watch_paths()}

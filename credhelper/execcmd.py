@@ -16,7 +16,6 @@ command's group, as a terminal would send them.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import random
@@ -29,13 +28,22 @@ from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, NamedTuple
 
+from .children import signal_group
 from .credentials import Credentials
 from .errors import CredhelperError
 from .execplain import child_environment, not_runnable, replace_process, static_values
 from .logsetup import register_secret
 from .profile import Profile
 from .refresher import Refresher
-from .schedule import WAKE_CHECK_SECONDS, Clock, Deadline, Scheduler, SystemClock, refresh_time
+from .schedule import (
+    MIN_RENEW_SECONDS,
+    WAKE_CHECK_SECONDS,
+    Clock,
+    Deadline,
+    Scheduler,
+    SystemClock,
+    refresh_time,
+)
 
 if TYPE_CHECKING:
     from .server import CredentialServer, Lookup
@@ -43,8 +51,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("credhelper.exec")
 
 DEFAULT_GRACE_SECONDS = 10.0
-# Credentials that arrive already due are renewed at half their remaining life, never sooner.
-MIN_RENEWAL_SECONDS = 60.0
 # After the command's leader exits at a restart, how often to look whether the rest of its group
 # has gone too.
 GROUP_POLL_SECONDS = 0.02
@@ -98,7 +104,7 @@ def renewal_time(credentials: Credentials, profile: Profile, now: float, rng: ra
     at = refresh_time(credentials.expiration, profile.refresh_before_seconds, profile.duration_seconds, rng)
     if at > now:
         return at
-    return now + max(MIN_RENEWAL_SECONDS, credentials.seconds_left(now) / 2)
+    return now + max(MIN_RENEW_SECONDS, credentials.seconds_left(now) / 2)
 
 
 def wait_limit(seconds_to_deadline: float | None) -> float:
@@ -276,7 +282,7 @@ class Supervisor:
     def _renewal_deadline(self, credentials: Credentials) -> Deadline:
         at = renewal_time(credentials, self.profile, self.clock.wall(), self.rng)
         deadline = Deadline.after(self.clock, at)
-        self.scheduler.entries.pop(self.profile.name, None)  # a success resets the backoff
+        self.scheduler.forget(self.profile.name)  # a success resets the backoff
         return deadline
 
     def _child_values(self, credentials: Credentials) -> dict[str, str]:
@@ -298,9 +304,9 @@ class Supervisor:
         if self.owns_terminal:
             _give_terminal_to(child.pid)
             # It may have tried the terminal before it was the foreground group, and been stopped.
-            _signal_group(child.pid, signal.SIGCONT)
+            signal_group(child.pid, signal.SIGCONT)
         for signum in self.pending:
-            _signal_group(child.pid, signum)
+            signal_group(child.pid, signum)
         self.pending.clear()
         log.info("started %s (pid %d)", self.command[0], child.pid)
         return child
@@ -329,21 +335,21 @@ class Supervisor:
         # Continued: by `fg` (the terminal is credhelper's again: hand it on) or by `bg`.
         if _terminal_is_ours():
             _give_terminal_to(child.pid)
-        _signal_group(child.pid, signal.SIGCONT)
+        signal_group(child.pid, signal.SIGCONT)
 
     def _stop(self, child: subprocess.Popen[bytes]) -> int:
         """Stop the child's whole group: SIGTERM, the grace period, then SIGKILL. Its return code."""
         log.info("restarting %s (pid %d) onto renewed credentials", self.command[0], child.pid)
         group = child.pid
         self.ending = False
-        _signal_group(group, signal.SIGTERM)
+        signal_group(group, signal.SIGTERM)
         end = self.clock.mono() + self.options.grace_seconds
         while self._reap(child) is None and self.clock.mono() < end:
             self._wait(end - self.clock.mono())
         while self._reap(child) is not None and _group_alive(group) and self.clock.mono() < end:
             self._wait(min(GROUP_POLL_SECONDS, end - self.clock.mono()))
         if self._reap(child) is None or _group_alive(group):
-            _signal_group(group, signal.SIGKILL)
+            signal_group(group, signal.SIGKILL)
             child.wait()
             end = self.clock.mono() + KILLED_GROUP_WAIT_SECONDS
             while _group_alive(group) and self.clock.mono() < end:
@@ -370,7 +376,7 @@ class Supervisor:
             if self.child is None:
                 self.pending.append(signum)
             else:
-                _signal_group(self.child.pid, signum)
+                signal_group(self.child.pid, signum)
 
         def child_changed(signum: int, frame: FrameType | None) -> None:
             pass  # the wakeup fd already woke the main loop
@@ -411,11 +417,6 @@ def ends_with_this_process() -> Callable[[], None] | None:
             os._exit(128 + signal.SIGTERM)
 
     return preexec
-
-
-def _signal_group(group: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):  # the group has gone
-        os.killpg(group, signum)
 
 
 def _group_alive(group: int) -> bool:

@@ -31,7 +31,7 @@ from .refresher import Refresher
 from .sharedcreds import append_section, parse_sections, shared_credentials_path
 from .supply import supply
 from .targets import read_target
-from .unit import config_args, credhelper_argv, render_unit, shell_command, unit_path
+from .unit import UNIT_NAME, config_args, credhelper_argv, render_unit, shell_command, unit_path
 
 DEFAULT_REGION = "us-east-1"
 UNIT_MODE = 0o644  # systemd reads it; it holds no secret
@@ -276,24 +276,18 @@ def plan_init(request: InitRequest, environ: Mapping[str, str]) -> Plan:
         changes += _change(credentials_file, old, new_text, PRIVATE_FILE, secret)
         adopt = PairToAdopt(env_file, key_id)
 
+    credhelper_command = [*request.command, *config_args(str(request.config_file))]
     if request.aws_config:
         path = aws_config_path(environ)
         old, text = _read_text(path)
-        command = shell_command(
-            [
-                *request.command,
-                *config_args(str(request.config_file), environ),
-                "credential-process",
-                request.profile,
-            ]
-        )
+        command = shell_command([*credhelper_command, "credential-process", request.profile])
         values = process_profile_values(command, request.region)
         changes += _change(path, old, add_process_profile(path, text, request.profile, values), PRIVATE_FILE)
 
     if request.systemd:
         path = unit_path(environ)
         old, _ = _read_text(path)
-        unit = render_unit([*request.command, *config_args(str(request.config_file), environ)])
+        unit = render_unit(credhelper_command)
         changes += _change(path, old, unit, UNIT_MODE)
     return Plan(profiles[request.profile], changes, adopt)
 
@@ -401,7 +395,7 @@ def run_commands(
 
 SYSTEMD_COMMANDS = [
     ["systemctl", "--user", "daemon-reload"],
-    ["systemctl", "--user", "enable", "--now", "credhelper.service"],
+    ["systemctl", "--user", "enable", "--now", UNIT_NAME],
 ]
 
 
@@ -469,7 +463,7 @@ def start_service(
         return
     ok, problem = run_commands(SYSTEMD_COMMANDS, systemctl)
     if ok:
-        echo("systemd user service credhelper.service enabled and started")
+        echo(f"systemd user service {UNIT_NAME} enabled and started")
     else:
         echo(f"warning: {problem}; start the service yourself: {commands}")
 

@@ -75,17 +75,13 @@ class Refresher:
                 found = self.cache.read_credentials(profile.name, profile.fingerprint)
                 if found is not None and will_do(found, wanted, self.clock()):
                     return _registered(found)  # another process refreshed while we waited
-                return _registered(self._fetch(profile))
+                return self._fetch(profile)  # _fetch registers what it got
         except Exception as error:
             failure = as_credhelper_error(error, f"keep credentials of profile {profile.name} in the cache")
             self._record_failure(profile, failure)
             if failure is error:
                 raise
             raise failure from error
-
-    def refresh_now(self, profile: Profile) -> Credentials:
-        """New credentials, unless another process got some after this call began."""
-        return self.obtain(profile, min_seconds_left=60, issued_after=self.clock())
 
     def _record_failure(self, profile: Profile, error: CredhelperError) -> None:
         """Best effort: a full disk or a held state lock must not hide the failure being reported."""

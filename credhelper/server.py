@@ -213,7 +213,6 @@ class CredentialServer:
         self._lock = threading.Lock()
         self._work: queue.SimpleQueue[tuple[socket.socket, bytes] | None] = queue.SimpleQueue()
         self._accept_paused_until = 0.0
-        self._stopping = False
         self._started = False
         self._stopped = False
         self._thread: threading.Thread | None = None
@@ -245,7 +244,6 @@ class CredentialServer:
             if self._stopped:
                 return
             self._stopped = True
-        self._stopping = True
         if self._thread is not None:
             with contextlib.suppress(OSError):
                 self._wake_writer.send(b"x")
@@ -263,13 +261,13 @@ class CredentialServer:
     # -- selector thread --
 
     def _serve(self) -> None:
-        while not self._stopping:
+        while not self._stopped:
             try:
                 events = self._selector.select(self._select_timeout())
             except OSError as error:
                 log.error("credentials endpoint: %s", error)
                 return
-            if self._stopping:
+            if self._stopped:
                 return
             for key, _ in events:
                 if key.fileobj is self.listener:

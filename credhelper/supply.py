@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from .credentials import Credentials
 from .errors import CredhelperError, as_credhelper_error
-from .policy import Want
+from .policy import Mode, Want, want
 from .profile import Profile
 from .refresher import Refresher
 
@@ -60,4 +60,4 @@ def refresh_and_deliver(
     refresher: Refresher, profile: Profile, environ: Mapping[str, str] | None = None
 ) -> Supplied:
     """New credentials from STS now (unless another process just got some), delivered."""
-    return supply(refresher, profile, Want(60, issued_after=refresher.clock()), environ)
+    return supply(refresher, profile, want(Mode.FORCE, profile, None, refresher.clock()), environ)

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from .fastpath import config_path
+
 UNIT_NAME = "credhelper.service"
 UNIT_TEMPLATE = """\
 # credhelper as a systemd user service: keeps every configured target fresh.
@@ -81,10 +83,10 @@ def credhelper_argv(argv0: str | None = None, executable: str | None = None) -> 
     return [os.path.abspath(executable), "-m", "credhelper"]
 
 
-def config_args(config_file: str, environ: Mapping[str, str]) -> list[str]:
+def config_args(config_file: str) -> list[str]:
     """`--config PATH` when the configuration is not where credhelper looks by default, so the
     daemon and credential_process (which do not share this shell's environment) find it."""
-    default = os.path.join(os.path.expanduser("~"), ".config", "credhelper", "config.toml")
+    default = config_path(None, {})
     return [] if os.path.abspath(config_file) == default else ["--config", os.path.abspath(config_file)]
 
 
