@@ -13,16 +13,18 @@ if TYPE_CHECKING:
     from .sts import StsGateway
 
 from .config import Config
-from .credentials import is_long_term_key_id, mask_key_id
 from .envfile import long_term_key_ids, secret_for_key
 from .envtarget import EnvFileTarget
-from .errors import ConfigError, CredhelperError, TargetError, UsageError
-from .fileio import ensure_private_dir
-from .profile import PROFILE_NAME, Profile
-from .sharedcreds import append_section, parse_sections, shared_credentials_path
-from .targets import profile_targets, read_target, read_target_file, rewrite_file
-
-SETTING = "AWS_SHARED_CREDENTIALS_FILE"
+from .errors import CredhelperError, TargetError, UsageError
+from .fileio import make_private_dir
+from .profile import PROFILE_NAME, Profile, resolve_sts_endpoint
+from .sharedcreds import (
+    CREDENTIALS_FILE_SETTING,
+    shared_credentials_path,
+    with_key_pair,
+    write_credentials_file,
+)
+from .targets import profile_targets, read_target, read_target_file
 
 
 @dataclass(frozen=True)
@@ -49,21 +51,6 @@ def long_term_pair(env_file: Path) -> tuple[str, str]:
     return key_ids[0], secret
 
 
-def section_taken(path: Path, section: str, held: Mapping[str, str]) -> ConfigError:
-    key_id = held.get("aws_access_key_id", "")
-    if (key_id and not is_long_term_key_id(key_id)) or "aws_session_token" in held:
-        return ConfigError(
-            f"{path}: [{section}] holds temporary credentials ({mask_key_id(key_id)}), such as "
-            "credhelper writes for a credentials_files target, not a long-term key: they expire and "
-            "are rewritten at every refresh; adopt the pair under another --profile name, "
-            f"e.g. {section}-source"
-        )
-    return ConfigError(
-        f"{path}: [{section}] already holds another key; credhelper never replaces a long-term "
-        "key: pick another --profile name"
-    )
-
-
 def adopt_keys(
     env_file: Path,
     source_profile: str,
@@ -84,23 +71,17 @@ def adopt_keys(
     label = str(path)
     real = Path(os.path.realpath(path))
     if not real.parent.exists():
-        ensure_private_dir(real.parent)
-    pair = {"aws_access_key_id": key_id, "aws_secret_access_key": secret}
-    before = read_target_file(real, label, SETTING)
+        make_private_dir(real.parent)
+    before = read_target_file(real, label, CREDENTIALS_FILE_SETTING)
     written: list[str] = []
     originals: list[str] = []
 
     def add_section(text: str) -> str:
         originals.append(text)
-        existing = parse_sections(text, label).get(source_profile)
-        if existing is not None:
-            if {k: existing.get(k) for k in pair} != pair:
-                raise section_taken(path, source_profile, existing)
-            return text
-        written.append(append_section(text, source_profile, pair))
+        written.append(with_key_pair(text, path, source_profile, key_id, secret, "--profile"))
         return written[-1]
 
-    if not rewrite_file(path, add_section, lock_dir, label, SETTING):
+    if not write_credentials_file(path, add_section, lock_dir):
         return Adoption(key_id, path, verify(source_profile), already_there=True)
     try:
         caller = verify(source_profile)
@@ -117,15 +98,17 @@ def _put_back(path: Path, real: Path, original: str | None, written: str, lock_d
         return original if text == written and original is not None else text
 
     if original is None:
-        current = read_target_file(real, str(path), SETTING)
+        current = read_target_file(real, str(path), CREDENTIALS_FILE_SETTING)
         if current is not None and current.text == written:
             real.unlink()
         return
     with contextlib.suppress(TargetError):  # changed into something unreadable: leave it to its author
-        rewrite_file(path, restore, lock_dir, str(path), SETTING)
+        write_credentials_file(path, restore, lock_dir)
 
 
-def source_verifier(gateway: StsGateway, config: Config | None) -> Callable[[str], str]:
+def source_verifier(
+    gateway: StsGateway, config: Config | None, environ: Mapping[str, str]
+) -> Callable[[str], str]:
     """GetCallerIdentity as the source profile, at the STS endpoint of a credhelper profile that
     uses it (else of any profile, else the default)."""
 
@@ -139,7 +122,7 @@ def source_verifier(gateway: StsGateway, config: Config | None) -> Callable[[str
             role_session_name="credhelper",
             source_profile=source_profile,
             region=template.region if template else None,
-            sts_endpoint_url=template.sts_endpoint_url if template else None,
+            sts_endpoint=template.sts_endpoint if template else resolve_sts_endpoint(None, None, environ),
         )
         return gateway.caller_arn(probe)
 

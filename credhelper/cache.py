@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .credentials import LONGEST_SESSION_SECONDS, Credentials, plausible_epoch
-from .fastpath import answer_path, cache_dir_path
-from .fileio import atomic_write, ensure_private_dir, file_kind, file_lock, read_regular_file, remove_quietly
+from .fileio import atomic_write, file_kind, file_lock, read_regular_file, remove_quietly, trusted_private_dir
+from .paths import cache_dir_path, profile_file, untrusted_reason
 
 __all__ = ["Cache", "cache_dir_path"]
 
@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 CACHE_FORMAT = "credhelper-cache/1"
 STATE_FORMAT = "credhelper-state/1"
 CACHE_FILE_MAX_BYTES = 64 * 1024  # an entry is under 4 KiB
+CACHE_DIR_FIX = (
+    "remove it so credhelper creates it 0700, or set CREDHELPER_CACHE_DIR to a directory of your own"
+)
 
 
 def _load_json(path: str) -> dict[str, Any] | None:
@@ -31,7 +34,9 @@ def _load_json(path: str) -> dict[str, Any] | None:
     write, rather than hanging the command or eating its memory."""
     try:
         found = read_regular_file(path, CACHE_FILE_MAX_BYTES)
-        data = json.loads(found[0]) if found is not None else None
+        if found is None or untrusted_reason(found[1]) is not None:
+            return None
+        data = json.loads(found[0])
     except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
@@ -53,22 +58,28 @@ class Cache:
         self.directory = os.fspath(directory)
         self.clock = clock
 
-    def path(self, name: str) -> str:
-        return os.path.join(self.directory, name)
+    def path(self, profile: str, kind: str) -> str:
+        return profile_file(self.directory, profile, kind)
 
-    def _path(self, profile: str, kind: str) -> str:
-        return self.path(f"{profile}.{kind}")
 
-    def _ensure(self) -> None:
-        ensure_private_dir(self.directory)
+    def ensure(self) -> str:
+        """The directory, created 0700 if absent, refused (78) when it cannot be trusted."""
+        trusted_private_dir(self.directory, "cache directory", CACHE_DIR_FIX)
+        return self.directory
+
+    def _exists(self) -> bool:
+        """Whether the directory is there to be read; refused (78) when it cannot be trusted."""
+        return trusted_private_dir(self.directory, "cache directory", CACHE_DIR_FIX, create=False)
 
     def lock(self, profile: str, timeout: float = 120.0) -> file_lock:
-        self._ensure()
-        return file_lock(self._path(profile, "lock"), timeout)
+        self.ensure()
+        return file_lock(self.path(profile, "lock"), timeout)
 
     def read_credentials(self, profile: str, fingerprint: str, kind: str = "json") -> Credentials | None:
         """The cached credentials, or None for a missing, damaged, foreign or stale-settings file."""
-        data = _load_json(self._path(profile, kind))
+        if not self._exists():
+            return None
+        data = _load_json(self.path(profile, kind))
         if not data or data.get("format") != CACHE_FORMAT or data.get("fingerprint") != fingerprint:
             return None
         record = data.get("credentials")
@@ -82,15 +93,17 @@ class Cache:
     def write_credentials(
         self, profile: str, fingerprint: str, credentials: Credentials, kind: str = "json"
     ) -> None:
-        self._ensure()
+        self.ensure()
         payload = {"format": CACHE_FORMAT, "fingerprint": fingerprint, "credentials": credentials.to_record()}
-        _replace(self._path(profile, kind), json.dumps(payload).encode())
+        _replace(self.path(profile, kind), json.dumps(payload).encode())
         if kind == "json":  # the ready answer of credential-process was the entry just replaced
-            remove_quietly(answer_path(self.directory, profile))
+            remove_quietly(self.path(profile, "answer"))
 
     def read_state(self, profile: str) -> dict[str, Any]:
         """The profile's state; a field of the wrong type or an impossible time is left out."""
-        data = _load_json(self._path(profile, "state.json"))
+        if not self._exists():
+            return {}
+        data = _load_json(self.path(profile, "state.json"))
         if not data or data.get("format") != STATE_FORMAT:
             return {}
         latest = self.clock() + LONGEST_SESSION_SECONDS
@@ -98,11 +111,11 @@ class Cache:
 
     def update_state(self, profile: str, **changes: Any) -> dict[str, Any]:
         """Merge `changes` into the profile's state file. State never holds a secret."""
-        self._ensure()
-        with file_lock(self._path(profile, "state.lock"), timeout=10.0):
+        self.ensure()
+        with file_lock(self.path(profile, "state.lock"), timeout=10.0):
             state = self.read_state(profile)
             state.update(changes, format=STATE_FORMAT)
-            _replace(self._path(profile, "state.json"), json.dumps(state, sort_keys=True).encode())
+            _replace(self.path(profile, "state.json"), json.dumps(state, sort_keys=True).encode())
         return state
 
 

@@ -54,7 +54,7 @@ class AppContext:
         def gateway() -> StsGateway:
             from .sts import StsGateway
 
-            return StsGateway(os.environ)
+            return StsGateway()
 
         return Refresher(self.cache(), gateway, interactive=interactive)
 
@@ -287,18 +287,17 @@ Example:
 def adopt_keys_command(app: AppContext, env_file: Path, source_profile: str) -> None:
     """Move a long-term key pair from a .env into ~/.aws/credentials, safely."""
     from .adopt import adopt_keys, profile_to_add, profiles_targeting, source_verifier
-    from .fileio import ensure_private_dir
     from .sts import StsGateway
 
-    gateway = StsGateway(os.environ)
+    gateway = StsGateway()
     try:
         config: Config | None = app.config()
     except CredhelperError:
         config = None  # adopting keys needs no configuration; the next step says what to add
     cache = app.cache()
-    ensure_private_dir(cache.directory)  # the target locks live there
+    lock_dir = cache.ensure()  # the target locks live there
     adoption = adopt_keys(
-        env_file, source_profile, os.environ, source_verifier(gateway, config), cache.directory
+        env_file, source_profile, os.environ, source_verifier(gateway, config, os.environ), lock_dir
     )
     where = "was already" if adoption.already_there else "is now"
     click.echo(

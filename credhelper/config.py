@@ -7,10 +7,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .configfile import config_path, missing_config_advice, read_config_data, session_name_default
+from .configfile import missing_config_advice, read_config_data, session_name_default
 from .errors import ConfigError
+from .paths import config_path, expand_user_path
 from .profile import Profile, parse_daemon, parse_profiles
-from .targets import Target, expand_path, profile_targets
 
 __all__ = ["Config", "check_target_paths", "config_from_data", "expand_path", "load_config"]
 
@@ -32,14 +32,20 @@ class Config:
         return [self.profiles[name] for name in names]
 
 
+def expand_path(raw: str) -> Path:
+    return Path(expand_user_path(raw))
+
+
 def load_config(explicit: str | None, environ: Mapping[str, str]) -> Config:
+    """The one loader: every command, the fast paths included, accepts exactly what it accepts."""
     path = config_path(explicit, environ)
-    return config_from_data(read_config_data(path, missing_config_advice(explicit, environ)), path)
+    return config_from_data(read_config_data(path, missing_config_advice(explicit, environ)), path, environ)
 
 
-def config_from_data(data: Mapping[str, object], path: str) -> Config:
-    """The parsed TOML of `path`, validated whole: what every command accepts."""
-    profiles = parse_profiles(data, path, session_name_default())
+def config_from_data(data: Mapping[str, object], path: str, environ: Mapping[str, str]) -> Config:
+    """The parsed TOML of `path`, validated whole: what every command accepts. `environ` is the
+    environment the configuration is used in (it can choose the STS endpoint)."""
+    profiles = parse_profiles(data, path, session_name_default(), environ)
     check_target_paths(profiles, path)
     return Config(path=Path(path), profiles=profiles, serve=parse_daemon(data, path))
 
@@ -64,10 +70,11 @@ def _check_path_length(where: str, raw: str, path: str) -> None:
         )
 
 
-def _configured(profile: Profile) -> list[tuple[Target, str]]:
-    """Each target of the profile beside the text that names it in the configuration."""
-    raw = list(profile.env_files) + [path for path, _ in profile.credentials_files]
-    return list(zip(profile_targets(profile), raw, strict=True))
+def _configured(profile: Profile) -> list[tuple[str, str, str]]:
+    """Each target of the profile: the setting that names it, the text it is named by, its section."""
+    return [("env_files", raw, "") for raw in profile.env_files] + [
+        ("credentials_files", raw, section) for raw, section in profile.credentials_files
+    ]
 
 
 def check_target_paths(profiles: Mapping[str, Profile], source: str) -> None:
@@ -76,16 +83,17 @@ def check_target_paths(profiles: Mapping[str, Profile], source: str) -> None:
     overwrite each other forever."""
     owners: dict[tuple[str, str], tuple[str, str]] = {}
     for profile in profiles.values():
-        for target, raw in _configured(profile):
-            where = f"{source}: [profiles.{profile.name}] {target.setting}"
-            if not target.path.is_absolute():
+        for setting, raw, section in _configured(profile):
+            where = f"{source}: [profiles.{profile.name}] {setting}"
+            path = expand_user_path(raw)
+            if not os.path.isabs(path):
                 raise ConfigError(
                     f"{where}: {raw!r} is not an absolute path once ~ and $VARIABLES are expanded "
-                    f"(it gives {str(target.path)!r}); write it from / or ~"
+                    f"(it gives {path!r}); write it from / or ~"
                 )
-            _check_path_length(where, raw, str(target.path))
-            claim = target.claim()
-            shown = raw + (f" [{claim[1]}]" if claim[1] else "")
+            _check_path_length(where, raw, path)
+            claim = (os.path.realpath(path), section)  # a symlinked target is the file it points at
+            shown = raw + (f" [{section}]" if section else "")
             if claim in owners and owners[claim][0] != profile.name:
                 other, other_raw = owners[claim]
                 raise ConfigError(

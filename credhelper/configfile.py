@@ -8,8 +8,8 @@ import tomllib
 from collections.abc import Mapping
 
 from .errors import ConfigError
-from .fastpath import config_path
 from .fileio import FileTooLarge, NotRegularFile, read_regular_file
+from .paths import config_path, untrusted_reason
 from .profile import default_session_name
 
 __all__ = ["config_path", "read_config_data", "session_name_default"]
@@ -38,6 +38,13 @@ def _read_config_bytes(path: str, missing_advice: str) -> bytes:
         raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}") from None
     if found is None:
         raise ConfigError(f"{path}: {missing_advice}")
+    reason = untrusted_reason(found[1], allow_root=True)
+    if reason is not None:
+        raise ConfigError(
+            f"{path}: credhelper does not trust this configuration: {reason}, so someone else could "
+            "choose the role and where credentials go; make it your own and writable only by you "
+            f"(chmod go-w {path})"
+        )
     return found[0]
 
 

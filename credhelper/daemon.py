@@ -27,13 +27,14 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
 from . import children
-from .cache import Cache, cache_dir_path
+from .cache import CACHE_DIR_FIX, Cache, cache_dir_path
 from .config import Config, load_config
 from .credentials import Credentials
 from .delivery import DeliveryReport, deliver, watch_paths
 from .errors import CredhelperError, FileSystemError, as_credhelper_error
-from .fileio import atomic_write, ensure_private_dir, open_lock_file, read_regular_file, remove_quietly
+from .fileio import atomic_write, open_lock_file, read_regular_file, remove_quietly, trusted_private_dir
 from .keeper import TargetClaims, TargetKeptElsewhere
+from .paths import daemon_lock_path, daemon_pid_path
 from .policy import (
     Mode,
     Pending,
@@ -72,13 +73,14 @@ class DaemonLock:
     """One daemon per cache directory: an flock held for the daemon's life, and a pid file."""
 
     def __init__(self, cache_dir: str) -> None:
-        self.path = os.path.join(cache_dir, "daemon.lock")
-        self.pid_path = os.path.join(cache_dir, "daemon.pid")
+        self.cache_dir = cache_dir
+        self.path = daemon_lock_path(cache_dir)
+        self.pid_path = daemon_pid_path(cache_dir)
         self.fd = -1
 
     def acquire(self) -> None:
         try:
-            ensure_private_dir(os.path.dirname(self.path))
+            trusted_private_dir(self.cache_dir, "cache directory", CACHE_DIR_FIX)
             self.fd = open_lock_file(self.path)
         except OSError as error:
             raise FileSystemError.from_os_error(error, "create the daemon's lock file") from None
@@ -234,7 +236,7 @@ class Daemon:
     def _gateway() -> StsGateway:
         from .sts import StsGateway  # botocore is imported once the first STS call is due
 
-        return StsGateway(os.environ)
+        return StsGateway()
 
     # -- main thread -----------------------------------------------------------------------
 

@@ -24,8 +24,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .awsconfig import aws_config_path, parse_config, section_name
-from .cache import Cache, cache_dir_path
+from .awsconfig import aws_config_path, parse_config, profile_settings, section_name
+from .cache import CACHE_DIR_FIX, Cache, cache_dir_path
 from .config import Config, load_config
 from .credentials import Credentials, mask_key_id
 from .delivery import adopted_checker
@@ -33,9 +33,10 @@ from .envtarget import EnvFileTarget
 from .errors import CredhelperError, LongTermKeyError
 from .fileio import NotRegularFile, read_regular_file
 from .logsetup import redact, register_secret
+from .paths import daemon_pid_path, runtime_dir, token_path, untrusted_reason
 from .profile import SHORT_SESSION_SECONDS, Profile
-from .server import daemon_lock_held, live_endpoint, read_endpoint, runtime_dir, token_path
-from .sharedcreds import shared_credentials_path
+from .server import daemon_lock_held, live_endpoint, read_endpoint
+from .sharedcreds import holds_long_term_secret, shared_credentials_path
 from .targets import KeyPairCheck, Target, placeholder_credentials, profile_targets, read_target
 from .unit import UNIT_NAME, user_manager
 
@@ -94,7 +95,15 @@ def skew_detail(skew: float) -> str:
     return text + " (AWS rejects signatures over 300 s off): sync the clock (NTP, `timedatectl set-ntp true`)"
 
 
-def mode_finding(profile: str, check: str, path: Path, mode: int) -> Finding:
+def mode_finding(profile: str | None, check: str, path: Path, mode: int, long_term: bool = False) -> Finding:
+    if long_term and mode & 0o077:
+        return Finding(
+            profile,
+            check,
+            FAIL,
+            f"{path} holds a long-term secret and other users may read or write it (mode {mode:o}): "
+            f"chmod 600 {path}",
+        )
     if mode & 0o044:
         return Finding(
             profile, check, WARN, f"{path} is readable by other users (mode {mode:o}): chmod 600 {path}"
@@ -168,9 +177,13 @@ def check_cache(directory: str) -> list[Finding]:
         return [Finding(None, "cache", WARN, f"{directory} does not exist yet: run `credhelper refresh`")]
     if not stat.S_ISDIR(info.st_mode):
         return [Finding(None, "cache", FAIL, f"{directory} is not a directory: remove it")]
+    reason = untrusted_reason(info)
+    if reason is not None:
+        detail = f"{directory}: credhelper does not trust this cache directory: {reason}; {CACHE_DIR_FIX}"
+        return [Finding(None, "cache", FAIL, detail)]
     mode = stat.S_IMODE(info.st_mode)
     if mode != 0o700:
-        return [Finding(None, "cache", FAIL, f"{directory} has mode {mode:o}: chmod 700 {directory}")]
+        return [Finding(None, "cache", WARN, f"{directory} has mode {mode:o}: chmod 700 {directory}")]
     loose = []
     for name in sorted(os.listdir(directory)):
         try:
@@ -192,12 +205,28 @@ def check_cache(directory: str) -> list[Finding]:
     return [Finding(None, "cache", OK, f"{directory} mode 700, files 600")]
 
 
+def check_shared_credentials(environ: Mapping[str, str]) -> list[Finding]:
+    """The shared credentials file, where long-term keys live: readable by this user alone."""
+    path = shared_credentials_path(environ)
+    try:
+        found = read_regular_file(path, AWS_FILE_MAX_BYTES, follow_symlinks=True)
+    except OSError:
+        return []  # unreadable_aws_file and botocore say what is wrong with it
+    if found is None:
+        return []
+    data, info = found
+    text = data.decode("utf-8", "replace")
+    return [
+        mode_finding(None, "credentials file", path, stat.S_IMODE(info.st_mode), holds_long_term_secret(text))
+    ]
+
+
 def check_daemon(directory: str, config: Config) -> list[Finding]:
     findings = []
     has_targets = any(p.env_files or p.credentials_files for p in config.profiles.values())
     if daemon_lock_held(directory):
         try:
-            found = read_regular_file(os.path.join(directory, "daemon.pid"), 64)
+            found = read_regular_file(daemon_pid_path(directory), 64)
         except OSError:
             found = None
         pid = found[0].decode(errors="replace") if found is not None else "?"
@@ -332,7 +361,7 @@ def check_aws_config(profile: Profile, environ: Mapping[str, str]) -> list[Findi
         return [Finding(profile.name, name, FAIL, not_regular_detail(path, error.kind, "AWS_CONFIG_FILE"))]
     except (OSError, UnicodeDecodeError, CredhelperError) as error:
         return [Finding(profile.name, name, FAIL, f"{path}: cannot read: {error}")]
-    command = sections.get(section_name(profile.name), {}).get("credential_process")
+    command = (profile_settings(sections, profile.name) or {}).get("credential_process")
     if not command:
         return [
             Finding(
@@ -502,7 +531,9 @@ def check_target_file(
         ]
     findings = [
         Finding(name, "target", OK, f"{target.label} is a regular file"),
-        mode_finding(name, "target mode", target.real_path, found.mode),
+        mode_finding(
+            name, "target mode", target.real_path, found.mode, target.holds_long_term_secret(found.text)
+        ),
     ]
     try:
         target.guard(found.text, adopted)
@@ -577,7 +608,7 @@ def gateway_factory(environ: Mapping[str, str]) -> Callable[[], StsGateway]:
     def make() -> StsGateway:
         from .sts import StsGateway
 
-        return StsGateway(environ)
+        return StsGateway()
 
     return make
 
@@ -621,6 +652,7 @@ def diagnose(
     checks: list[tuple[str | None, str, Check]] = [
         (None, "environment", lambda: check_environment(environ)),
         (None, "cache", lambda: check_cache(directory)),
+        (None, "credentials file", lambda: check_shared_credentials(environ)),
         (None, "daemon", lambda: check_daemon(directory, config)),
     ]
     if config.serve or read_endpoint(environ, directory) is not None:

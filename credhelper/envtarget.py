@@ -131,6 +131,9 @@ class EnvFileTarget(Target):
         except ReadBackError as error:
             raise read_back_refusal(self.path, error.problem) from None
 
+    def holds_long_term_secret(self, text: str) -> bool:
+        return bool(long_term_key_ids(text))
+
     def state(self, text: str | None, credentials: Credentials | None) -> str:
         if text is None:
             return "missing"

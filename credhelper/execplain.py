@@ -12,12 +12,13 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
-from .cache import Cache, cache_dir_path
-from .configfile import config_path, read_config_data, session_name_default
+from .cache import Cache
+from .config import load_config
 from .credentials import Credentials
 from .errors import CredhelperError
 from .fastpath import parse_leading_options
-from .profile import Profile, parse_profile
+from .paths import cache_dir_path
+from .profile import Profile
 
 # Variables that would win over the ones exec sets, or point an SDK somewhere else.
 REMOVED_VARIABLES = frozenset(
@@ -111,16 +112,12 @@ def main_exec_fast(argv: Sequence[str], environ: Mapping[str, str]) -> None:
         return
     explicit_config, name, command = parsed
     try:
-        path = config_path(explicit_config, environ)
-        profiles = read_config_data(path).get("profiles")
-        if not isinstance(profiles, dict) or name not in profiles:
-            return
-        profile = parse_profile(name, profiles[name], path, session_name_default())
+        profile = load_config(explicit_config, environ).select([name])[0]
         if profile.warnings:
             return  # the full CLI says them
+        credentials = Cache(cache_dir_path(environ)).read_credentials(profile.name, profile.fingerprint)
     except Exception:
-        return
-    credentials = Cache(cache_dir_path(environ)).read_credentials(profile.name, profile.fingerprint)
+        return  # the full CLI says what is wrong
     now = time.time()
     if credentials is None or credentials.seconds_left(now) < profile.handout_seconds:
         return

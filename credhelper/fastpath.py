@@ -13,6 +13,8 @@ configuration, a cold or stale cache): the full CLI.
 import os
 import time
 
+from .paths import cache_dir_path, config_path, profile_file, untrusted_reason
+
 # Neither typing nor __future__: each would cost the hot path an import.
 TYPE_CHECKING = False
 
@@ -61,28 +63,9 @@ def parse_fast_argv(argv: "Sequence[str]") -> tuple[str | None, str] | None:
 
 
 def is_plain_name(name: str) -> bool:
-    """A profile name that is safe as part of a cache file name."""
-    return name.isascii() and name[:1].isalnum() and name.replace("-", "").replace("_", "").isalnum()
-
-
-def config_path(explicit: str | None, environ: "Mapping[str, str]") -> str:
-    if explicit:
-        return os.path.expanduser(explicit)
-    if environ.get("CREDHELPER_CONFIG"):
-        return os.path.expanduser(environ["CREDHELPER_CONFIG"])
-    base = environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return os.path.join(base, "credhelper", "config.toml")
-
-
-def cache_dir_path(environ: "Mapping[str, str]") -> str:
-    if environ.get("CREDHELPER_CACHE_DIR"):
-        return os.path.expanduser(environ["CREDHELPER_CACHE_DIR"])
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "credhelper")
-
-
-def answer_path(cache_dir: str, profile: str) -> str:
-    return os.path.join(cache_dir, f"{profile}.answer")
+    """A profile name as the configuration allows them (letters, digits, '.', '_', '-')."""
+    plain = name.replace("-", "a").replace("_", "a").replace(".", "a")
+    return 0 < len(name) <= 64 and name.isascii() and plain.isalnum()
 
 
 def file_identity(status: os.stat_result) -> str:
@@ -90,49 +73,62 @@ def file_identity(status: os.stat_result) -> str:
     return f"{status.st_dev} {status.st_ino} {status.st_size} {status.st_mtime_ns} {status.st_ctime_ns}"
 
 
-def session_user(environ: "Mapping[str, str]") -> str:
-    """What the default role session name is made of besides the configuration."""
-    return f"{environ.get('LOGNAME') or environ.get('USER') or ''}@{os.uname().nodename}"
+def environment_facts(environ: "Mapping[str, str]") -> str | None:
+    """What the answer depends on besides the configuration: the user the default session name is
+    made of, and the variables that choose the STS endpoint (credentials are cached for where they
+    came from). None when a value cannot be recorded on one line."""
+    facts = "\t".join(
+        (
+            f"{environ.get('LOGNAME') or environ.get('USER') or ''}@{os.uname().nodename}",
+            environ.get("AWS_ENDPOINT_URL_STS", ""),
+            environ.get("AWS_ENDPOINT_URL", ""),
+        )
+    )
+    return None if "\n" in facts or "\r" in facts else facts
 
 
-def is_private(status: os.stat_result, private_bits: int) -> bool:
-    """Owned by this user, and none of `private_bits` set."""
-    return status.st_uid == os.getuid() and not status.st_mode & private_bits
+def is_private(status: os.stat_result) -> bool:
+    """Trusted (paths.untrusted_reason) and readable by nobody else: the answer holds a secret."""
+    return untrusted_reason(status) is None and not status.st_mode & 0o077
 
 
-def answer_header(deadline: int, config: str, config_id: str, cache_id: str, user: str) -> str:
-    return f"{ANSWER_FORMAT}\n{deadline}\n{config}\n{config_id}\n{cache_id}\n{user}\n"
+def answer_header(deadline: int, config: str, config_id: str, cache_id: str, facts: str) -> str:
+    return f"{ANSWER_FORMAT}\n{deadline}\n{config}\n{config_id}\n{cache_id}\n{facts}\n"
 
 
 def ready_answer(argv: "Sequence[str]", environ: "Mapping[str, str]", now: float) -> bytes | None:
     """The recorded answer, if every fact it depends on still holds; else None."""
     parsed = parse_fast_argv(argv)
-    if parsed is None:
+    facts = environment_facts(environ)
+    if parsed is None or facts is None:
         return None
     explicit_config, profile = parsed
     cache_dir = cache_dir_path(environ)
     try:
-        if not is_private(os.stat(cache_dir), 0o022):
+        if untrusted_reason(os.stat(cache_dir)) is not None:
             return None
-        fd = os.open(answer_path(cache_dir, profile), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd = os.open(profile_file(cache_dir, profile, "answer"), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         try:
             status = os.fstat(fd)
             is_regular = status.st_mode & 0o170000 == 0o100000
             data = os.read(fd, ANSWER_MAX_BYTES) if is_regular else b""
         finally:
             os.close(fd)
-        if not is_regular or not is_private(status, 0o077) or len(data) >= ANSWER_MAX_BYTES:
+        if not is_regular or not is_private(status) or len(data) >= ANSWER_MAX_BYTES:
             return None
         lines = data.split(b"\n", 6)
         if len(lines) != 7 or lines[0] != ANSWER_FORMAT.encode() or not now < int(lines[1]):
             return None
         config = config_path(explicit_config, environ)
+        config_status = os.stat(config)
+        if untrusted_reason(config_status, allow_root=True) is not None:
+            return None
         expected = answer_header(
             int(lines[1]),
             config,
-            file_identity(os.stat(config)),
-            file_identity(os.stat(os.path.join(cache_dir, f"{profile}.json"))),
-            session_user(environ),
+            file_identity(config_status),
+            file_identity(os.stat(profile_file(cache_dir, profile, "json"))),
+            facts,
         )
     except (OSError, ValueError):
         return None
@@ -160,13 +156,14 @@ def main_fast(argv: "Sequence[str]") -> bool:
 
 
 def answer_from_cache(argv: "Sequence[str]", environ: "Mapping[str, str]") -> bytes | None:
-    """The long way: parse the configuration, validate the cached entry, record the ready answer."""
+    """The long way: load the configuration as every command does, validate the cached entry,
+    record the ready answer."""
     from .cache import Cache
-    from .configfile import read_config_data, session_name_default
-    from .profile import parse_profile
+    from .config import load_config
 
     parsed = parse_fast_argv(argv)
-    if parsed is None:
+    facts = environment_facts(environ)
+    if parsed is None or facts is None:
         return None
     explicit_config, name = parsed
     now = time.time()
@@ -174,15 +171,12 @@ def answer_from_cache(argv: "Sequence[str]", environ: "Mapping[str, str]") -> by
     cache = Cache(cache_dir_path(environ))
     try:
         config_before = os.stat(path)
-        profiles = read_config_data(path).get("profiles")
-        if not isinstance(profiles, dict) or name not in profiles:
-            return None
-        profile = parse_profile(name, profiles[name], path, session_name_default())
+        profile = load_config(explicit_config, environ).select([name])[0]
         config_after = os.stat(path)
-        cache_before = os.stat(cache.path(f"{name}.json"))
+        credentials = cache.read_credentials(profile.name, profile.fingerprint)
+        cache_before = os.stat(cache.path(name, "json"))
     except Exception:
-        return None
-    credentials = cache.read_credentials(profile.name, profile.fingerprint)
+        return None  # the full CLI says what is wrong
     if credentials is None or credentials.seconds_left(now) < profile.handout_seconds:
         return None
     answer = (credentials.process_json() + "\n").encode()
@@ -190,7 +184,7 @@ def answer_from_cache(argv: "Sequence[str]", environ: "Mapping[str, str]") -> by
     settled = now - config_after.st_mtime >= CONFIG_SETTLE_SECONDS
     if settled and config_id == file_identity(config_after):
         deadline = int(credentials.expiration - profile.handout_seconds)
-        header = answer_header(deadline, path, config_id, file_identity(cache_before), session_user(environ))
+        header = answer_header(deadline, path, config_id, file_identity(cache_before), facts)
         record_answer(cache, name, header.encode() + answer, cache_before)
     return answer
 
@@ -199,11 +193,10 @@ def record_answer(cache: "Cache", profile: str, content: bytes, cache_entry: os.
     """Leave the ready answer for the next call, if the cache entry read is still the one there."""
     from .fileio import atomic_write
 
+    answer = cache.path(profile, "answer")
     try:
-        if not is_private(os.stat(cache.directory), 0o077):
-            return
-        atomic_write(answer_path(cache.directory, profile), content)
-        if file_identity(os.stat(cache.path(f"{profile}.json"))) != file_identity(cache_entry):
-            os.unlink(answer_path(cache.directory, profile))  # a refresh landed meanwhile
+        atomic_write(answer, content)
+        if file_identity(os.stat(cache.path(profile, "json"))) != file_identity(cache_entry):
+            os.unlink(answer)  # a refresh landed meanwhile
     except OSError:
         return

@@ -9,17 +9,40 @@ import stat
 import time
 from types import TracebackType
 
-from .errors import LockTimeout
+from .errors import ConfigError, LockTimeout
+from .paths import untrusted_reason
 
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
 
 
-def ensure_private_dir(path: str | os.PathLike[str]) -> None:
-    """Create `path` 0700 if absent; tighten it to 0700 if it exists with looser bits."""
+def make_private_dir(path: str | os.PathLike[str]) -> None:
+    """Create `path` 0700 (and its missing parents) if absent. An existing directory is left as
+    it is: credhelper never chmods a directory it did not create."""
     os.makedirs(path, mode=PRIVATE_DIR, exist_ok=True)
-    if os.stat(path).st_mode & 0o777 != PRIVATE_DIR:
-        os.chmod(path, PRIVATE_DIR)
+
+
+def trusted_private_dir(path: str | os.PathLike[str], what: str, fix: str, create: bool = True) -> bool:
+    """The one check of a directory whose files decide what credhelper hands out (the cache, the
+    runtime directory): created 0700 when absent (with `create`), else refused, ConfigError (78),
+    when it is not this user's own and private (paths.untrusted_reason). False when it does not
+    exist and was not to be created."""
+    if create:
+        make_private_dir(path)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISDIR(info.st_mode):
+        kind = file_kind(info.st_mode)
+        raise ConfigError(f"{os.fspath(path)}: the {what} is a {kind}, not a directory; {fix}")
+    reason = untrusted_reason(info)
+    if reason is not None:
+        raise ConfigError(
+            f"{os.fspath(path)}: credhelper does not trust this {what}: {reason}, so someone else could "
+            f"plant credentials there; {fix}"
+        )
+    return True
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:

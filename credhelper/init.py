@@ -24,16 +24,15 @@ from .credentials import mask_key_id
 from .envfile import long_term_key_ids, managed_values, secret_for_key
 from .envtarget import EnvFileTarget
 from .errors import ConfigError, CredhelperError, UsageError
-from .fileio import PRIVATE_DIR, PRIVATE_FILE, atomic_write, read_bytes_or_none
+from .fileio import PRIVATE_DIR, PRIVATE_FILE, read_bytes_or_none
 from .policy import Want
-from .profile import PROFILE_NAME, REGION, ROLE_ARN, Profile
+from .profile import DEFAULT_REGION, PROFILE_NAME, REGION, ROLE_ARN, Profile
 from .refresher import Refresher
-from .sharedcreds import append_section, parse_sections, shared_credentials_path
+from .sharedcreds import holds_long_term_secret, shared_credentials_path, with_key_pair
 from .supply import supply
-from .targets import read_target
+from .targets import read_target, rewrite_file
 from .unit import UNIT_NAME, config_args, credhelper_argv, render_unit, shell_command, unit_path
 
-DEFAULT_REGION = "us-east-1"
 UNIT_MODE = 0o644  # systemd reads it; it holds no secret
 SECRET_SHOWN_AS = "<secret from the .env>"
 
@@ -58,6 +57,7 @@ class FileChange:
     new: str
     new_file_mode: int
     secret: str | None = None  # never shown in a diff
+    holds_secret: Callable[[str], bool] | None = None  # a file whose text holds one ends 0600
 
     @property
     def created(self) -> bool:
@@ -150,18 +150,6 @@ def line_ending(text: str) -> str:
     return "\r\n" if end > 0 and text[end - 1] == "\r" else "\n"
 
 
-def add_pair_to_credentials(path: Path, text: str, section: str, key_id: str, secret: str) -> str:
-    held = parse_sections(text, str(path)).get(section)
-    if held is None:
-        return append_section(text, section, {"aws_access_key_id": key_id, "aws_secret_access_key": secret})
-    if held.get("aws_access_key_id") != key_id or held.get("aws_secret_access_key") != secret:
-        raise ConfigError(
-            f"{path}: [{section}] already holds another key; credhelper never replaces a long-term "
-            "key: pick another --source-profile name"
-        )
-    return text
-
-
 def find_pair(env_texts: Mapping[Path, str]) -> tuple[Path, str, str] | None:
     """The one long-term pair pasted into the `.env` files: (file, key id, secret)."""
     found: list[tuple[Path, str, str | None]] = []
@@ -228,11 +216,16 @@ def _read_text(path: Path) -> tuple[bytes | None, str]:
 
 
 def _change(
-    path: Path, old: bytes | None, new: str, mode: int, secret: str | None = None
+    path: Path,
+    old: bytes | None,
+    new: str,
+    mode: int,
+    secret: str | None = None,
+    holds_secret: Callable[[str], bool] | None = None,
 ) -> list[FileChange]:
     if old is not None and old == new.encode("utf-8"):
         return []
-    return [FileChange(path, old, new, mode, secret)]
+    return [FileChange(path, old, new, mode, secret, holds_secret)]
 
 
 def plan_init(request: InitRequest, environ: Mapping[str, str]) -> Plan:
@@ -255,7 +248,7 @@ def plan_init(request: InitRequest, environ: Mapping[str, str]) -> Plan:
     )
     try:
         # Validated as every later command will load it, so init never writes what they refuse.
-        profiles = config_from_data(tomllib.loads(new_config), str(request.config_file)).profiles
+        profiles = config_from_data(tomllib.loads(new_config), str(request.config_file), environ).profiles
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{request.config_file}: adding the profile would not parse ({error})") from None
     changes += _change(request.config_file, old, new_config, PRIVATE_FILE)
@@ -272,8 +265,9 @@ def plan_init(request: InitRequest, environ: Mapping[str, str]) -> Plan:
         env_file, key_id, secret = pair
         credentials_file = shared_credentials_path(environ)
         old, text = _read_text(credentials_file)
-        new_text = add_pair_to_credentials(credentials_file, text, request.source_profile, key_id, secret)
-        changes += _change(credentials_file, old, new_text, PRIVATE_FILE, secret)
+        flag = "--source-profile"
+        new_text = with_key_pair(text, credentials_file, request.source_profile, key_id, secret, flag)
+        changes += _change(credentials_file, old, new_text, PRIVATE_FILE, secret, holds_long_term_secret)
         adopt = PairToAdopt(env_file, key_id)
 
     credhelper_command = [*request.command, *config_args(str(request.config_file))]
@@ -282,7 +276,8 @@ def plan_init(request: InitRequest, environ: Mapping[str, str]) -> Plan:
         old, text = _read_text(path)
         command = shell_command([*credhelper_command, "credential-process", request.profile])
         values = process_profile_values(command, request.region)
-        changes += _change(path, old, add_process_profile(path, text, request.profile, values), PRIVATE_FILE)
+        new_text = add_process_profile(path, text, request.profile, values)
+        changes += _change(path, old, new_text, PRIVATE_FILE, holds_secret=holds_long_term_secret)
 
     if request.systemd:
         path = unit_path(environ)
@@ -323,10 +318,41 @@ def _make_dirs(directory: Path, created: list[Path]) -> None:
         created.append(path)
 
 
+def _write(change: FileChange, expected: str, new: str, lock_dir: str | Path) -> None:
+    """`expected` becomes `new` in the file, through the one writer of files that may hold a
+    secret (symlinks written through, a secret-holding file 0600); a file that is no longer
+    `expected` (changed since it was read) is refused."""
+
+    def transform(text: str) -> str:
+        if text != expected:
+            raise ConfigError(f"{change.path}: changed while init ran; run init again")
+        return new
+
+    rewrite_file(
+        change.path,
+        transform,
+        lock_dir,
+        str(change.path),
+        "the file",
+        holds_secret=change.holds_secret,
+        new_file_mode=change.new_file_mode,
+    )
+
+
+def _remove_created(change: FileChange) -> None:
+    """Remove a file init created, if it still holds what init wrote (through a symlink: the
+    file it points at; the link stays, as it was)."""
+    real = Path(os.path.realpath(change.path))
+    found = read_bytes_or_none(real)
+    if found is not None and found == change.new.encode("utf-8"):
+        real.unlink()
+
+
 @dataclass
 class Applied:
     """What has been written so far, so it can be put back."""
 
+    lock_dir: str | Path
     changes: list[FileChange] = field(default_factory=list)
     directories: list[Path] = field(default_factory=list)
 
@@ -336,12 +362,11 @@ class Applied:
         for change in reversed(self.changes):
             try:
                 if change.old is None:
-                    change.path.unlink(missing_ok=True)
+                    _remove_created(change)
                 else:
-                    mode = change.path.stat().st_mode & 0o7777
-                    atomic_write(change.path, change.old, mode)
-            except OSError as error:
-                failed.append(f"{change.path} ({error.strerror})")
+                    _write(change, change.new, change.old.decode("utf-8"), self.lock_dir)
+            except (OSError, CredhelperError) as error:
+                failed.append(f"{change.path} ({getattr(error, 'strerror', None) or error})")
         for directory in reversed(self.directories):
             with contextlib.suppress(OSError):
                 directory.rmdir()
@@ -350,21 +375,25 @@ class Applied:
         return failed
 
 
-def apply_changes(changes: list[FileChange]) -> Applied:
-    applied = Applied()
+def apply_changes(changes: list[FileChange], lock_dir: str | Path) -> Applied:
+    applied = Applied(lock_dir)
     for change in changes:
         try:
             _make_dirs(change.path.parent, applied.directories)
-            mode = change.new_file_mode if change.old is None else change.path.stat().st_mode & 0o7777
-            atomic_write(change.path, change.new.encode("utf-8"), mode)
+            old = change.old.decode("utf-8") if change.old is not None else ""
+            _write(change, old, change.new, lock_dir)
         except BaseException as error:
             left = applied.undo()
-            if not isinstance(error, OSError):
+            if not isinstance(error, OSError | CredhelperError):
                 raise
-            raise CredhelperError(
-                f"{change.path}: cannot write: {error.strerror}; "
+            detail = error.strerror if isinstance(error, OSError) else str(error)
+            told = CredhelperError(
+                f"{change.path}: cannot write: {detail}; "
                 + (f"could not put back: {', '.join(left)}" if left else "every file was put back as it was")
-            ) from None
+            )
+            if isinstance(error, CredhelperError):
+                told.exit_code = error.exit_code
+            raise told from None
         applied.changes.append(change)
     return applied
 
@@ -423,7 +452,7 @@ def execute_init(
             gateway.caller_arn(plan.profile)
         except CredhelperError as error:
             raise source_hint(error, request.source_profile) from None
-    applied = apply_changes(plan.changes)
+    applied = apply_changes(plan.changes, refresher.cache.ensure())
     try:
         caller = gateway.caller_arn(plan.profile) if plan.adopt is not None else None
         refresher.obtain(plan.profile, plan.profile.handout_seconds)

@@ -46,6 +46,19 @@ PROFILE_KEYS = frozenset(
     }
 )
 DEFAULT_SERVE = "127.0.0.1:9911"
+DEFAULT_REGION = "us-east-1"
+NO_ENVIRONMENT: Mapping[str, str] = {}
+
+
+def resolve_sts_endpoint(configured: str | None, region: str | None, environ: Mapping[str, str]) -> str:
+    """The one STS address every call and check of a profile uses, and its credentials are cached
+    for: the profile's `sts_endpoint_url`, then the variables botocore honours, then the region's."""
+    return (
+        configured
+        or environ.get("AWS_ENDPOINT_URL_STS")
+        or environ.get("AWS_ENDPOINT_URL")
+        or f"https://sts.{region or DEFAULT_REGION}.amazonaws.com"
+    )
 
 
 class Profile:
@@ -68,6 +81,7 @@ class Profile:
         "role_arn",
         "role_session_name",
         "source_profile",
+        "sts_endpoint",
         "sts_endpoint_url",
         "warnings",
     )
@@ -91,6 +105,7 @@ class Profile:
         on_refresh: tuple[str, ...] = (),
         warnings: tuple[str, ...] = (),
         bedrock_api_key: bool = False,
+        sts_endpoint: str | None = None,
     ) -> None:
         self.name = name
         self.role_arn = role_arn
@@ -109,6 +124,8 @@ class Profile:
         self.on_refresh = on_refresh
         self.warnings = warnings
         self.bedrock_api_key = bedrock_api_key
+        # Resolved once, where the configuration is loaded, from that process's environment.
+        self.sts_endpoint = sts_endpoint or resolve_sts_endpoint(sts_endpoint_url, region, NO_ENVIRONMENT)
 
     def __repr__(self) -> str:
         return f"Profile({self.name!r}, {self.role_arn!r})"
@@ -143,13 +160,13 @@ class Profile:
             self.duration_seconds,
             self.external_id,
             self.mfa_serial,
-            self.sts_endpoint_url,
+            self.sts_endpoint,
         ]
         return json.dumps(settings)
 
     @property
     def mfa_fingerprint(self) -> str:
-        return json.dumps([self.source_profile, self.mfa_serial, self.region, self.sts_endpoint_url])
+        return json.dumps([self.source_profile, self.mfa_serial, self.region, self.sts_endpoint])
 
 
 def default_session_name(user: str, host: str) -> str:
@@ -233,7 +250,9 @@ class _Checker:
         return tuple(value)
 
 
-def parse_profile(name: str, raw: Any, source: str, session_name: str) -> Profile:
+def parse_profile(
+    name: str, raw: Any, source: str, session_name: str, environ: Mapping[str, str] = NO_ENVIRONMENT
+) -> Profile:
     if not PROFILE_NAME.match(name):
         raise ConfigError(
             f"{source}: profile name {name!r} is not valid; use letters, digits, '.', '_' or '-'"
@@ -303,6 +322,7 @@ def parse_profile(name: str, raw: Any, source: str, session_name: str) -> Profil
         on_refresh=check.argv("on_refresh"),
         warnings=warnings,
         bedrock_api_key=bedrock_api_key,
+        sts_endpoint=resolve_sts_endpoint(endpoint, region, environ),
     )
 
 
@@ -333,7 +353,9 @@ def parse_daemon(data: Mapping[str, Any], source: str) -> str | None:
     return serve
 
 
-def parse_profiles(data: Mapping[str, Any], source: str, session_name: str) -> dict[str, Profile]:
+def parse_profiles(
+    data: Mapping[str, Any], source: str, session_name: str, environ: Mapping[str, str] = NO_ENVIRONMENT
+) -> dict[str, Profile]:
     unknown = sorted(set(data) - {"profiles", "daemon"})
     if unknown:
         raise ConfigError(
@@ -342,4 +364,18 @@ def parse_profiles(data: Mapping[str, Any], source: str, session_name: str) -> d
     profiles = data.get("profiles", {})
     if not isinstance(profiles, Mapping) or not profiles:
         raise ConfigError(f'{source}: no profiles defined; add a [profiles.NAME] table with role_arn = "..."')
-    return {name: parse_profile(name, raw, source, session_name) for name, raw in profiles.items()}
+    found = {name: parse_profile(name, raw, source, session_name, environ) for name, raw in profiles.items()}
+    _refuse_names_alike(found, source)
+    return found
+
+
+def _refuse_names_alike(profiles: Mapping[str, Profile], source: str) -> None:
+    """Two names that differ only in case share their files on a case-insensitive file system."""
+    seen: dict[str, str] = {}
+    for name in profiles:
+        other = seen.setdefault(name.casefold(), name)
+        if other != name:
+            raise ConfigError(
+                f"{source}: profiles {other!r} and {name!r} differ only in case, so on some file "
+                "systems they would share their cache files; rename one of them"
+            )

@@ -85,7 +85,7 @@ class Refresher:
 
     def _record_failure(self, profile: Profile, error: CredhelperError) -> None:
         """Best effort: a full disk or a held state lock must not hide the failure being reported."""
-        if isinstance(error, LockTimeout) and error.path == self.cache.path(f"{profile.name}.state.lock"):
+        if isinstance(error, LockTimeout) and error.path == self.cache.path(profile.name, "state.lock"):
             return  # waiting for that lock again would only double the wait
         try:
             state = self.cache.read_state(profile.name)

@@ -24,7 +24,6 @@ import resource
 import secrets
 import selectors
 import socket
-import stat
 import threading
 import time
 from collections import OrderedDict
@@ -33,8 +32,17 @@ from dataclasses import dataclass
 
 from .credentials import Credentials
 from .errors import CredhelperError
-from .fileio import PRIVATE_DIR, PRIVATE_FILE, atomic_write, read_regular_file, remove_quietly
+from .fileio import PRIVATE_FILE, atomic_write, read_regular_file, remove_quietly, trusted_private_dir
 from .logsetup import redact
+from .paths import (
+    daemon_lock_path,
+    daemon_pid_path,
+    endpoint_path,
+    is_trusted,
+    runtime_dir,
+    token_path,
+    untrusted_reason,
+)
 
 log = logging.getLogger("credhelper.server")
 PATH = re.compile(r"^/v1/credentials/([A-Za-z0-9_.-]{1,64})$")
@@ -405,42 +413,8 @@ class CredentialServer:
 # -- where an app finds the endpoint ----------------------------------------------------------
 
 
-def runtime_dir(environ: Mapping[str, str], cache_dir: str) -> str:
-    base = environ.get("XDG_RUNTIME_DIR")
-    return os.path.join(base, "credhelper") if base else cache_dir
-
-
-def token_path(environ: Mapping[str, str], cache_dir: str) -> str:
-    return os.path.join(runtime_dir(environ, cache_dir), "token")
-
-
-def endpoint_path(environ: Mapping[str, str], cache_dir: str) -> str:
-    return os.path.join(runtime_dir(environ, cache_dir), "endpoint.json")
-
-
 SMALL_FILE_MAX_BYTES = 64 * 1024  # endpoint.json, the pid file: read without following a symlink
-
-
-def daemon_lock_path(cache_dir: str) -> str:
-    return os.path.join(cache_dir, "daemon.lock")
-
-
-def _own_private_dir(directory: str) -> None:
-    """`directory` exists, is a real directory owned by this user, and is 0700: nobody else may
-    swap the token or the endpoint apps are sent to."""
-    os.makedirs(directory, mode=PRIVATE_DIR, exist_ok=True)
-    info = os.lstat(directory)
-    if not stat.S_ISDIR(info.st_mode):
-        raise CredhelperError(
-            f"{directory} is not a directory; remove it so credhelper can publish its endpoint there"
-        )
-    if info.st_uid != os.geteuid():
-        raise CredhelperError(
-            f"{directory} belongs to uid {info.st_uid}, not to you (uid {os.geteuid()}); remove it, "
-            "or set XDG_RUNTIME_DIR to a directory of your own"
-        )
-    if stat.S_IMODE(info.st_mode) != PRIVATE_DIR:
-        os.chmod(directory, PRIVATE_DIR)
+RUNTIME_DIR_FIX = "remove it, or set XDG_RUNTIME_DIR to a directory of your own"
 
 
 def publish_endpoint(server: CredentialServer, environ: Mapping[str, str], cache_dir: str) -> None:
@@ -448,7 +422,7 @@ def publish_endpoint(server: CredentialServer, environ: Mapping[str, str], cache
     directory = runtime_dir(environ, cache_dir)
     info = {"url": server.url, "token_file": token_path(environ, cache_dir), "pid": str(os.getpid())}
     try:
-        _own_private_dir(directory)
+        trusted_private_dir(directory, "runtime directory", RUNTIME_DIR_FIX)
         atomic_write(token_path(environ, cache_dir), server.token.encode(), PRIVATE_FILE)
         atomic_write(endpoint_path(environ, cache_dir), json.dumps(info).encode(), PRIVATE_FILE)
     except OSError as error:
@@ -462,10 +436,7 @@ def publish_endpoint(server: CredentialServer, environ: Mapping[str, str], cache
 
 def unpublish_endpoint(environ: Mapping[str, str], cache_dir: str) -> None:
     """Remove the token file and endpoint.json, unless the directory is not this user's."""
-    try:
-        if os.lstat(runtime_dir(environ, cache_dir)).st_uid != os.geteuid():
-            return
-    except OSError:
+    if not is_trusted(runtime_dir(environ, cache_dir)):
         return
     for path in (endpoint_path(environ, cache_dir), token_path(environ, cache_dir)):
         # In an unwritable directory they stay; `credhelper env` checks the daemon's lock anyway.
@@ -474,9 +445,15 @@ def unpublish_endpoint(environ: Mapping[str, str], cache_dir: str) -> None:
 
 
 def read_endpoint(environ: Mapping[str, str], cache_dir: str) -> dict[str, str] | None:
+    """The endpoint record, read only from a runtime directory and a file that are this user's
+    own and private (paths.untrusted_reason): else someone could send apps to their endpoint."""
+    if not trusted_private_dir(runtime_dir(environ, cache_dir), "runtime directory", RUNTIME_DIR_FIX, False):
+        return None
     try:
         found = read_regular_file(endpoint_path(environ, cache_dir), SMALL_FILE_MAX_BYTES)
-        info = json.loads(found[0]) if found is not None else None
+        if found is None or untrusted_reason(found[1]) is not None:
+            return None
+        info = json.loads(found[0])
     except (OSError, ValueError):
         return None
     if not isinstance(info, dict) or not all(isinstance(info.get(k), str) for k in ("url", "token_file")):
@@ -517,7 +494,7 @@ def live_endpoint(environ: Mapping[str, str], cache_dir: str) -> dict[str, str] 
     if info is None or not daemon_lock_held(cache_dir) or not _alive(str(info.get("pid", ""))):
         return None
     try:
-        pid_file = read_regular_file(os.path.join(cache_dir, "daemon.pid"), SMALL_FILE_MAX_BYTES)
+        pid_file = read_regular_file(daemon_pid_path(cache_dir), SMALL_FILE_MAX_BYTES)
     except OSError:
         return None
     if pid_file is not None and pid_file[0].decode(errors="replace").strip() != info["pid"]:

@@ -11,15 +11,15 @@ from __future__ import annotations
 import configparser
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from .credentials import mask_key_id
+from .credentials import is_long_term_key_id, mask_key_id
 from .envfile import LONG_TERM_KEY_ID, is_temporary_key_id
-from .errors import LongTermKeyError, TargetError
-from .targets import KeyPairCheck, Target, read_target_file
+from .errors import ConfigError, LongTermKeyError, TargetError
+from .targets import KeyPairCheck, Target, read_target_file, rewrite_file
 
 if TYPE_CHECKING:
     from .credentials import Credentials
@@ -83,10 +83,63 @@ def read_sections(text: str) -> Sections:
     return {name: dict(parser.items(name)) for name in parser.sections()}
 
 
+def holds_long_term_secret(text: str) -> bool:
+    """Whether any section holds a long-term secret: a secret with a long-term key id, or with no
+    session token beside it. A file that cannot be read with certainty is taken to hold one."""
+    try:
+        sections = parse_sections(text, "")
+    except TargetError:
+        return "aws_secret_access_key" in text.lower()
+    return any(
+        section.get("aws_secret_access_key", "").strip()
+        and (
+            LONG_TERM_KEY_ID.search(section.get("aws_access_key_id", ""))
+            or not section.get("aws_session_token", "").strip()
+        )
+        for section in sections.values()
+    )
+
+
+CREDENTIALS_FILE_SETTING = "AWS_SHARED_CREDENTIALS_FILE"
+
+
+def with_key_pair(text: str, path: Path, section: str, key_id: str, secret: str, flag: str) -> str:
+    """The credentials file with `[section]` holding this long-term pair, every other byte kept;
+    unchanged when it holds it already. A section holding anything else is refused (78): a
+    long-term key is never replaced, and temporary credentials there are a target's."""
+    held = parse_sections(text, str(path)).get(section)
+    if held is None:
+        return append_section(text, section, {"aws_access_key_id": key_id, "aws_secret_access_key": secret})
+    if held.get("aws_access_key_id") == key_id and held.get("aws_secret_access_key") == secret:
+        return text
+    held_id = held.get("aws_access_key_id", "")
+    if (held_id and not is_long_term_key_id(held_id)) or "aws_session_token" in held:
+        raise ConfigError(
+            f"{path}: [{section}] holds temporary credentials ({mask_key_id(held_id)}), such as "
+            "credhelper writes for a credentials_files target, not a long-term key: they expire and "
+            f"are rewritten at every refresh; give another {flag} name, e.g. {section}-source"
+        )
+    raise ConfigError(
+        f"{path}: [{section}] already holds another key; credhelper never replaces a long-term "
+        f"key: pick another {flag} name"
+    )
+
+
+def write_credentials_file(
+    path: Path, transform: Callable[[str], str], lock_dir: str | Path
+) -> bool:
+    """Every change credhelper makes to the shared credentials file (adopt-keys, init, their undo):
+    through the one writer, so it is written through a symlink and ends 0600 holding a long-term
+    key. False when it held the text already."""
+    return rewrite_file(
+        path, transform, lock_dir, str(path), CREDENTIALS_FILE_SETTING, holds_secret=holds_long_term_secret
+    )
+
+
 def holds_key_pair(path: Path, key_id: str, secret: str | None) -> bool:
     """True when some section of the file holds exactly this key id (and this secret, if given).
     A file that cannot be read with certainty is an error, never a no."""
-    found = read_target_file(Path(os.path.realpath(path)), str(path), "AWS_SHARED_CREDENTIALS_FILE")
+    found = read_target_file(Path(os.path.realpath(path)), str(path), CREDENTIALS_FILE_SETTING)
     if found is None:
         return False
     for section in parse_sections(found.text, str(path)).values():
@@ -239,6 +292,9 @@ class CredentialsSectionTarget(Target):
                 "on an indented line, or a key spelt unusually); write each of its keys on one line"
             )
         return merged
+
+    def holds_long_term_secret(self, text: str) -> bool:
+        return holds_long_term_secret(text)
 
     def state(self, text: str | None, credentials: Credentials | None) -> str:
         held = parse_sections(text, str(self.path)).get(self.section) if text is not None else None

@@ -25,9 +25,8 @@ from botocore.exceptions import (
 
 from .credentials import Credentials
 from .errors import AwsRefusedError, ConfigError, CredhelperError, StsUnavailableError
-from .profile import Profile
+from .profile import DEFAULT_REGION, Profile
 
-DEFAULT_REGION = "us-east-1"
 CLIENT_CONFIG = BotocoreConfig(
     retries={"mode": "standard", "total_max_attempts": 4},
     connect_timeout=5,
@@ -154,8 +153,7 @@ class StsGateway:
     profiles sharing a source wait for the one client being built instead of building another.
     """
 
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self._environ = environ
+    def __init__(self) -> None:
         self._sessions: dict[str | None, botocore.session.Session] = {}
         self._clients: dict[tuple[Any, ...], Any] = {}
         self._lock = threading.Lock()
@@ -175,14 +173,8 @@ class StsGateway:
 
     def endpoint(self, profile: Profile) -> str:
         """The one STS address every call and check uses (the client is given it explicitly, so
-        botocore cannot resolve another): the profile's, then the variables botocore honours."""
-        region = profile.region or DEFAULT_REGION
-        return (
-            profile.sts_endpoint_url
-            or self._environ.get("AWS_ENDPOINT_URL_STS")
-            or self._environ.get("AWS_ENDPOINT_URL")
-            or f"https://sts.{region}.amazonaws.com"
-        )
+        botocore cannot resolve another): resolved when the profile was loaded."""
+        return profile.sts_endpoint
 
     def _client(self, profile: Profile, via: Credentials | None) -> Any:
         with self._lock:

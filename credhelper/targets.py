@@ -37,6 +37,7 @@ from .fileio import (
     replace_file,
     write_temp,
 )
+from .paths import expand_user_path, target_lock_path
 
 if TYPE_CHECKING:
     from .credentials import Credentials
@@ -54,7 +55,7 @@ KeyPairCheck = Callable[[str, "str | None"], bool]
 
 
 def expand_path(raw: str) -> Path:
-    return Path(os.path.expandvars(os.path.expanduser(raw)))
+    return Path(expand_user_path(raw))
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,10 @@ class Target(ABC):
     @abstractmethod
     def state(self, text: str | None, credentials: Credentials | None) -> str:
         """'missing', 'current' or 'stale', for `status`. Pure."""
+
+    @abstractmethod
+    def holds_long_term_secret(self, text: str) -> bool:
+        """Whether `text` holds a long-term secret anywhere: the file then ends 0600. Pure."""
 
 
 def profile_targets(profile: Profile) -> list[Target]:
@@ -300,7 +305,16 @@ def write_target(
         target.guard(text, adopted)
         return target.render(text, credentials)
 
-    return rewrite_file(target.path, transform, lock_dir, target.label, target.setting, before_rename)
+    return rewrite_file(
+        target.path,
+        transform,
+        lock_dir,
+        target.label,
+        target.setting,
+        before_rename,
+        holds_secret=target.holds_long_term_secret,
+        warn_if_readable=True,
+    )
 
 
 def rewrite_file(
@@ -310,16 +324,32 @@ def rewrite_file(
     label: str,
     setting: str,
     before_rename: Callable[[], None] | None = None,
+    holds_secret: Callable[[str], bool] | None = None,
+    new_file_mode: int = PRIVATE_FILE,
+    warn_if_readable: bool = False,
 ) -> bool:
-    """Apply `transform` (text in, text out; it may refuse by raising) to a file, atomically,
-    under a per-file lock, merging again if a person saved the file meanwhile. A symlink is
-    written through; mode, owner and group are kept (a new file: 0600, ours). No temp file
-    outlives the call. Returns False when the file already had the content."""
+    """The one writer of every file credhelper changes that may hold a secret (targets, the shared
+    credentials file, init's files): `transform` (text in, text out; it may refuse by raising) is
+    applied atomically, under a per-file lock, merging again if a person saved the file meanwhile.
+    A symlink is written through (never replaced; one another user owns is refused); mode, owner
+    and group are kept (a new file: `new_file_mode`, ours), except that a file whose new text
+    `holds_secret` ends 0600. No temp file outlives the call. Returns False when the file already
+    had the content. `warn_if_readable`: the file holds credentials whatever its text, so a mode
+    that lets others read it is worth a warning at every write."""
     path = resolved(configured, label, setting)
-    lock_name = "target-" + hashlib.sha256(str(path).encode()).hexdigest()[:16] + ".lock"
+    lock_path = target_lock_path(os.fspath(lock_dir), hashlib.sha256(str(path).encode()).hexdigest()[:16])
     try:
-        with file_lock(os.path.join(lock_dir, lock_name), timeout=LOCK_SECONDS):
-            return _rewrite_locked(path, transform, label, setting, before_rename)
+        with file_lock(lock_path, timeout=LOCK_SECONDS):
+            return _rewrite_locked(
+                path,
+                transform,
+                label,
+                setting,
+                before_rename,
+                holds_secret or _no_secret,
+                new_file_mode,
+                warn_if_readable,
+            )
     except LockTimeout as error:
         who = f"process {error.holder}" if error.holder is not None else "another credhelper process"
         raise LockTimeout(
@@ -330,22 +360,44 @@ def rewrite_file(
         ) from None
 
 
+def _no_secret(text: str) -> bool:
+    return False
+
+
+def _mode_for(label: str, mode: int, holds_secret: bool) -> int:
+    """The mode a write leaves: the file's own, but 0600 for one holding a long-term secret."""
+    if not holds_secret or mode == PRIVATE_FILE:
+        return mode
+    if mode & ~PRIVATE_FILE:
+        log.warning(
+            "%s holds a long-term secret and was open to others (mode %o); credhelper made it 0600",
+            label,
+            mode,
+        )
+    return PRIVATE_FILE
+
+
 def _rewrite_locked(
     path: Path,
     transform: Callable[[str], str],
     label: str,
     setting: str,
     before_rename: Callable[[], None] | None,
+    holds_secret: Callable[[str], bool],
+    new_file_mode: int,
+    warn_if_readable: bool,
 ) -> bool:
     before = read_target_file(path, label, setting)
     if before is not None:
         refuse_unsafe_owner(label, before)
     merged = transform(before.text if before is not None else "")
-    if before is not None and merged == before.text:
+    secret = holds_secret(merged)
+    if before is not None and merged == before.text and not (secret and before.mode != PRIVATE_FILE):
         return False
-    mode = before.mode if before is not None else PRIVATE_FILE
+    mode = before.mode if before is not None else new_file_mode
     owner = before.owner if before is not None else None
     for _ in range(MAX_MERGE_ROUNDS):
+        mode = _mode_for(label, mode, secret)
         try:
             written = write_temp(path.parent, path.name, merged.encode("utf-8"), mode, owner)
         except OSError as error:
@@ -362,7 +414,7 @@ def _rewrite_locked(
                 except OSError as error:
                     raise os_failure(label, "write it", error) from None
                 temp = None
-                if mode & READABLE_BY_OTHERS:
+                if warn_if_readable and mode & READABLE_BY_OTHERS:
                     log.warning(
                         "%s is readable by other users (mode %o) and now holds credentials; chmod 600 it",
                         label,
@@ -376,6 +428,7 @@ def _rewrite_locked(
         if now is not None:
             refuse_unsafe_owner(label, now)
         merged = transform(now.text if now is not None else "")
+        secret = holds_secret(merged)
         if now is not None:
             mode, owner = now.mode, now.owner
     raise CredhelperError(f"{label} kept changing while credhelper wrote it; try again")

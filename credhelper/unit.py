@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from .fastpath import config_path
+from .paths import config_path
 
 UNIT_NAME = "credhelper.service"
 UNIT_TEMPLATE = """\

@@ -227,5 +227,5 @@ def test_run_serve_refuses_a_token_directory_another_user_owns(home: UserHome, t
     os.chown(foreign, 4242, 4242)  # whoever owns it could swap the token or the endpoint
     home.env["XDG_RUNTIME_DIR"] = str(runtime)
     result = home.run("run", "--serve", "127.0.0.1:0", timeout=60)
-    assert_one_line_failure(result, 1, "belongs to uid 4242", "XDG_RUNTIME_DIR")
+    assert_one_line_failure(result, 78, "belongs to uid 4242", "XDG_RUNTIME_DIR")
     assert list(foreign.iterdir()) == []

@@ -212,6 +212,49 @@ def test_a_refusal_by_aws_puts_every_file_back(home: UserHome) -> None:
     assert home.proxy.count("GetCallerIdentity") == 1  # the pair was verified before the role was tried
 
 
+@pytest.mark.parametrize(
+    "spelling", ["profile  bedrock", 'profile "bedrock"', "profile\tbedrock", "profile 'bedrock'"]
+)
+def test_the_same_profile_spelt_otherwise_in_the_aws_config_is_refused(home: UserHome, spelling: str) -> None:
+    """botocore reads each spelling as profile bedrock: an added [profile bedrock] would shadow
+    the user's own settings (an SSO profile, say) without a word."""
+    guide_end_state(home)
+    (home.root / ".aws" / "config").write_text(AWS_CONFIG + f"\n[{spelling}]\nsso_session = corp\n")
+    before = home.snapshot()
+
+    result = init(home, "--no-systemd")
+
+    assert_one_line_failure(result, 78, f"[{spelling}] is already profile bedrock", "--no-aws-config")
+    assert home.snapshot() == before
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        "default",
+        "profile x",
+        "profile  x",
+        'profile "x y"',
+        "profile 'x'",
+        "profilex",
+        "profile x y",
+        "profile",
+        "services x",
+        "sso-session x",
+        'profile "x',
+        "profilefoo x",
+        "x",
+    ],
+)
+def test_profile_sections_are_read_as_botocore_reads_them(section: str) -> None:
+    from botocore.configloader import build_profile_map
+
+    from credhelper.awsconfig import profile_named_by
+
+    expected = list(build_profile_map({section: {"region": "us-east-1"}})["profiles"])
+    assert [name for name in [profile_named_by(section)] if name is not None] == expected
+
+
 def test_without_a_pair_and_a_working_source_the_error_names_source_profile(home: UserHome) -> None:
     guide_end_state(home)
     home.app_env.write_text(AGENT0_ENV_DEFAULT)

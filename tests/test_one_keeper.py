@@ -65,3 +65,36 @@ def test_a_claim_is_released_when_its_target_leaves_the_configuration(tmp_path: 
     finally:
         mine.release_all()
         other.release_all()
+
+
+def test_two_daemons_may_keep_two_files_of_one_directory(home: UserHome) -> None:
+    other_config = home.root / "other.toml"
+    other_config.write_text(
+        home.config_file.read_text().replace('env_files = ["~/app/.env"]', 'env_files = ["~/app/.env.b"]')
+    )
+    other_env = dict(
+        home.env, CREDHELPER_CACHE_DIR=str(home.root / "other-cache"), CREDHELPER_CONFIG=str(other_config)
+    )
+    first = DaemonProcess(home)
+    second = DaemonProcess(home, env=other_env)
+    try:
+        first.wait_written()
+        written = wait_for(lambda: (k := second.env_key_id(home.app_env.parent / ".env.b")) and k, 30)
+        assert written.startswith("ASIA"), "the second daemon must keep the file beside the first one's"
+        assert "kept by another" not in second.log
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_claims_are_per_file_and_per_section(tmp_path: Path) -> None:
+    mine, other = TargetClaims(), TargetClaims()
+    try:
+        assert mine.claim((str(tmp_path / ".env"), "")) is None
+        assert other.claim((str(tmp_path / ".env.b"), "")) is None
+        assert mine.claim((str(tmp_path / "credentials"), "a")) is None
+        assert other.claim((str(tmp_path / "credentials"), "b")) is None
+        assert other.claim((str(tmp_path / ".env"), "")) == os.getpid()
+    finally:
+        mine.release_all()
+        other.release_all()

@@ -24,7 +24,7 @@ def test_profiles_sharing_a_source_share_one_client_however_many_threads_ask_at_
         "sts_endpoint_url": home.proxy.url,
     }
     profiles = [parse_profile(f"p{n}", settings, str(home.config_file), "test@host") for n in range(8)]
-    gateway = StsGateway({})
+    gateway = StsGateway()
     start = threading.Barrier(len(profiles))
     clients: list[Any] = []
 

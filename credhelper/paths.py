@@ -1,0 +1,137 @@
+"""Where credhelper's files live, and which of them can be trusted.
+
+Every location is computed here and nowhere else: the configuration, the cache directory and the
+files in it, the runtime directory with the endpoint's token and record. Profile names map to file
+names in a namespace of their own, so no profile can share a file with another profile or with
+credhelper's own (`daemon.lock`, `endpoint.json`). And one rule decides whether a file or
+directory credhelper reads to decide what to hand out can be trusted (DESIGN section 11).
+
+Stdlib only (os and stat, which the interpreter has loaded already): the credential-process hot
+path uses it.
+"""
+
+import os
+import stat
+
+TYPE_CHECKING = False  # neither typing nor __future__: each would cost the hot path an import
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+# -- locations -----------------------------------------------------------------------------------
+
+
+def config_path(explicit: "str | None", environ: "Mapping[str, str]") -> str:
+    """`--config`, else `$CREDHELPER_CONFIG`, else `$XDG_CONFIG_HOME/credhelper/config.toml`."""
+    if explicit:
+        return os.path.expanduser(explicit)
+    if environ.get("CREDHELPER_CONFIG"):
+        return os.path.expanduser(environ["CREDHELPER_CONFIG"])
+    base = environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "credhelper", "config.toml")
+
+
+def cache_dir_path(environ: "Mapping[str, str]") -> str:
+    """`$CREDHELPER_CACHE_DIR`, else `$XDG_CACHE_HOME/credhelper`, else `~/.cache/credhelper`."""
+    if environ.get("CREDHELPER_CACHE_DIR"):
+        return os.path.expanduser(environ["CREDHELPER_CACHE_DIR"])
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "credhelper")
+
+
+def runtime_dir(environ: "Mapping[str, str]", cache_dir: str) -> str:
+    """Where the endpoint's token and record live: `$XDG_RUNTIME_DIR/credhelper`, else the cache."""
+    base = environ.get("XDG_RUNTIME_DIR")
+    return os.path.join(base, "credhelper") if base else cache_dir
+
+
+def token_path(environ: "Mapping[str, str]", cache_dir: str) -> str:
+    return os.path.join(runtime_dir(environ, cache_dir), "token")
+
+
+def endpoint_path(environ: "Mapping[str, str]", cache_dir: str) -> str:
+    return os.path.join(runtime_dir(environ, cache_dir), "endpoint.json")
+
+
+def daemon_lock_path(cache_dir: str) -> str:
+    return os.path.join(cache_dir, "daemon.lock")
+
+
+def daemon_pid_path(cache_dir: str) -> str:
+    return os.path.join(cache_dir, "daemon.pid")
+
+
+def target_lock_path(cache_dir: str, digest: str) -> str:
+    """The lock one-shot writers of a target take (`digest`: of the target's resolved path)."""
+    return os.path.join(cache_dir, f"target-{digest}.lock")
+
+
+def expand_user_path(raw: str) -> str:
+    """A configured target path with `~` and `$VARIABLES` expanded (absolute if written so)."""
+    return os.path.expandvars(os.path.expanduser(raw))
+
+
+# Names credhelper gives its own files in the cache and runtime directories (without the suffix).
+OWN_STEMS = frozenset({"daemon", "endpoint", "token"})
+OWN_PREFIXES = ("target-",)
+# What a profile keeps in the cache directory: credentials, MFA session, state, their locks and
+# the ready answer of credential-process.
+PROFILE_FILE_KINDS = frozenset({"json", "mfa.json", "state.json", "lock", "mfa.lock", "state.lock", "answer"})
+
+
+def profile_stem(profile: str) -> str:
+    """The part of a file name that stands for a profile. A name that holds a dot, or that
+    credhelper's own files use, is escaped into `~...` (a character no profile name has), so
+    `app` and `app.state`, or `daemon` and the daemon, never share a file."""
+    if "." in profile or profile in OWN_STEMS or profile.startswith(OWN_PREFIXES):
+        return "~" + profile.replace("%", "%25").replace(".", "%2E")
+    return profile
+
+
+def profile_file(cache_dir: str, profile: str, kind: str) -> str:
+    """The file of `kind` (one of PROFILE_FILE_KINDS) that `profile` keeps in the cache directory."""
+    if kind not in PROFILE_FILE_KINDS:
+        raise ValueError(f"unknown kind of profile file: {kind}")
+    return os.path.join(cache_dir, f"{profile_stem(profile)}.{kind}")
+
+
+# -- whose files -----------------------------------------------------------------------------
+
+
+def untrusted_reason(info: os.stat_result, allow_root: bool = False) -> "str | None":
+    """Why a file or directory with this status must not be trusted to decide what credhelper
+    hands out, or None when it may be: it must be this user's own (or, where `allow_root`,
+    root's), and nobody else may write to it: not others, and not a group that has a member
+    besides this user (OpenSSH's StrictModes rule; a user-private group is fine)."""
+    uid = os.geteuid()
+    if info.st_uid != uid and not (allow_root and info.st_uid == 0):
+        return f"it belongs to uid {info.st_uid}, not to you (uid {uid})"
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & stat.S_IWOTH:
+        return f"any user can write to it (mode {mode:o})"
+    if mode & stat.S_IWGRP and not _group_is_private(info.st_gid, uid):
+        return f"group {info.st_gid} can write to it and has other members (mode {mode:o})"
+    return None
+
+
+def _group_is_private(gid: int, uid: int) -> bool:
+    """Whether nobody but `uid` belongs to group `gid`."""
+    import grp  # rare: only for a group-writable file
+    import pwd
+
+    try:
+        group = grp.getgrgid(gid)
+        user = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return False
+    if any(member != user for member in group.gr_mem):
+        return False
+    return all(entry.pw_uid == uid for entry in pwd.getpwall() if entry.pw_gid == gid)
+
+
+def is_trusted(path: str, allow_root: bool = False) -> bool:
+    """Whether `path` exists and passes the rule (its symlinks followed)."""
+    try:
+        return untrusted_reason(os.stat(path), allow_root) is None
+    except OSError:
+        return False

@@ -1,0 +1,332 @@
+"""Whose files, and which names (DESIGN section 11): what credhelper reads to decide what to hand
+out must be the user's own and private, for every command, the fast paths included; profile
+names never share a file with another profile or with credhelper's own files; a configuration
+every full command refuses is refused by the fast paths too."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import UserHome
+from tests.daemonproc import DaemonProcess, wait_for
+from tests.helpers import assert_one_line_failure, cached_record
+
+FAKE_KEY_ID = "ASIAIOSFODNN7EXAMPLE"
+AS_ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+
+# Every command that hands out credentials, or says whether they are valid.
+COMMANDS = {
+    "credential-process": ("credential-process", "bedrock"),
+    "exec": ("exec", "bedrock", "--", "sh", "-c", "echo $AWS_ACCESS_KEY_ID"),
+    "env-static": ("env", "bedrock", "--static"),
+    "status": ("status", "bedrock"),
+    "refresh": ("refresh", "bedrock"),
+    "run": ("run",),
+}
+
+
+def plant_foreign_entry(home: UserHome) -> None:
+    """A cache entry valid in every way but whose keys are not the role's: what another user
+    would plant in a cache directory she can write to."""
+    assert home.run("refresh", "bedrock").returncode == 0
+    entry = home.cache_dir / "bedrock.json"
+    data = json.loads(entry.read_text())
+    data["credentials"]["AccessKeyId"] = FAKE_KEY_ID
+    entry.write_text(json.dumps(data))
+
+
+def hand_to_another_user(path: Path) -> None:
+    os.chown(path, 4321, 4321)
+
+
+def open_to_everyone(path: Path) -> None:
+    path.chmod(0o777)
+
+
+def open_to_a_shared_group(path: Path) -> None:
+    os.chown(path, -1, 4321)  # a group credhelper cannot show to be this user's alone
+    path.chmod(0o770)
+
+
+LOOSENINGS: dict[str, Callable[[Path], None]] = {
+    "owned-by-another-user": hand_to_another_user,
+    "writable-by-everyone": open_to_everyone,
+    "writable-by-a-shared-group": open_to_a_shared_group,
+}
+
+
+@AS_ROOT
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("loosening", sorted(LOOSENINGS))
+def test_a_cache_directory_someone_else_controls_is_refused_by_every_command(
+    home: UserHome, loosening: str, command: str
+) -> None:
+    plant_foreign_entry(home)
+    LOOSENINGS[loosening](home.cache_dir)
+    mode_before = stat.S_IMODE(home.cache_dir.stat().st_mode)
+
+    result = home.run(*COMMANDS[command], timeout=60)
+
+    assert_one_line_failure(result, 78, str(home.cache_dir), "CREDHELPER_CACHE_DIR")
+    assert FAKE_KEY_ID not in result.stdout, (
+        "credentials from a directory someone else controls were handed out"
+    )
+    assert stat.S_IMODE(home.cache_dir.stat().st_mode) == mode_before, (
+        "a directory credhelper did not make was chmod-ed"
+    )
+
+
+@AS_ROOT
+def test_a_cache_directory_under_a_shared_xdg_cache_home_is_refused(home: UserHome, tmp_path: Path) -> None:
+    shared = tmp_path / "shared-cache"
+    (shared / "credhelper").mkdir(parents=True)
+    hand_to_another_user(shared / "credhelper")
+    home.env["XDG_CACHE_HOME"] = str(shared)
+
+    result = home.run("credential-process", "bedrock")
+
+    assert_one_line_failure(result, 78, str(shared / "credhelper"))
+
+
+def test_a_group_only_this_user_belongs_to_may_write_the_cache_directory(home: UserHome) -> None:
+    """OpenSSH's rule: a user-private group is no one else."""
+    import grp
+    import pwd
+
+    gid = os.getegid()
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    alone = all(m == me for m in grp.getgrgid(gid).gr_mem) and all(
+        p.pw_uid == os.geteuid() for p in pwd.getpwall() if p.pw_gid == gid
+    )
+    if not alone:
+        pytest.skip("this user's primary group has other members here")
+    assert home.run("refresh", "bedrock").returncode == 0
+    home.cache_dir.chmod(0o770)
+
+    result = home.run("credential-process", "bedrock")
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["AccessKeyId"] == cached_record(home)["AccessKeyId"]
+
+
+def test_an_existing_cache_directory_of_this_user_is_never_chmod_ed(home: UserHome) -> None:
+    home.cache_dir.mkdir(parents=True, mode=0o755)
+    home.cache_dir.chmod(0o755)
+
+    assert home.run("refresh", "bedrock").returncode == 0
+
+    assert stat.S_IMODE(home.cache_dir.stat().st_mode) == 0o755
+    assert stat.S_IMODE((home.cache_dir / "bedrock.json").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("loosening", ["writable-by-everyone", "owned-by-another-user"])
+@pytest.mark.parametrize("command", ["credential-process", "status", "exec"])
+def test_a_configuration_someone_else_could_write_is_refused(
+    home: UserHome, loosening: str, command: str
+) -> None:
+    if loosening == "owned-by-another-user" and os.geteuid() != 0:
+        pytest.skip("giving a file to another user needs root")
+    assert home.run("refresh", "bedrock").returncode == 0
+    LOOSENINGS[loosening](home.config_file)
+
+    result = home.run(*COMMANDS[command])
+
+    assert_one_line_failure(result, 78, str(home.config_file))
+    assert "ASIA" not in result.stdout
+
+
+@AS_ROOT
+def test_env_refuses_an_endpoint_record_in_a_runtime_directory_another_user_owns(
+    home: UserHome, tmp_path: Path
+) -> None:
+    runtime = tmp_path / "runtime"
+    (runtime / "credhelper").mkdir(parents=True)
+    record = {"url": "http://127.0.0.1:9/v1/credentials/bedrock", "token_file": "/dev/null", "pid": "1"}
+    (runtime / "credhelper" / "endpoint.json").write_text(json.dumps(record))
+    hand_to_another_user(runtime / "credhelper")
+    home.env["XDG_RUNTIME_DIR"] = str(runtime)
+
+    result = home.run("env", "bedrock")
+
+    assert_one_line_failure(result, 78, str(runtime / "credhelper"))
+    assert "127.0.0.1:9" not in result.stdout
+
+
+# -- one loader for the fast paths and the full commands ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "flaw",
+    [
+        '[daemon]\nserve = "0.0.0.0:9911"\n',
+        '[daemon]\nserve = "127.0.0.1:9911"\nport = 1\n',
+        "typo = 1\n",
+        '[profiles.other]\nrole_arn = "not an arn"\n',
+        '[profiles.other]\nrole_arn = "arn:aws:iam::123456789012:role/R"\nenv_files = ["~/app/.env"]\n',
+        '[profiles.BEDROCK]\nrole_arn = "arn:aws:iam::123456789012:role/R"\n',
+    ],
+    ids=[
+        "serve-not-loopback",
+        "daemon-unknown-key",
+        "unknown-top-level-key",
+        "another-profile-invalid",
+        "target-of-two-profiles",
+        "names-alike",
+    ],
+)
+@pytest.mark.parametrize("command", ["credential-process", "exec"])
+def test_the_fast_paths_refuse_a_configuration_status_refuses(
+    home: UserHome, flaw: str, command: str
+) -> None:
+    assert home.run("refresh", "bedrock").returncode == 0
+    for _ in range(2):  # the second call would be a ready answer on a warm cache
+        assert home.run(*COMMANDS[command]).returncode == 0
+    home.write_config(extra=flaw)
+    past = 1_000_000_000
+    os.utime(home.config_file, (past, past))  # settled: nothing but validation stops an answer
+
+    status = home.run("status", "bedrock")
+    result = home.run(*COMMANDS[command])
+
+    assert status.returncode == 78, status.stderr
+    assert_one_line_failure(result, 78)
+    assert "ASIA" not in result.stdout, "the fast path answered for a configuration status refuses"
+
+
+# -- profile names and credhelper's own files ---------------------------------------------------------
+
+
+def profiles_named(home: UserHome, *names: str) -> None:
+    tables = "".join(
+        f'[profiles."{name}"]\nrole_arn = "{home.sts.role_arn}"\nsource_profile = "bedrock-developer"\n'
+        f'region = "us-east-1"\nsts_endpoint_url = "{home.proxy.url}"\n'
+        f'role_session_name = "s-{len(name)}"\n\n'
+        for name in names
+    )
+    home.config_file.write_text(tables)
+
+
+def key_id(home: UserHome, profile: str) -> str:
+    result = home.run("credential-process", profile, timeout=30)
+    assert result.returncode == 0, result.stderr
+    value: str = json.loads(result.stdout)["AccessKeyId"]
+    return value
+
+
+def test_profiles_named_like_credhelpers_own_files_work_beside_a_running_daemon(home: UserHome) -> None:
+    profiles_named(home, "bedrock", "daemon", "endpoint", "token")
+    home.env.pop("XDG_RUNTIME_DIR", None)  # the endpoint's record then lives in the cache directory
+    daemon = DaemonProcess(home, "--serve", "127.0.0.1:0")
+    try:
+        daemon.wait_running(60)
+        for name in ("daemon", "endpoint", "token"):
+            first = key_id(home, name)  # the old daemon.lock made this wait 2 minutes and fail
+            assert key_id(home, name) == first
+        env = home.run("env", "bedrock")
+        assert env.returncode == 0, env.stderr
+        assert "AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:" in env.stdout
+        assert daemon.process.poll() is None
+    finally:
+        daemon.stop()
+    assert "Traceback" not in daemon.log
+
+
+@pytest.mark.parametrize("pair", [("app", "app.state"), ("app", "app.mfa"), ("app", "app.answer")])
+def test_a_profile_named_like_another_profiles_file_keeps_its_own_cache(
+    home: UserHome, pair: tuple[str, str]
+) -> None:
+    profiles_named(home, *pair)
+    first, second = pair
+    kept = key_id(home, second)
+    key_id(home, first)  # writes the first profile's state and answer
+    assert key_id(home, second) == kept, f"profile {second} lost its cache to profile {first}'s files"
+    assert key_id(home, first) != kept
+
+
+def test_two_profile_names_that_differ_only_in_case_are_refused(home: UserHome) -> None:
+    profiles_named(home, "app", "App")
+
+    result = home.run("credential-process", "app")
+
+    assert_one_line_failure(result, 78, "'app'", "'App'", "differ only in case")
+
+
+# -- credentials are cached for where they came from ------------------------------------------------
+
+
+def test_credentials_from_another_sts_endpoint_are_never_handed_out(home: UserHome) -> None:
+    """A shell whose AWS_ENDPOINT_URL_STS points at another STS fills the cache; a consumer
+    without it must not get those credentials, nor the reverse."""
+    home.write_config(sts_endpoint_url="")
+    real = dict(home.env, AWS_ENDPOINT_URL_STS=home.proxy.url)
+    other = dict(home.env, AWS_ENDPOINT_URL_STS=home.sts.url)
+
+    def ask(env: dict[str, str]) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "credhelper", "credential-process", "bedrock"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=home.root,
+        )
+        assert result.returncode == 0, result.stderr
+        value: str = json.loads(result.stdout)["AccessKeyId"]
+        return value
+
+    from_real = ask(real)
+    calls = home.proxy.calls["AssumeRole"]
+    from_other = ask(other)
+    assert from_other != from_real, "credentials of one STS endpoint were handed out for another"
+    assert ask(other) == from_other
+    again = ask(real)
+    assert again != from_other
+    assert home.proxy.calls["AssumeRole"] >= calls + 1
+
+
+def test_status_does_not_call_credentials_of_another_endpoint_valid(home: UserHome) -> None:
+    home.write_config(sts_endpoint_url="")
+    other = dict(home.env, AWS_ENDPOINT_URL_STS=home.sts.url)
+    refreshed = subprocess.run(
+        [sys.executable, "-m", "credhelper", "refresh", "bedrock"],
+        env=other,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=home.root,
+    )
+    assert refreshed.returncode == 0, refreshed.stderr
+
+    status = home.run("status", "bedrock")  # no endpoint variable: the regional default
+
+    assert status.returncode != 0, "status called credentials of another STS endpoint valid"
+
+
+def test_the_daemon_rewrites_a_target_holding_credentials_of_another_endpoint(home: UserHome) -> None:
+    home.write_config(sts_endpoint_url="")
+    other = dict(home.env, AWS_ENDPOINT_URL_STS=home.sts.url)
+    refreshed = subprocess.run(
+        [sys.executable, "-m", "credhelper", "refresh", "bedrock"],
+        env=other,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=home.root,
+    )
+    assert refreshed.returncode == 0, refreshed.stderr
+    daemon = DaemonProcess(home, env=dict(home.env, AWS_ENDPOINT_URL_STS=home.proxy.url))
+    try:
+        from_other = daemon.env_key_id()
+        daemon.wait_running(60)
+        wait_for(lambda: daemon.env_key_id() != from_other, 30)
+        assert daemon.env_key_id() == daemon.cached_key_id()
+    finally:
+        daemon.stop()
