@@ -168,7 +168,7 @@ def test_env_refuses_an_endpoint_record_in_a_runtime_directory_another_user_owns
     [
         '[daemon]\nserve = "0.0.0.0:9911"\n',
         '[daemon]\nserve = "127.0.0.1:9911"\nport = 1\n',
-        "typo = 1\n",
+        "[extras]\nx = 1\n",
         '[profiles.other]\nrole_arn = "not an arn"\n',
         '[profiles.other]\nrole_arn = "arn:aws:iam::123456789012:role/R"\nenv_files = ["~/app/.env"]\n',
         '[profiles.BEDROCK]\nrole_arn = "arn:aws:iam::123456789012:role/R"\n',
@@ -176,7 +176,7 @@ def test_env_refuses_an_endpoint_record_in_a_runtime_directory_another_user_owns
     ids=[
         "serve-not-loopback",
         "daemon-unknown-key",
-        "unknown-top-level-key",
+        "unknown-top-level-table",
         "another-profile-invalid",
         "target-of-two-profiles",
         "names-alike",
