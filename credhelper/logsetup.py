@@ -9,11 +9,12 @@ import threading
 
 _KEY_ID = re.compile(r"\b(AKIA|ASIA)([A-Z0-9]{8,})\b")
 # Fields that hold a secret, by name, in every form botocore's wire logging and our own messages
-# take: XML elements, JSON and Python reprs, query strings, headers, env and INI lines.
+# take: XML elements, JSON and Python reprs, query strings, headers, env and INI lines. TokenCode is
+# the MFA code GetSessionToken sends.
 _SECRET_FIELD = (
     r"SecretAccessKey|SessionToken|Token|X-Amz-Security-Token|aws_secret_access_key|aws_session_token"
     r"|aws_security_token|AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN|AWS_CONTAINER_AUTHORIZATION_TOKEN"
-    r"|AWS_BEARER_TOKEN_BEDROCK"
+    r"|AWS_BEARER_TOKEN_BEDROCK|TokenCode"
 )
 # A short-term Bedrock API key: recognisable by its prefix wherever it stands.
 _BEDROCK_KEY = re.compile(r"bedrock-api-key-[A-Za-z0-9+/=_-]+")

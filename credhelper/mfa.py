@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from typing import TextIO
 
 from . import children
 from .errors import AwsRefusedError, MfaCodeNeeded
@@ -10,6 +12,7 @@ from .profile import Profile
 
 CODE = re.compile(r"^\d{6}$")
 MFA_COMMAND_TIMEOUT = 30
+TERMINAL = "/dev/tty"
 
 
 def code_from_command(profile: Profile) -> str:
@@ -34,16 +37,38 @@ def code_from_command(profile: Profile) -> str:
     return code
 
 
-def code_from_terminal(profile: Profile) -> str | None:
+def _terminal(writing: bool) -> TextIO:
+    """The controlling terminal, one way. Opened, never created: on a system without /dev/tty, a
+    plain open for writing would make a regular file there."""
+    fd = os.open(TERMINAL, (os.O_WRONLY if writing else os.O_RDONLY) | os.O_NOCTTY)
     try:
-        with open("/dev/tty", "r+") as tty:
-            tty.write(f"MFA code for {profile.mfa_serial} (profile {profile.name}): ")
-            tty.flush()
-            code = tty.readline().strip()
+        if writing:
+            return open(fd, "w", encoding="utf-8", errors="replace")
+        return open(fd, encoding="utf-8", errors="replace")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def code_from_terminal(profile: Profile) -> str | None:
+    """A code typed at the controlling terminal, or None when there is none to ask. The terminal is
+    opened twice, once to write the prompt and once to read the answer: a terminal cannot seek, and
+    Python refuses to open one read-write text file over something that cannot."""
+    try:
+        with _terminal(writing=True) as prompt, _terminal(writing=False) as answer:
+            prompt.write(f"MFA code for {profile.mfa_serial} (profile {profile.name}): ")
+            prompt.flush()
+            typed = answer.readline()
+            if not typed:
+                prompt.write("\n")  # Ctrl-D leaves the cursor after the prompt
     except OSError:
-        return None
-    if not CODE.match(code):
-        raise AwsRefusedError(f"profile {profile.name}: {code!r} is not a 6-digit MFA code")
+        return None  # no controlling terminal (a daemon, an SDK started without one)
+    again = f"run `credhelper refresh {profile.name}` again and type the code your MFA device shows"
+    if not typed:
+        raise MfaCodeNeeded(f"profile {profile.name}: no MFA code was typed (end of input): {again}")
+    code = typed.strip()
+    if not CODE.match(code):  # what was typed is not repeated: it may be a password typed too soon
+        raise AwsRefusedError(f"profile {profile.name}: what was typed is not a 6-digit MFA code: {again}")
     return code
 
 

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import configparser
+import io
+import itertools
 import os
 import pty
 import re
@@ -14,6 +17,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from dotenv import dotenv_values
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from credhelper.awsconfig import add_process_profile
 from credhelper.credentials import format_utc
@@ -22,6 +28,7 @@ from credhelper.init import FileChange, add_profile_to_config, diff_text
 from credhelper.unit import UNIT_TEMPLATE, render_unit, user_manager_answers
 from tests.conftest import AGENT0_ENV_DEFAULT, UserHome
 from tests.helpers import assert_no_secret, assert_one_line_failure, cached_record, read_env
+from tests.nodecheck import node_dotenv_parse
 from tests.stsproxy import Fault
 
 REPO = Path(__file__).resolve().parent.parent
@@ -523,6 +530,40 @@ def test_dry_run_masks_every_secret_of_the_aws_config_file(home: UserHome) -> No
     assert "wJalrXUtnFEMI" not in result.stdout
 
 
+FAKE_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+FAKE_SECRET_PARTS = ("wJalrXUtnFEMI", "K7MDENG", "bPxRfi", "CYEXAMPLEKEY")
+
+
+# botocore reads these files with configparser: lines indented deeper than a key go on its value.
+@pytest.mark.parametrize(
+    ("written", "last_line_shown"),
+    [
+        (f"aws_secret_access_key =\n    {FAKE_SECRET}\n", "    <secret>"),  # the value only below
+        ("AWS_Session_Token: wJalrXUtnFEMI\n  /K7MDENG/\n  bPxRfiCYEXAMPLEKEY\n", "  <secret>"),
+        ("aws_security_token =\n\twJalrXUtnFEMI/K7MDENG\n\t/bPxRfiCYEXAMPLEKEY\n", "\t<secret>"),
+        (f"aws_secret_access_key =\n# pasted from the console\n\n    {FAKE_SECRET}\n", "    <secret>"),
+        (f"  aws_secret_access_key=\n      {FAKE_SECRET}\n", "      <secret>"),  # indented keys
+    ],
+    ids=["below-the-key", "several-lines", "tabs", "after-a-comment-and-a-blank", "indented-key"],
+)
+@pytest.mark.parametrize("file", ["config", "credentials"])
+def test_dry_run_masks_a_secret_written_on_continuation_lines(
+    home: UserHome, file: str, written: str, last_line_shown: str
+) -> None:
+    guide_end_state(home)
+    section = "[profile legacy]" if file == "config" else "[legacy]"
+    path = home.root / ".aws" / file
+    path.write_text((path.read_text() if path.exists() else "") + f"{section}\n{written}")
+    path.chmod(0o600)
+    result = init(home, "--no-systemd", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    # Booleans, not the output: a failing assertion must not print the secret either.
+    shown = any(part in result.stdout + result.stderr for part in FAKE_SECRET_PARTS)
+    assert not shown, f"init --dry-run showed a secret written on continuation lines of {path}"
+    in_context = f" {last_line_shown}\n" in result.stdout
+    assert in_context, "the secret's last line is not among the diff's context lines"
+
+
 @pytest.mark.parametrize(
     "line",
     [
@@ -537,6 +578,92 @@ def test_a_diff_of_any_file_masks_secret_values(line: str) -> None:
     shown = diff_text(change)
     assert "<secret>" in shown
     assert "wJalrXUtnFEMI" not in shown
+
+
+# Files whose every value line carries its own token `v<line>x`: a token the reader puts in a secret's
+# value must not be in the diff that shows the file.
+SECRET_KEYS = {"aws_secret_access_key", "aws_session_token", "aws_security_token", "aws_bearer_token_bedrock"}
+INI_LINE = st.tuples(
+    st.sampled_from(["", "", " ", "  ", "\t", "    ", " \t"]),
+    st.sampled_from(
+        [
+            *["[s{n}]", "aws_secret_access_key =", "AWS_Session_Token: {v}", "aws_security_token={v}"],
+            *["region = {v}", "s3 =", "{v}", "{v}", "{v}", "# {v}", "; {v}", ""],
+        ]
+    ),
+).map("".join)
+ENV_LINE = st.sampled_from(
+    [
+        *['AWS_SESSION_TOKEN="{v}', "export AWS_SECRET_ACCESS_KEY='{v}", "'aws_security_token'={v}"],
+        *['AWS_BEARER_TOKEN_BEDROCK="{v}"', "AWS_SESSION_TOKEN=", "AWS_SESSION_TOKEN=`{v}", "X={v}"],
+        *['{v}"', "{v}'", '{v}\\"', "{v}\\'", "{v}`", "{v}", "  {v}", 'X="{v}', "# {v}", "", '{v}" # c'],
+    ]
+)
+
+
+def numbered(lines: list[str], end: str, first: str = "") -> str:
+    return first + "".join(line.format(v=f"v{n}x", n=n) + end for n, line in enumerate(lines))
+
+
+def secret_tokens(values: dict[str, str | None]) -> set[str]:
+    return {
+        token
+        for key, value in values.items()
+        if key.strip("'").lower() in SECRET_KEYS
+        for token in re.findall(r"v\d+x", value or "")
+    }
+
+
+def shown_in_a_diff(text: str) -> str:
+    return diff_text(FileChange(Path("/f"), None, text, 0o600))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(INI_LINE, max_size=12), st.sampled_from(["\n", "\r\n", "\r"]))
+def test_a_diff_hides_every_line_botocore_reads_into_a_secret(lines: list[str], end: str) -> None:
+    text = numbered(lines, end, first=f"[top]{end}")
+    parser = configparser.RawConfigParser()  # as botocore's configloader reads both files
+    try:
+        parser.read_string(text)
+    except configparser.Error:
+        return
+    values = {key: value for name in parser.sections() for key, value in parser.items(name, raw=True)}
+    shown = shown_in_a_diff(text)
+    assert not [token for token in secret_tokens(values) if token in shown], text
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(ENV_LINE, max_size=10), st.sampled_from(["\n", "\r\n"]))
+def test_a_diff_hides_every_line_python_dotenv_reads_into_a_secret(lines: list[str], end: str) -> None:
+    text = numbered(lines, end)
+    values = dict(dotenv_values(stream=io.StringIO(text)))
+    shown = shown_in_a_diff(text)
+    assert not [token for token in secret_tokens(values) if token in shown], text
+
+
+NODE_DOTENV_SPELLINGS = [
+    'AWS_SESSION_TOKEN="{v}\n{v}"\nB=1\n',
+    "export AWS_SECRET_ACCESS_KEY='{v}\n  {v}\n{v}'\n",
+    "AWS_SESSION_TOKEN=`{v}\n{v}`\n",
+    'AWS_SESSION_TOKEN=\n\n  "{v}\n{v}"\nB=1\n',  # Node reads a quoted value below an empty key
+    "AWS_SESSION_TOKEN=\n`{v}`\n",
+    "AWS_SECRET_ACCESS_KEY:\n{v}\nB=1\n",  # and after `KEY:`, the whole next line
+    'AWS_SECRET_ACCESS_KEY="{v}\\"\n{v}"\n',
+    'AWS_BEARER_TOKEN_BEDROCK = "{v}\r\n{v}"\r\n',
+]
+
+
+def test_a_diff_hides_every_line_node_dotenv_reads_into_a_secret(tmp_path: Path) -> None:
+    counter = itertools.count()
+    texts = [re.sub(r"\{v\}", lambda _: f"v{next(counter)}x", spelling) for spelling in NODE_DOTENV_SPELLINGS]
+    paths = [tmp_path / f"{n}.env" for n in range(len(texts))]
+    for path, text in zip(paths, texts, strict=True):
+        path.write_text(text, newline="")
+    for text, values in zip(texts, node_dotenv_parse(paths), strict=True):
+        tokens = secret_tokens(values)
+        assert tokens, f"Node's dotenv reads no secret value from {text!r}"
+        shown = shown_in_a_diff(text)
+        assert not [token for token in tokens if token in shown], text
 
 
 def test_a_crlf_configuration_keeps_its_line_ending(home: UserHome) -> None:
