@@ -95,6 +95,12 @@ class Target(ABC):
     def state(self, text: str | None, credentials: Credentials | None) -> str:
         """'missing', 'current' or 'stale', for `status`. Pure."""
 
+    def guarded_render(self, text: str, credentials: Credentials, adopted: KeyPairCheck) -> str:
+        """What a write puts in place of `text`: `guard`, then `render`. Pure. A kind whose
+        questions share a parse of the text overrides it to parse once."""
+        self.guard(text, adopted)
+        return self.render(text, credentials)
+
 
 def profile_targets(profile: Profile) -> list[Target]:
     """Every target of a profile, each kind in its own module."""
@@ -261,9 +267,7 @@ def check_target(target: Target, adopted: KeyPairCheck) -> None:
     """Everything that would refuse the write, checked before any STS call: the same guard,
     render and read-back the write runs, on the current text with placeholder credentials."""
     found = read_target(target)
-    text = found.text if found is not None else ""
-    target.guard(text, adopted)
-    target.render(text, placeholder_credentials())
+    target.guarded_render(found.text if found is not None else "", placeholder_credentials(), adopted)
     _check_writable(target)
 
 
@@ -297,8 +301,7 @@ def write_target(
     """Guard, render and write one target. Returns False when it already held the credentials."""
 
     def transform(text: str) -> str:
-        target.guard(text, adopted)
-        return target.render(text, credentials)
+        return target.guarded_render(text, credentials, adopted)
 
     return rewrite_file(target.path, transform, lock_dir, target.label, target.setting, before_rename)
 
