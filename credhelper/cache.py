@@ -61,7 +61,6 @@ class Cache:
     def path(self, profile: str, kind: str) -> str:
         return profile_file(self.directory, profile, kind)
 
-
     def ensure(self) -> str:
         """The directory, created 0700 if absent, refused (78) when it cannot be trusted."""
         trusted_private_dir(self.directory, "cache directory", CACHE_DIR_FIX)

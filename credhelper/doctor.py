@@ -532,7 +532,7 @@ def check_target_file(
     findings = [
         Finding(name, "target", OK, f"{target.label} is a regular file"),
         mode_finding(
-            name, "target mode", target.real_path, found.mode, target.holds_long_term_secret(found.text)
+            name, "target mode", target.real_path, found.mode, target.must_be_private(found.text)
         ),
     ]
     try:

@@ -3,6 +3,10 @@
 python-dotenv's parser splits a file into bindings whose original text, joined, is the file byte
 for byte. Only the value part of a managed key's binding is replaced; everything else, the binding's
 leading blank lines, `export ` prefix, spacing, inline comment and line ending included, is kept.
+
+Every question below takes the text or an `EnvReading` of it: a write asks many questions of one
+text (the guard, the merge), and a reading parses it once for all of them (DESIGN §11: the write
+path is linear in the size of the file).
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ import io
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 from dotenv.parser import Binding, parse_stream
 
-from .nodedotenv import node_bindings
+from .nodedotenv import NodeBinding, node_bindings
 
 MANAGED_KEYS = (
     "AWS_ACCESS_KEY_ID",
@@ -65,6 +70,32 @@ def check_value(key: str, value: str) -> str:
     return value
 
 
+class EnvReading:
+    """A `.env` text as python-dotenv and Node's dotenv read it, each parse made once, when first
+    asked for."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    @cached_property
+    def python(self) -> tuple[Binding, ...]:
+        """python-dotenv's bindings, errors included: their original texts, joined, are the text."""
+        return tuple(parse_stream(io.StringIO(self.text)))
+
+    @cached_property
+    def node(self) -> tuple[NodeBinding, ...]:
+        return tuple(node_bindings(self.text))
+
+    def bindings_of(self, keys: Collection[str]) -> list[Binding]:
+        """python-dotenv's bindings of `keys`, in file order (a binding it could not read is none)."""
+        return [b for b in self.python if b.key is not None and b.key in keys and not b.error]
+
+
+def reading_of(env: str | EnvReading) -> EnvReading:
+    """A reading of `env`: the one given, or a new one of the text (parsed when first asked)."""
+    return env if isinstance(env, EnvReading) else EnvReading(env)
+
+
 @dataclass(frozen=True)
 class _Part:
     """One python-dotenv binding (or the appended lines): its text before and after the merge."""
@@ -74,12 +105,13 @@ class _Part:
     after: str
 
 
-def _merge_parts(text: str, values: Mapping[str, str]) -> list[_Part]:
+def _merge_parts(reading: EnvReading, values: Mapping[str, str]) -> list[_Part]:
     for name, value in values.items():
         check_value(name, value)
+    text = reading.text
     parts: list[_Part] = []
     seen: set[str] = set()
-    for binding in parse_stream(io.StringIO(text)):
+    for binding in reading.python:
         original = binding.original.string
         key = binding.key
         after = original
@@ -103,16 +135,16 @@ def _count_lines(text: str) -> int:
     return len(re.findall(r"\r\n|\r|\n", text))
 
 
-def merge_env(text: str, values: Mapping[str, str]) -> str:
+def merge_env(text: str | EnvReading, values: Mapping[str, str]) -> str:
     """Set each key of `values` wherever it is bound in `text`; append the ones never bound."""
-    return "".join(part.after for part in _merge_parts(text, values))
+    return "".join(part.after for part in _merge_parts(reading_of(text), values))
 
 
-def managed_values(text: str, keys: Collection[str] = MANAGED_KEYS) -> dict[str, list[str]]:
+def managed_values(text: str | EnvReading, keys: Collection[str] = MANAGED_KEYS) -> dict[str, list[str]]:
     """Every value bound to one of `keys` (the managed keys), in file order (duplicates included).
     AWS_BEARER_TOKEN_BEDROCK is managed only for profiles with bedrock_api_key: they ask for it."""
     found: dict[str, list[str]] = {}
-    for binding in parse_stream(io.StringIO(text)):
+    for binding in reading_of(text).python:
         if binding.key is not None and binding.key in keys and not binding.error:
             found.setdefault(binding.key, []).append(binding.value or "")
     return found
@@ -125,49 +157,51 @@ KEY_ID = "AWS_ACCESS_KEY_ID"
 SECRET_SHAPE = re.compile(r"[A-Za-z0-9/+]{40}")  # a long-term secret access key
 
 
-def replaced_lines(text: str, keys: Collection[str] = MANAGED_KEYS) -> list[tuple[int, str]]:
+def replaced_lines(text: str | EnvReading, keys: Collection[str] = MANAGED_KEYS) -> list[tuple[int, str]]:
     """(line, raw text) of every binding credhelper rewrites when it sets `keys`."""
     return [
-        (binding.original.line, binding.original.string)
-        for binding in parse_stream(io.StringIO(text))
-        if binding.key is not None and binding.key in keys and not binding.error
+        (binding.original.line, binding.original.string) for binding in reading_of(text).bindings_of(keys)
     ]
 
 
-def values_read(text: str, keys: Collection[str] = MANAGED_KEYS) -> dict[str, list[str]]:
+def values_read(text: str | EnvReading, keys: Collection[str] = MANAGED_KEYS) -> dict[str, list[str]]:
     """Every value bound to one of `keys` as python-dotenv or Node's dotenv reads the file."""
-    found = managed_values(text, keys)
-    for binding in node_bindings(text):
+    reading = reading_of(text)
+    found = managed_values(reading, keys)
+    for binding in reading.node:
         if binding.key in keys:
             found.setdefault(binding.key, []).append(binding.value)
     return found
 
 
-def long_term_key_ids(text: str, keys: Collection[str] = MANAGED_KEYS) -> list[str]:
+def long_term_key_ids(text: str | EnvReading, keys: Collection[str] = MANAGED_KEYS) -> list[str]:
     """Access key ids of long-term keys (AKIA…) wherever credhelper would write: in a managed key's
     value as either reader sees it, or anywhere in a line credhelper would replace. Only the id
     itself, never the text around it (that may be a secret)."""
-    places = [value for values in values_read(text, keys).values() for value in values]
-    places += [raw for _, raw in replaced_lines(text, keys)]
+    reading = reading_of(text)
+    places = [value for values in values_read(reading, keys).values() for value in values]
+    places += [raw for _, raw in replaced_lines(reading, keys)]
     found = [match.group(0) for place in places for match in LONG_TERM_KEY_ID.finditer(place)]
     return list(dict.fromkeys(found))
 
 
-def secret_for_key(text: str) -> str | None:
+def secret_for_key(text: str | EnvReading) -> str | None:
     """The secret access key beside the key id: as python-dotenv reads it, unless only Node's
     dotenv reads it in the shape of one (a value in backticks)."""
-    python = managed_values(text).get(SECRET_KEY, [])
-    node = [b.value for b in node_bindings(text) if b.key == SECRET_KEY]
+    reading = reading_of(text)
+    python = managed_values(reading).get(SECRET_KEY, [])
+    node = [b.value for b in reading.node if b.key == SECRET_KEY]
     readings = [values[-1] for values in (python, node) if values]
-    shaped = [reading for reading in readings if SECRET_SHAPE.fullmatch(reading)]
+    shaped = [value for value in readings if SECRET_SHAPE.fullmatch(value)]
     chosen = shaped or readings
     return chosen[0] if chosen else None
 
 
-def secrets_read(text: str) -> set[str]:
+def secrets_read(text: str | EnvReading) -> set[str]:
     """The secret access key each reader ends with (the last binding wins), when not empty."""
-    python = managed_values(text, (SECRET_KEY,)).get(SECRET_KEY, [])
-    node = [b.value for b in node_bindings(text) if b.key == SECRET_KEY]
+    reading = reading_of(text)
+    python = managed_values(reading, (SECRET_KEY,)).get(SECRET_KEY, [])
+    node = [b.value for b in reading.node if b.key == SECRET_KEY]
     return {values[-1] for values in (python, node) if values and values[-1]}
 
 
@@ -177,14 +211,14 @@ def is_temporary_key_id(value: str) -> bool:
     return TEMPORARY_KEY_ID.fullmatch(value) is not None
 
 
-def lone_secret_line(text: str) -> int | None:
+def lone_secret_line(text: str | EnvReading) -> int | None:
     """The line of a non-empty AWS_SECRET_ACCESS_KEY in a file where a reader sees no temporary
     (ASIA…) key id: half of a long-term pair, whatever the key id line says."""
     pair = (KEY_ID, SECRET_KEY)
-    python = [b for b in parse_stream(io.StringIO(text)) if b.key in pair and not b.error]
+    reading = reading_of(text)
     readers: list[list[tuple[str | None, str, int]]] = [
-        [(b.key, (b.value or "").strip(), _key_line(b)) for b in python],
-        [(b.key, b.value.strip(), b.line) for b in node_bindings(text) if b.key in pair],
+        [(b.key, (b.value or "").strip(), _key_line(b)) for b in reading.bindings_of(pair)],
+        [(b.key, b.value.strip(), b.line) for b in reading.node if b.key in pair],
     ]
     for bindings in readers:
         # Any temporary id: a person blanking one of credhelper's lines leaves its secret temporary.
@@ -208,10 +242,10 @@ class ReadBackProblem:
     reader: str
 
 
-def merge_env_verified(text: str, values: Mapping[str, str]) -> str:
+def merge_env_verified(text: str | EnvReading, values: Mapping[str, str]) -> str:
     """merge_env, then proof that python-dotenv and Node's dotenv both read each key of `values`
     back as exactly its value; ReadBackError naming the first key that does not."""
-    parts = _merge_parts(text, values)
+    parts = _merge_parts(reading_of(text), values)
     merged = "".join(part.after for part in parts)
     problem = read_back_problem(merged, values)
     if problem is not None:
@@ -226,13 +260,12 @@ class ReadBackError(ValueError):
         self.problem = problem
 
 
-def read_back_problem(merged: str, values: Mapping[str, str]) -> tuple[str, int, str] | None:
+def read_back_problem(merged: str | EnvReading, values: Mapping[str, str]) -> tuple[str, int, str] | None:
     """(key, line in `merged`, reader) of the first key of `values` that a reader does not
     read back as exactly its value."""
-    python = [
-        b for b in parse_stream(io.StringIO(merged)) if b.key is not None and b.key in values and not b.error
-    ]
-    node = [b for b in node_bindings(merged) if b.key in values]
+    reading = reading_of(merged)
+    python = reading.bindings_of(values)
+    node = [b for b in reading.node if b.key in values]
     for key, value in values.items():
         python_lines = [_key_line(b) for b in python if b.key == key]
         for binding in python:

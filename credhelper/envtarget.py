@@ -13,12 +13,14 @@ from .bedrockkey import TOKEN_VARIABLE, bedrock_env, bedrock_key_id, is_long_ter
 from .credentials import mask_key_id
 from .envfile import (
     KEY_ID,
+    EnvReading,
     ReadBackError,
     ReadBackProblem,
     lone_secret_line,
     long_term_key_ids,
     managed_values,
     merge_env_verified,
+    reading_of,
     secret_for_key,
     secrets_read,
     values_read,
@@ -32,28 +34,31 @@ if TYPE_CHECKING:
 __all__ = ["EnvFileTarget", "LongTermKeyError", "guard_bedrock_key", "guard_long_term_keys"]
 
 
-def _pair_adopted(is_adopted: KeyPairCheck, key_id: str, text: str) -> bool:
+def _pair_adopted(is_adopted: KeyPairCheck, key_id: str, reading: EnvReading) -> bool:
     """Adopted with the secret either reader sees beside it: the pair is safe in a source profile
     (a reader that disagrees, such as python-dotenv keeping backticks, only misreads it)."""
-    secrets: set[str | None] = set(secrets_read(text)) or {secret_for_key(text)}
+    secrets: set[str | None] = set(secrets_read(reading)) or {secret_for_key(reading)}
     return any(is_adopted(key_id, secret) for secret in secrets)
 
 
-def guard_long_term_keys(path: Path | str, text: str, is_adopted: KeyPairCheck, profile_hint: str) -> None:
+def guard_long_term_keys(
+    path: Path | str, text: str | EnvReading, is_adopted: KeyPairCheck, profile_hint: str
+) -> None:
     """A long-term pair in the file is overwritten only once a source profile holds it."""
     adopt = f"`credhelper adopt-keys --env-file {path} --profile {profile_hint}`"
-    long_term = long_term_key_ids(text)
+    reading = reading_of(text)
+    long_term = long_term_key_ids(reading)
     for key_id in long_term:
-        if not _pair_adopted(is_adopted, key_id, text):
+        if not _pair_adopted(is_adopted, key_id, reading):
             raise LongTermKeyError(
                 f"{path} holds a long-term access key ({mask_key_id(key_id)}) that credhelper will "
                 f"not overwrite: move it to a source profile first with {adopt}, then refresh again"
             )
-    line = lone_secret_line(text)
+    line = lone_secret_line(reading)
     if line is None:
         return
-    key_ids = long_term or [v.strip() for v in values_read(text, (KEY_ID,)).get(KEY_ID, []) if v.strip()]
-    if not key_ids or not all(_pair_adopted(is_adopted, key_id, text) for key_id in key_ids):
+    key_ids = long_term or [v.strip() for v in values_read(reading, (KEY_ID,)).get(KEY_ID, []) if v.strip()]
+    if not key_ids or not all(_pair_adopted(is_adopted, key_id, reading) for key_id in key_ids):
         raise LongTermKeyError(
             f"{path}: line {line}: AWS_SECRET_ACCESS_KEY holds a secret without a temporary (ASIA…) key "
             "id beside it, likely half of a long-term key pair, which credhelper will not overwrite: "
@@ -62,7 +67,7 @@ def guard_long_term_keys(path: Path | str, text: str, is_adopted: KeyPairCheck, 
         )
 
 
-def guard_bedrock_key(path: Path | str, text: str) -> None:
+def guard_bedrock_key(path: Path | str, text: str | EnvReading) -> None:
     """A long-term Bedrock API key (anything non-empty that is not a presigned short-term one)
     is never overwritten: it cannot be moved anywhere credhelper would keep it."""
     for value in values_read(text, (TOKEN_VARIABLE,)).get(TOKEN_VARIABLE, []):
@@ -74,16 +79,17 @@ def guard_bedrock_key(path: Path | str, text: str) -> None:
             )
 
 
-def _bedrock_tokens(text: str) -> list[str]:
+def _bedrock_tokens(text: str | EnvReading) -> list[str]:
     return [value.strip() for value in values_read(text, (TOKEN_VARIABLE,)).get(TOKEN_VARIABLE, [])]
 
 
-def holds_only_own_bedrock_keys(text: str) -> bool:
+def holds_only_own_bedrock_keys(text: str | EnvReading) -> bool:
     """True when the file holds a short-term Bedrock API key and every non-empty one was signed
     with the key id the file holds: credhelper's own, of the session it wrote last. A person's
     line or a long-term key makes this False, so nothing of theirs is ever emptied."""
-    key_ids = {value.strip() for value in values_read(text, (KEY_ID,)).get(KEY_ID, []) if value.strip()}
-    tokens = [token for token in _bedrock_tokens(text) if token]
+    reading = reading_of(text)
+    key_ids = {value.strip() for value in values_read(reading, (KEY_ID,)).get(KEY_ID, []) if value.strip()}
+    tokens = [token for token in _bedrock_tokens(reading) if token]
     return bool(tokens) and all(bedrock_key_id(token) in key_ids for token in tokens)
 
 
@@ -113,12 +119,13 @@ class EnvFileTarget(Target):
     clock: Callable[[], float] = field(default=time.time, compare=False, repr=False)
     setting: ClassVar[str] = "env_files"
 
-    def guard(self, text: str, adopted: KeyPairCheck) -> None:
-        guard_long_term_keys(self.path, text, adopted, self.source_hint)
+    def guard(self, text: str | EnvReading, adopted: KeyPairCheck) -> None:
+        reading = reading_of(text)
+        guard_long_term_keys(self.path, reading, adopted, self.source_hint)
         if self.bedrock_api_key:
-            guard_bedrock_key(self.path, text)
+            guard_bedrock_key(self.path, reading)
 
-    def render(self, text: str, credentials: Credentials) -> str:
+    def render(self, text: str | EnvReading, credentials: Credentials) -> str:
         """The credentials and, when enabled, a Bedrock API key of the same session: one write,
         so no reader sees a key of one session beside credentials of another."""
         values = credentials.env_values(self.region)
@@ -131,8 +138,16 @@ class EnvFileTarget(Target):
         except ReadBackError as error:
             raise read_back_refusal(self.path, error.problem) from None
 
-    def holds_long_term_secret(self, text: str) -> bool:
-        return bool(long_term_key_ids(text))
+    def guarded_render(self, text: str, credentials: Credentials, adopted: KeyPairCheck) -> str:
+        """The guard and the render of one reading: each reader parses the text once."""
+        reading = EnvReading(text)
+        self.guard(reading, adopted)
+        return self.render(reading, credentials)
+
+    def must_be_private(self, text: str) -> bool:
+        """Never for a text this kind writes: the guard refuses to write over a long-term key, so a
+        `.env` holding one is not written at all (adopt-keys moves the pair out first)."""
+        return False
 
     def state(self, text: str | None, credentials: Credentials | None) -> str:
         if text is None:

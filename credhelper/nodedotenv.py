@@ -52,8 +52,11 @@ def node_bindings(text: str) -> list[NodeBinding]:
     """Every binding Node's dotenv 16 reads, in order (a later one of a key wins)."""
     normalized = re.sub(r"\r\n?", "\n", text)
     found: list[NodeBinding] = []
+    line, counted = 1, 0  # the line at `counted`: each line break is counted once, in one pass
     for match in _LINE.finditer(normalized):
-        line = normalized.count("\n", 0, match.start(1)) + 1
+        key_at = match.start(1)
+        line += normalized.count("\n", counted, key_at)
+        counted = key_at
         found.append(NodeBinding(match.group(1), _value(match.group(2) or ""), line))
     return found
 

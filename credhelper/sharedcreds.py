@@ -125,9 +125,7 @@ def with_key_pair(text: str, path: Path, section: str, key_id: str, secret: str,
     )
 
 
-def write_credentials_file(
-    path: Path, transform: Callable[[str], str], lock_dir: str | Path
-) -> bool:
+def write_credentials_file(path: Path, transform: Callable[[str], str], lock_dir: str | Path) -> bool:
     """Every change credhelper makes to the shared credentials file (adopt-keys, init, their undo):
     through the one writer, so it is written through a symlink and ends 0600 holding a long-term
     key. False when it held the text already."""
@@ -293,7 +291,7 @@ class CredentialsSectionTarget(Target):
             )
         return merged
 
-    def holds_long_term_secret(self, text: str) -> bool:
+    def must_be_private(self, text: str) -> bool:
         return holds_long_term_secret(text)
 
     def state(self, text: str | None, credentials: Credentials | None) -> str:

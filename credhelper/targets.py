@@ -97,8 +97,15 @@ class Target(ABC):
         """'missing', 'current' or 'stale', for `status`. Pure."""
 
     @abstractmethod
-    def holds_long_term_secret(self, text: str) -> bool:
-        """Whether `text` holds a long-term secret anywhere: the file then ends 0600. Pure."""
+    def must_be_private(self, text: str) -> bool:
+        """Whether a file of this kind holding `text` must be 0600: it keeps a long-term secret
+        beside the credentials credhelper writes. Pure."""
+
+    def guarded_render(self, text: str, credentials: Credentials, adopted: KeyPairCheck) -> str:
+        """What a write puts in place of `text`: `guard`, then `render`. Pure. A kind whose
+        questions share a parse of the text overrides it to parse once."""
+        self.guard(text, adopted)
+        return self.render(text, credentials)
 
 
 def profile_targets(profile: Profile) -> list[Target]:
@@ -266,9 +273,7 @@ def check_target(target: Target, adopted: KeyPairCheck) -> None:
     """Everything that would refuse the write, checked before any STS call: the same guard,
     render and read-back the write runs, on the current text with placeholder credentials."""
     found = read_target(target)
-    text = found.text if found is not None else ""
-    target.guard(text, adopted)
-    target.render(text, placeholder_credentials())
+    target.guarded_render(found.text if found is not None else "", placeholder_credentials(), adopted)
     _check_writable(target)
 
 
@@ -302,8 +307,7 @@ def write_target(
     """Guard, render and write one target. Returns False when it already held the credentials."""
 
     def transform(text: str) -> str:
-        target.guard(text, adopted)
-        return target.render(text, credentials)
+        return target.guarded_render(text, credentials, adopted)
 
     return rewrite_file(
         target.path,
@@ -312,7 +316,7 @@ def write_target(
         target.label,
         target.setting,
         before_rename,
-        holds_secret=target.holds_long_term_secret,
+        holds_secret=target.must_be_private,
         warn_if_readable=True,
     )
 

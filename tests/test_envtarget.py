@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dotenv.parser import Binding
 
+from credhelper import envfile
 from credhelper.credentials import Credentials
 from credhelper.envfile import managed_values
 from credhelper.envtarget import EnvFileTarget
 from credhelper.errors import LongTermKeyError, TargetError
+from credhelper.nodedotenv import NodeBinding
 from credhelper.sharedcreds import CredentialsSectionTarget, parse_sections
 from credhelper.targets import target_state, write_target
+from tests.conftest import AGENT0_ENV_DEFAULT
 
 CREDENTIALS = Credentials("ASIAIOSFODNN7EXAMPLE", "secret/EXAMPLE+1", "token/EXAMPLE=", 2_000_000_000.0)
 
@@ -124,6 +130,40 @@ def test_concurrent_writers_never_leave_a_mixed_set(tmp_path: Path) -> None:
     assert not errors
     assert all(key == secret for key, secret in seen_pairs)
     assert env.read_text().startswith("KEEP=1\n")
+
+
+# -- what a write costs --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bedrock_api_key", [False, True], ids=["credentials", "with a Bedrock key"])
+def test_a_write_reads_the_file_once_and_its_new_text_once_with_each_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bedrock_api_key: bool
+) -> None:
+    """DESIGN §11: a write costs a few dotenv reads of the file, not one read per question the
+    guard and the merge ask (each read of a 1 MiB `.env` takes a good part of a second)."""
+    read: dict[str, list[str]] = {"python-dotenv": [], "Node's dotenv": []}
+    python_parse, node_parse = envfile.parse_stream, envfile.node_bindings
+
+    def python_reading(stream: io.StringIO) -> Iterator[Binding]:
+        read["python-dotenv"].append(stream.getvalue())
+        return python_parse(stream)
+
+    def node_reading(text: str) -> list[NodeBinding]:
+        read["Node's dotenv"].append(text)
+        return node_parse(text)
+
+    monkeypatch.setattr(envfile, "parse_stream", python_reading)
+    monkeypatch.setattr(envfile, "node_bindings", node_reading)
+    env = tmp_path / ".env"
+    env.write_text(AGENT0_ENV_DEFAULT)
+    target = EnvFileTarget(env, region="us-east-1", bedrock_api_key=bedrock_api_key)
+    assert write_target(target, CREDENTIALS, tmp_path, never_adopted)
+    for reader, texts in read.items():
+        before = texts.count(AGENT0_ENV_DEFAULT)
+        assert texts == [AGENT0_ENV_DEFAULT, env.read_text()], (
+            f"one write made {before} {reader} parses of the file and {len(texts) - before} of its new "
+            "text where one of each does: a large .env takes that many reads to refresh"
+        )
 
 
 # -- the credentials-section kind, pure ------------------------------------------------------
