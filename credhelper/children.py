@@ -1,6 +1,7 @@
 """Commands credhelper runs for the user (`on_refresh` hooks, `mfa_command`), each in a process group
 of its own, so that a timeout, or credhelper stopping, ends the command and everything it started
-(`sh -c '...; sleep 60'`), never leaving them orphaned."""
+(`sh -c '...; sleep 60'`), never leaving them orphaned. They start with the signal state a shell
+gives its children: nothing ignored that Python ignores for itself, nothing blocked (`signals`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from .signals import nothing_blocked
 
 KILL_GRACE_SECONDS = 0.5
 
@@ -67,14 +70,16 @@ def run(
     with _running_lock:
         if _stopping.is_set():
             return Finished(None)
-        process = subprocess.Popen(
-            argv,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE if capture else stdout,
-            stderr=subprocess.DEVNULL if capture else stderr,
-            start_new_session=True,
-        )
+        with nothing_blocked():
+            process = subprocess.Popen(
+                argv,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE if capture else stdout,
+                stderr=subprocess.DEVNULL if capture else stderr,
+                start_new_session=True,
+                restore_signals=True,  # SIGPIPE and SIGXFSZ, which Python ignores, at their defaults
+            )
         _running.add(process)
     try:
         output, _ = process.communicate(timeout=timeout)

@@ -1,6 +1,7 @@
 """`credhelper run`: keeps every target of every profile fresh, for weeks, at no cost while idle.
 
-Threads: the main thread owns the signals and the exit; one scheduler thread owns the daemon's
+Threads: the main thread owns the signals and the exit, and sleeps on its wakeup (`Wakeup`), which
+every signal wakes whichever thread the kernel hands it to; one scheduler thread owns the daemon's
 state and decides (reloads, restores, which refresh starts when); up to REFRESH_CONCURRENCY short-lived
 refresh threads each carry out one profile's attempt (STS call, target writes, hooks) and hand the
 outcome back to the scheduler; watchdog's threads only record which paths changed and wake the
@@ -56,6 +57,7 @@ from .sdnotify import Notifier
 from .server import CredentialServer, UnknownProfile, publish_endpoint, unpublish_endpoint
 from .sharedcreds import read_sections, shared_credentials_path
 from .supply import Supplied, supply
+from .wakeup import Wakeup
 
 if TYPE_CHECKING:
     from .sts import StsGateway
@@ -220,10 +222,13 @@ class Daemon:
         self.settle_until: float | None = None  # changed paths wait until then (monotonic)
         self.state_changes: dict[str, dict[str, object]] = {}
         self.outcomes: queue.SimpleQueue[_Outcome] = queue.SimpleQueue()
-        self.lock = threading.Lock()
+        # Reentrant: the signal handlers take it on the main thread, which may hold it already
+        # (paths_changed while starting).
+        self.lock = threading.RLock()
         self.write_gate = WriteGate()
         self.wake = threading.Event()
         self.stopping = threading.Event()
+        self.wakeup = Wakeup()  # the main thread's sleep, ended by any signal
         self.observer: BaseObserver | None = None
         self.watched: set[str] = set()
         self.ready = False
@@ -241,7 +246,11 @@ class Daemon:
     # -- main thread -----------------------------------------------------------------------
 
     def run(self) -> int:
-        self._install_signals()
+        with self.wakeup:
+            self._install_signals()
+            return self._run()
+
+    def _run(self) -> int:
         daemon_lock = DaemonLock(self.cache.directory)
         daemon_lock.acquire()
         try:
@@ -255,10 +264,11 @@ class Daemon:
                 self.cache.directory,
                 os.getpid(),
             )
-            while not self.stopping.wait(30.0):  # signals wake it at once
+            while not self.stopping.is_set():
                 if not worker.is_alive():
                     log.error("the scheduler thread stopped unexpectedly; exiting so systemd restarts it")
                     return 1
+                self.wakeup.wait(None)  # until a signal, or the scheduler thread's end
             # Hooks and mfa_command in flight end with their process groups; writes in flight
             # finish; STS calls in flight are abandoned with their (daemon) threads.
             children.end_all()
@@ -361,6 +371,12 @@ class Daemon:
     # -- scheduler thread ------------------------------------------------------------------
 
     def _work(self) -> None:
+        try:
+            self._schedule()
+        finally:
+            self.wakeup.wake()  # the main thread exits when this thread has ended
+
+    def _schedule(self) -> None:
         name_os_threads()
         for name in self.profiles:
             self.pending.request(name, Mode.ENSURE)

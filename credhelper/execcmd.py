@@ -5,13 +5,20 @@ status are the command's own, with nothing in between. With `--restart-on-refres
 `--endpoint`, credhelper stays the command's parent (a supervisor).
 
 The supervised command runs in a process group of its own, because a restart must stop the whole
-group (`npm run dev` → sh → node) without stopping credhelper. When stdin is a terminal whose
-foreground group is credhelper's, the command's group becomes the terminal's foreground group:
-Ctrl-C, Ctrl-\\ and terminal reads reach the command directly and once, while credhelper, now in
-a background group, never sees them. (The alternative, keeping the command in credhelper's group
-and ignoring SIGINT in credhelper, would leave no way to stop the command's children at a
-restart without stopping credhelper.) Signals sent to credhelper itself are passed on to the
-command's group, as a terminal would send them.
+group (`npm run dev` → sh → node) without stopping credhelper. When stdin, stdout and stderr are
+all the controlling terminal and its foreground group is credhelper's, the command's group becomes
+the terminal's foreground group: Ctrl-C, Ctrl-\\ and terminal reads reach the command directly
+and once, while credhelper, now in a background group, never sees them. (The alternative, keeping
+the command in credhelper's group and ignoring SIGINT in credhelper, would leave no way to stop
+the command's children at a restart without stopping credhelper.) In a pipeline
+(`credhelper exec ... | less`) the terminal stays with the job, whose other members read it.
+Signals sent to credhelper itself are passed on to the command's group, as a terminal would send
+them.
+
+The supervisor's main thread never blocks on anything but its wakeup (`Wakeup`): renewals run in
+a thread of their own (`Renewal`), so a hanging STS delays neither a signal for the command nor
+exec's exit when the command exits. However exec ends, the command's group ends with it
+(`guardian`).
 """
 
 from __future__ import annotations
@@ -19,10 +26,10 @@ from __future__ import annotations
 import logging
 import os
 import random
-import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
@@ -30,8 +37,9 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from .children import signal_group
 from .credentials import Credentials
-from .errors import CredhelperError
+from .errors import CredhelperError, as_credhelper_error
 from .execplain import child_environment, not_runnable, replace_process, static_values
+from .guardian import GroupGuard
 from .logsetup import register_secret
 from .profile import Profile
 from .refresher import Refresher
@@ -44,6 +52,8 @@ from .schedule import (
     SystemClock,
     refresh_time,
 )
+from .signals import nothing_blocked
+from .wakeup import Wakeup
 
 if TYPE_CHECKING:
     from .server import CredentialServer, Lookup
@@ -82,11 +92,31 @@ class ExecOptions(NamedTuple):
 # -- decisions (pure) ----------------------------------------------------------------------
 
 
-def endpoint_values(url: str, token: str, profile_name: str, region: str | None) -> dict[str, str]:
-    values = {
-        "AWS_CONTAINER_CREDENTIALS_FULL_URI": f"{url}/v1/credentials/{profile_name}",
-        "AWS_CONTAINER_AUTHORIZATION_TOKEN": token,
-    }
+# Under --endpoint, what an app's own dotenv would otherwise load over the endpoint from the .env
+# the same profile writes (dotenv readers do not override a variable that is set): set, empty.
+# SDKs take an empty key id, secret, token or expiration as unset.
+HIDDEN_FROM_DOTENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_CREDENTIAL_EXPIRATION",
+)
+
+
+def endpoint_values(
+    url: str, token: str, profile_name: str, region: str | None, bedrock_api_key: bool = False
+) -> dict[str, str]:
+    """What the command gets under --endpoint. The Bedrock key is hidden only for a profile that
+    writes one (`bedrock_api_key`): botocore and the JS SDK take an AWS_BEARER_TOKEN_BEDROCK that
+    is set, even empty, as a key to use instead of the credentials, so for every other profile it
+    stays unset and Bedrock calls are signed with the endpoint's credentials."""
+    values = dict.fromkeys(HIDDEN_FROM_DOTENV, "")
+    if bedrock_api_key:
+        from .bedrockkey import TOKEN_VARIABLE
+
+        values[TOKEN_VARIABLE] = ""
+    values["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = f"{url}/v1/credentials/{profile_name}"
+    values["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = token
     if region:
         values["AWS_REGION"] = region
         values["AWS_DEFAULT_REGION"] = region
@@ -147,10 +177,12 @@ def run_exec(
     server: CredentialServer | None = None
     if options.endpoint and profile.bedrock_api_key:
         # The endpoint renews credentials under a running command; a key in its environment could
-        # not be renewed and would outlive, unnoticed, the session it was made from.
+        # not be renewed and would outlive, unnoticed, the session it was made from. It is set
+        # empty (endpoint_values), so that an app's dotenv cannot load the one in the .env either.
         log.warning(
-            "profile %s: exec --endpoint gives no Bedrock API key (AWS_BEARER_TOKEN_BEDROCK); "
-            "use --restart-on-refresh for one that is renewed",
+            "profile %s: exec --endpoint gives no Bedrock API key: AWS_BEARER_TOKEN_BEDROCK is set "
+            "empty, so that the command cannot load the old session's key from its .env, and "
+            "Bedrock refuses an empty key; use --restart-on-refresh for a key that is renewed",
             profile.name,
         )
     if options.endpoint:
@@ -181,6 +213,33 @@ def endpoint_lookup(profile: Profile, refresher: Refresher) -> Lookup:
     return lookup
 
 
+class Renewal:
+    """One renewal, in a thread of its own: the supervisor's main thread goes on passing signals
+    and watching the command while STS takes its time (retries and timeouts can add up to a
+    minute). `done` is called from that thread once the outcome is there."""
+
+    def __init__(self, obtain: Callable[[], Credentials], done: Callable[[], None]) -> None:
+        self.outcome: Credentials | CredhelperError | None = None
+        self._obtain = obtain
+        self._done = done
+        self._finished = threading.Event()
+        # A daemon thread: exec exits with the command, never waiting for STS.
+        threading.Thread(target=self._run, name="credhelper-renewal", daemon=True).start()
+
+    @property
+    def finished(self) -> bool:
+        return self._finished.is_set()
+
+    def _run(self) -> None:
+        try:
+            self.outcome = self._obtain()
+        except Exception as error:  # Refresher.obtain raises CredhelperError; anything else is a bug
+            self.outcome = as_credhelper_error(error, "renew the command's credentials")
+        finally:
+            self._finished.set()
+            self._done()
+
+
 class Supervisor:
     """Keeps one child running: restarts it onto renewed credentials at each refresh point,
     passes signals on, and ends with the child's own exit status."""
@@ -209,58 +268,80 @@ class Supervisor:
         self.pending: list[int] = []  # signals that arrived before the child existed
         self.ending = False
         self.owns_terminal = _terminal_is_ours()
-        self.wakeup_read, self.wakeup_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.wakeup = Wakeup()
+        self.guard: GroupGuard | None = None
 
     def run(self, credentials: Credentials) -> int:
-        previous = self._install_signals()
-        try:
-            return self._supervise(credentials)
-        finally:
-            self._restore_signals(previous)
-            if self.owns_terminal:
-                _give_terminal_to(os.getpgrp())
-            os.close(self.wakeup_read)
-            os.close(self.wakeup_write)
+        with self.wakeup:
+            previous = self._install_signals()
+            try:
+                self.guard = _start_guard(self.options.grace_seconds)
+                return self._supervise(credentials)
+            finally:
+                if self.guard is not None:
+                    self.guard.close()  # the guardian ends what is left of the command's group
+                self._restore_signals(previous)
+                if self.owns_terminal:
+                    _give_terminal_to(os.getpgrp())
 
     def _supervise(self, credentials: Credentials) -> int:
         held, deadline = credentials, None
         if self.options.restart_on_refresh and self._past_refresh_point(credentials):
             # Renewed before the command starts rather than a moment after; if that fails, it
             # starts on the cached ones (they last the handout window) and the renewal backs off.
-            try:
-                held = self._renewed(credentials)
-            except CredhelperError as error:
+            renewal = self._renew(credentials)
+            while not renewal.finished:
+                ended_by = next((s for s in self.pending if s in ENDING_SIGNALS), None)
+                if ended_by is not None:  # asked to end before the command started: it never does
+                    return exit_status(-ended_by)
+                self._wait(None)
+            if isinstance(renewal.outcome, Credentials):
+                held = renewal.outcome
+            else:
                 deadline, _ = self.scheduler.failed(self.profile.name)
-                log.info("%s; starting on the cached credentials", error)
+                log.info("%s; starting on the cached credentials", renewal.outcome)
         child = self._start(held)
         if self.options.restart_on_refresh and deadline is None:
             deadline = self._renewal_deadline(held)
+        in_flight: Renewal | None = None
         while True:
             returncode = self._reap(child)
             if returncode is not None:
-                return exit_status(returncode)
-            if deadline is None or not deadline.passed(self.clock):
-                self._wait(deadline.seconds_left(self.clock) if deadline else None)
+                return exit_status(returncode)  # at once, a renewal in flight or not
+            if in_flight is None:
+                if deadline is None or not deadline.passed(self.clock):
+                    self._wait(deadline.seconds_left(self.clock) if deadline else None)
+                    continue
+                in_flight = self._renew(held)
                 continue
-            try:
-                renewed = self._renewed(held)
-            except CredhelperError as error:
-                deadline, attempts = self.scheduler.failed(self.profile.name)
-                retry_in = deadline.seconds_left(self.clock)
-                message = renewal_failure_message(self.profile, error, held, self.clock.wall(), retry_in)
-                if message:
-                    log.warning("%s", message)
-                else:
-                    log.info("%s (attempt %d; next try in %.0f s)", error, attempts, retry_in)
+            if not in_flight.finished:
+                self._wait(None)
                 continue
-            if self._reap(child) is not None:  # it ended by itself while the renewal was under way
+            outcome, in_flight = in_flight.outcome, None
+            if not isinstance(outcome, Credentials):
+                assert outcome is not None
+                deadline = self._renewal_failed(outcome, held)
                 continue
             returncode = self._stop(child)
             if self.ending:
                 return exit_status(returncode)
-            held = renewed
+            held = outcome
             child = self._start(held)
             deadline = self._renewal_deadline(held)
+
+    def _renew(self, held: Credentials) -> Renewal:
+        return Renewal(lambda: self._renewed(held), self.wakeup.wake)
+
+    def _renewal_failed(self, error: CredhelperError, held: Credentials) -> Deadline:
+        """The command runs on; the next try is due after the backoff."""
+        deadline, attempts = self.scheduler.failed(self.profile.name)
+        retry_in = deadline.seconds_left(self.clock)
+        message = renewal_failure_message(self.profile, error, held, self.clock.wall(), retry_in)
+        if message:
+            log.warning("%s", message)
+        else:
+            log.info("%s (attempt %d; next try in %.0f s)", error, attempts, retry_in)
+        return deadline
 
     def _past_refresh_point(self, credentials: Credentials) -> bool:
         at = refresh_time(
@@ -272,7 +353,8 @@ class Supervisor:
         return at <= self.clock.wall()
 
     def _renewed(self, held: Credentials) -> Credentials:
-        """Credentials newer than `held`: another process's renewal if there was one, else STS's."""
+        """Credentials newer than `held`: another process's renewal if there was one, else STS's.
+        Runs in a Renewal's thread."""
         return self.refresher.obtain(
             self.profile,
             min_seconds_left=self.profile.refresh_before_seconds,
@@ -287,7 +369,13 @@ class Supervisor:
 
     def _child_values(self, credentials: Credentials) -> dict[str, str]:
         if self.server is not None:
-            return endpoint_values(self.server.url, self.server.token, self.profile.name, self.profile.region)
+            return endpoint_values(
+                self.server.url,
+                self.server.token,
+                self.profile.name,
+                self.profile.region,
+                self.profile.bedrock_api_key,
+            )
         values = static_values(credentials, self.profile, self.clock.wall())
         register_secret(values.get("AWS_BEARER_TOKEN_BEDROCK", ""))  # made here, unlike the others
         return values
@@ -295,9 +383,14 @@ class Supervisor:
     def _start(self, credentials: Credentials) -> subprocess.Popen[bytes]:
         env = child_environment(self.environ, self._child_values(credentials))
         try:
-            child = subprocess.Popen(
-                self.command, env=env, process_group=0, preexec_fn=ends_with_this_process()
-            )
+            with nothing_blocked():
+                child = subprocess.Popen(
+                    self.command,
+                    env=env,
+                    process_group=0,
+                    restore_signals=True,  # SIGPIPE and SIGXFSZ, which Python ignores, at their defaults
+                    preexec_fn=ends_with_this_process(self.guard),
+                )
         except (OSError, ValueError) as error:
             raise not_runnable(self.command[0], error) from None
         self.child = child
@@ -359,15 +452,10 @@ class Supervisor:
         return returncode
 
     def _wait(self, timeout: float | None) -> None:
-        """Sleep until a signal arrives (the child's exit included) or `timeout` passes. Capped,
-        so that a deadline passed while the machine slept is seen soon after it wakes."""
-        readable, _, _ = select.select([self.wakeup_read], [], [], wait_limit(timeout))
-        if readable:
-            try:
-                while os.read(self.wakeup_read, 512):
-                    pass
-            except BlockingIOError:
-                pass
+        """Sleep until a signal arrives (the child's exit included), a renewal ends, or `timeout`
+        passes. Capped, so that a deadline passed while the machine slept is seen soon after it
+        wakes."""
+        self.wakeup.wait(wait_limit(timeout))
 
     def _install_signals(self) -> dict[int, object]:
         def forward(signum: int, frame: FrameType | None) -> None:
@@ -384,39 +472,58 @@ class Supervisor:
         previous: dict[int, object] = {}
         for signum in (*FORWARDED_SIGNALS, signal.SIGCHLD):
             previous[signum] = signal.signal(signum, child_changed if signum == signal.SIGCHLD else forward)
-        previous[-1] = signal.set_wakeup_fd(self.wakeup_write, warn_on_full_buffer=False)
         return previous
 
     def _restore_signals(self, previous: dict[int, object]) -> None:
-        signal.set_wakeup_fd(int(previous.pop(-1)))  # type: ignore[call-overload]
         for signum, handler in previous.items():
             signal.signal(signum, handler)  # type: ignore[arg-type]
+
+
+def _start_guard(grace_seconds: float) -> GroupGuard | None:
+    try:
+        return GroupGuard(grace_seconds)
+    except OSError as error:
+        log.warning(
+            "cannot start the guardian of the command's process group (%s): if exec is killed, "
+            "what the command started may outlive it",
+            error.strerror,
+        )
+        return None
 
 
 PR_SET_PDEATHSIG = 1
 
 
-def ends_with_this_process() -> Callable[[], None] | None:
-    """For the command's preexec: a SIGTERM when this process dies, however it dies. A SIGKILLed
-    exec (the OOM killer, kill -9) cannot stop the command itself; left running, it would be an
-    orphan in a process group of its own, on credentials nobody renews. SIGTERM, not SIGKILL: what
-    exec sends first anyway, and the command may still clean up. None where prctl is missing."""
+def ends_with_this_process(guard: GroupGuard | None) -> Callable[[], None]:
+    """For the command's preexec (in the child, between fork and exec: a few calls, no import):
+    the command's life tied to this process's, however this process dies. The guardian learns
+    the command's group before anything of the command runs. The command itself gets SIGTERM
+    from the kernel the moment this process dies (PR_SET_PDEATHSIG, where prctl is there):
+    SIGTERM, not SIGKILL, what exec sends first anyway, so the command may still clean up."""
+    prctl = _prctl()
+    parent = os.getpid()
+
+    def preexec() -> None:
+        if guard is not None:
+            guard.announce()
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # exec died before the request was made: do not start
+            os._exit(128 + signal.SIGTERM)
+
+    return preexec
+
+
+def _prctl() -> Callable[..., int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
         import ctypes
 
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
-    parent = os.getpid()
-
-    def preexec() -> None:  # in the child, between fork and exec: one foreign call, no import
-        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != parent:  # exec died before the request was made: do not start
-            os._exit(128 + signal.SIGTERM)
-
-    return preexec
+    return prctl
 
 
 def _group_alive(group: int) -> bool:
@@ -428,10 +535,13 @@ def _group_alive(group: int) -> bool:
 
 
 def _terminal_is_ours() -> bool:
-    """Whether stdin is a terminal whose foreground group is credhelper's (not in the background,
-    not a pipe): only then does the command get the terminal's foreground."""
+    """Whether stdin, stdout and stderr are all the controlling terminal and its foreground group
+    is credhelper's: only then does the command get the terminal's foreground. In a pipeline
+    (`credhelper exec ... | less`), the other members of the job read the terminal too: handing
+    it to the command's group would stop them, and the shell would show the whole job stopped."""
     try:
-        return os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp()
+        # tcgetpgrp fails (ENOTTY) on anything but the caller's controlling terminal.
+        return all(os.tcgetpgrp(fd) == os.getpgrp() for fd in (0, 1, 2))
     except OSError:
         return False
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -19,6 +18,7 @@ from .errors import CredhelperError
 from .fastpath import parse_leading_options
 from .paths import cache_dir_path
 from .profile import Profile
+from .signals import as_a_shell_leaves_them
 
 # Variables that would win over the ones exec sets, or point an SDK somewhere else.
 REMOVED_VARIABLES = frozenset(
@@ -81,15 +81,14 @@ def not_runnable(command: str, error: OSError | ValueError) -> CredhelperError:
 
 
 def replace_process(command: Sequence[str], env: dict[str, str]) -> NoReturn:
-    """Become `command`. Python ignores SIGPIPE, and an ignored signal stays ignored across
-    execve: give the command the default back, as a shell would."""
+    """Become `command`, with the signal state a shell would give it: ignored signals stay
+    ignored across execve, and Python ignores SIGPIPE and SIGXFSZ for itself."""
     sys.stdout.flush()
     sys.stderr.flush()
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
-        os.execvpe(command[0], list(command), env)
+        with as_a_shell_leaves_them():
+            os.execvpe(command[0], list(command), env)
     except (OSError, ValueError) as error:
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         raise not_runnable(command[0], error) from None
 
 

@@ -492,7 +492,8 @@ def test_exec_endpoint_gives_no_key_and_says_so(home: UserHome) -> None:
     home.write_config(bedrock_api_key="true")
     home.env[TOKEN_VARIABLE] = LONG_TERM_BEDROCK_KEY
     report = exec_report(home, "--endpoint")
-    assert (report["key"], report["digest"]) == (None, None), "the endpoint serves the credentials"
+    # Set, empty: what the app's dotenv would load from the profile's .env stays out too.
+    assert (report["key"], report["digest"]) == ("", None), "the endpoint serves the credentials"
     assert report["stderr"].count("\n") == 1
     assert "--endpoint gives no Bedrock API key" in report["stderr"]
     assert "--restart-on-refresh" in report["stderr"]

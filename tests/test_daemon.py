@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import socket
 import stat
+import subprocess
 import time
 from pathlib import Path
 
@@ -139,6 +141,26 @@ def test_sigterm_and_sigint_exit_0_within_2_s(home: UserHome, daemons: list[Daem
         assert daemon.process.wait(5) == 0
         assert time.monotonic() - started < 2.0
         assert not (home.cache_dir / "daemon.pid").exists()
+
+
+def test_sigterm_right_after_sigusr1_stops_the_daemon_within_2_s(
+    home: UserHome, daemons: list[DaemonProcess]
+) -> None:
+    """With SIGUSR1 still pending on the main thread, the kernel hands SIGTERM to another thread;
+    only the main thread runs Python's handlers, and it must wake for it at once (not at the end
+    of some timeout)."""
+    for attempt in range(6):
+        daemon = start(daemons, home)
+        daemon.wait_running()
+        daemon.signal(signal.SIGUSR1)
+        daemon.signal(signal.SIGTERM)
+        started = time.monotonic()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            daemon.process.wait(10)
+        took = time.monotonic() - started
+        assert daemon.process.poll() == 0 and took < 3.0, (
+            f"attempt {attempt + 1}: the daemon took {took:.1f} s to stop on SIGTERM after SIGUSR1"
+        )
 
 
 def test_sigusr1_refreshes_every_profile_now(home: UserHome, daemons: list[DaemonProcess]) -> None:

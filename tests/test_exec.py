@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import random
+import shlex
 import signal
 import socket
 import subprocess
@@ -30,8 +31,8 @@ from credhelper.execcmd import (
 from credhelper.profile import Profile
 from credhelper.schedule import WAKE_CHECK_SECONDS, Deadline
 from tests.conftest import UserHome
-from tests.daemonproc import wait_for
-from tests.helpers import assert_no_secret, assert_one_line_failure, cached_record
+from tests.daemonproc import DaemonProcess, wait_for
+from tests.helpers import assert_no_secret, assert_one_line_failure, cached_record, read_env
 from tests.nodecheck import NODE_DIR
 from tests.stsproxy import Fault
 
@@ -354,6 +355,132 @@ def test_a_killed_exec_does_not_leave_its_command_running(home: UserHome) -> Non
     wait_for(lambda: _session_of(start["pid"]) is None, 20)
 
 
+def _alive(pid: int) -> bool:
+    return _session_of(pid) is not None  # neither gone nor a zombie
+
+
+def _ends_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _children_of(pid: int) -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit() and _parent_of(int(name)) == pid]
+
+
+def _running_in_session(session: int, argv: list[str]) -> list[int]:
+    """The live processes of `session` running exactly `argv`."""
+    wanted = "\0".join(argv).encode() + b"\0"
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and _session_of(int(name)) == session:
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{name}/cmdline").read_bytes() == wanted:
+                    found.append(int(name))
+    return found
+
+
+def _holds(pid: int, variable: str) -> bool:
+    """Whether the process has `variable` set, non-empty, in its environment (its value unread)."""
+    prefix = variable.encode() + b"="
+    entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return any(entry.startswith(prefix) and len(entry) > len(prefix) for entry in entries)
+
+
+@pytest.mark.parametrize(
+    ("mode", "script", "secret"),
+    [
+        pytest.param(["--restart-on-refresh"], "sleep 77; echo", "AWS_SESSION_TOKEN", id="restart"),
+        pytest.param(["--endpoint"], "sleep 77; echo", "AWS_CONTAINER_AUTHORIZATION_TOKEN", id="endpoint"),
+        pytest.param(
+            ["--restart-on-refresh", "--grace", "1"],
+            "trap '' TERM; sleep 77; echo",
+            "AWS_SESSION_TOKEN",
+            id="restart-sigterm-ignored",
+        ),
+    ],
+)
+def test_a_sigkilled_exec_leaves_no_process_of_its_command_running(
+    home: UserHome, mode: list[str], script: str, secret: str
+) -> None:
+    """The parent-death signal reaches the command itself; its children (here the `sleep` of
+    `sh -c`) hold the credentials too, and must end with exec all the same."""
+    run = Exec(home, *mode, "--", "sh", "-c", script)
+    (grandchild,) = wait_for(lambda: _running_in_session(run.process.pid, ["sleep", "77"]), 30)
+    assert _holds(grandchild, secret), "the command's child holds credentials in its environment"
+    helpers = _children_of(run.process.pid)  # the command, and whatever exec started beside it
+    os.kill(run.process.pid, signal.SIGKILL)
+    run.process.wait(10)
+    assert _ends_within(grandchild, 20), "a SIGKILLed exec left its command's child running (and its secret)"
+    assert all(_ends_within(pid, 20) for pid in helpers), "what exec started beside the command must end too"
+
+
+def test_what_the_command_leaves_running_ends_with_exec(home: UserHome) -> None:
+    result = home.run(
+        "exec", "bedrock", "--restart-on-refresh", "--", "sh", "-c", "sleep 77 >/dev/null 2>&1 & echo $!"
+    )
+    assert result.returncode == 0, result.stderr
+    background = int(result.stdout)
+    assert _ends_within(background, 20), "a process the command left in its group outlived exec"
+
+
+@pytest.mark.parametrize("ending", ["signal-to-exec", "command-exits"])
+def test_a_renewal_waiting_on_a_hanging_sts_delays_no_signal_and_no_exit(home: UserHome, ending: str) -> None:
+    """STS hangs: the renewal waits out botocore's timeouts and retries (about a minute). Signals
+    must reach the command meanwhile, and exec must exit as soon as the command has."""
+    home.write_config(**FAST_RENEWAL)
+    run = Exec(home, "--restart-on-refresh", "--", *CHILD, "LOG")
+    (start,) = run.wait_starts(1)
+    home.proxy.add_fault(Fault("delay", action="AssumeRole", seconds=300))
+    wait_for(lambda: home.proxy.in_flight > 0, 40)  # the renewal now waits on STS
+    if ending == "signal-to-exec":
+        for name in ("SIGHUP", "SIGINT"):  # passed on; the command carries on
+            run.process.send_signal(getattr(signal, name))
+            wait_for(lambda name=name: name in _signals(run), 5)
+        run.process.send_signal(signal.SIGTERM)
+    else:
+        os.kill(start["pid"], signal.SIGTERM)  # the command ends on its own
+    sent = time.monotonic()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        run.process.wait(10)
+    took = time.monotonic() - sent
+    assert run.process.poll() == 128 + signal.SIGTERM, (
+        f"exec was still running {took:.0f} s after its command ended, waiting for STS"
+    )
+    assert _signals(run)[-1] == "SIGTERM"
+    assert home.proxy.count("AssumeRole") >= 2, "the renewal had started"
+    assert_no_secret(home, run.stderr)
+
+
+def test_sigterm_while_the_renewal_before_the_start_hangs_ends_exec_at_once(home: UserHome) -> None:
+    home.write_config(**FAST_RENEWAL)
+    assert home.run("exec", "bedrock", "--", "true").returncode == 0
+    warm = cached_record(home)
+    time.sleep(max(0.0, warm["Expiration"] - 895 - time.time()))  # the cached set is now due
+    home.proxy.add_fault(Fault("delay", action="AssumeRole", seconds=300))
+    run = Exec(home, "--restart-on-refresh", "--", *CHILD, "LOG")
+    wait_for(lambda: home.proxy.in_flight > 0, 40)  # renewed before the command starts: STS hangs
+    run.process.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        run.process.wait(10)
+    took = time.monotonic() - sent
+    assert run.process.poll() == 128 + signal.SIGTERM, f"exec was still running {took:.0f} s after SIGTERM"
+    assert run.starts() == [], "a command asked to end before it started must not start"
+    assert_no_secret(home, run.stderr)
+
+
 def test_a_failed_renewal_keeps_the_command_running_until_sts_is_back(home: UserHome) -> None:
     home.write_config(**FAST_RENEWAL)
     run = Exec(home, "--restart-on-refresh", "--", *CHILD, "LOG")
@@ -385,7 +512,7 @@ BOTOCORE_CALLER = (
     "client = botocore.session.get_session().create_client('sts', endpoint_url=sys.argv[1]); "
     "print(json.dumps({'arn': client.get_caller_identity()['Arn'], "
     "'url': os.environ['AWS_CONTAINER_CREDENTIALS_FULL_URI'], "
-    "'static': sorted(k for k in os.environ if k in "
+    "'static': sorted(k for k in os.environ if os.environ[k] and k in "
     "('AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN')), "
     "'token_file': 'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE' in os.environ}))"
 )
@@ -429,6 +556,92 @@ def test_endpoint_refuses_a_request_without_its_token(home: UserHome) -> None:
     result = home.run("exec", "bedrock", "--endpoint", "--", sys.executable, "-c", script)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["200", "403", "True"]
+
+
+# An app that loads its .env with python-dotenv at start (what the environment has set already
+# wins), then uses botocore. argv: the .env. Prints, as JSON, where botocore's credentials came
+# from, their key id, how each credential variable stands after dotenv ("unset", "empty", "set";
+# never a value), and how a Bedrock call would be authorized (scheme, and the key id it signs with).
+DOTENV_APP = """
+import json, os, sys
+import botocore.session
+from dotenv import load_dotenv
+
+load_dotenv(sys.argv[1])
+names = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+         "AWS_CREDENTIAL_EXPIRATION", "AWS_BEARER_TOKEN_BEDROCK")
+session = botocore.session.get_session()
+credentials = session.get_credentials()
+
+class Sent(Exception):
+    pass
+
+def stop_before_sending(request, **kwargs):
+    header = request.headers.get("Authorization", b"")
+    header = header.decode() if isinstance(header, bytes) else header
+    key = header.split("Credential=", 1)[1].split("/", 1)[0] if "Credential=" in header else None
+    raise Sent(header.split(" ", 1)[0], key)
+
+bedrock = session.create_client(
+    "bedrock-runtime", region_name="us-east-1", endpoint_url="https://127.0.0.1:9"
+)
+bedrock.meta.events.register("before-send", stop_before_sending)
+try:
+    bedrock.converse(modelId="m", messages=[{"role": "user", "content": [{"text": "hi"}]}])
+except Sent as sent:
+    signed = list(sent.args)
+standing = lambda n: "unset" if n not in os.environ else "empty" if not os.environ[n] else "set"
+print(json.dumps({
+    "method": credentials.method,
+    "key": credentials.get_frozen_credentials().access_key,
+    "variables": {n: standing(n) for n in names},
+    "bedrock": signed,
+}))
+"""
+
+
+@pytest.mark.parametrize("bedrock_api_key", [False, True], ids=["plain-profile", "bedrock-api-key"])
+def test_endpoint_wins_over_the_keys_an_apps_dotenv_loads_from_the_profiles_env(
+    home: UserHome, bedrock_api_key: bool
+) -> None:
+    if bedrock_api_key:
+        home.write_config(bedrock_api_key="true")
+    assert home.run("refresh").returncode == 0
+    written = read_env(home.app_env)
+    assert (written["AWS_ACCESS_KEY_ID"] or "").startswith("ASIA") and written["AWS_CREDENTIAL_EXPIRATION"]
+    assert bool(written.get("AWS_BEARER_TOKEN_BEDROCK")) == bedrock_api_key
+    key_id = cached_record(home)["AccessKeyId"]
+    hidden = {
+        "AWS_ACCESS_KEY_ID": "empty",
+        "AWS_SECRET_ACCESS_KEY": "empty",
+        "AWS_SESSION_TOKEN": "empty",
+        "AWS_CREDENTIAL_EXPIRATION": "empty",
+        # Set, even empty, botocore and the JS SDK would send it to Bedrock as a key: only a
+        # profile whose .env holds one has it hidden.
+        "AWS_BEARER_TOKEN_BEDROCK": "empty" if bedrock_api_key else "unset",
+    }
+
+    python = home.run(
+        "exec", "bedrock", "--endpoint", "--", sys.executable, "-c", DOTENV_APP, str(home.app_env)
+    )
+    assert python.returncode == 0, python.stderr
+    seen = json.loads(python.stdout)
+    assert seen["variables"] == hidden, "python-dotenv loaded the .env's credentials over the endpoint"
+    assert (seen["method"], seen["key"]) == ("container-role", key_id), "botocore must use exec's endpoint"
+    if not bedrock_api_key:
+        assert seen["bedrock"] == ["AWS4-HMAC-SHA256", key_id], "Bedrock calls must be signed with them"
+
+    node = home.run(
+        "exec", "bedrock", "--endpoint", "--", "node", str(NODE_DIR / "dotenv-app.js"), str(home.app_env)
+    )
+    assert node.returncode == 0, node.stderr
+    seen = json.loads(node.stdout)
+    assert seen["variables"] == hidden, "Node's dotenv loaded the .env's credentials over the endpoint"
+    assert "CREDENTIALS_HTTP" in seen["sources"] and "CREDENTIALS_ENV_VARS" not in seen["sources"], (
+        "the JS SDK must use exec's endpoint, not the .env's keys"
+    )
+    assert seen["key"] == key_id
+    assert_no_secret(home, python.stdout, python.stderr, node.stdout, node.stderr)
 
 
 # Run as the session leader of a new session, it makes the terminal named in argv[1] its
@@ -487,6 +700,54 @@ def test_on_a_terminal_ctrl_c_reaches_the_command_once(home: UserHome) -> None:
         os.close(terminal)
 
 
+# Like `less` in `credhelper exec ... | less`: a member of exec's job that reads the terminal, here
+# once the command has started. argv: the command's log, the file to copy the line read to.
+READS_THE_TERMINAL = (
+    "import os, sys, time\n"
+    "while not os.path.exists(sys.argv[1]) or not os.path.getsize(sys.argv[1]): time.sleep(0.05)\n"
+    "line = open('/dev/tty').readline()\n"
+    "open(sys.argv[2], 'w').write(line)\n"
+)
+
+
+def test_piped_on_a_terminal_the_terminal_stays_with_the_job(home: UserHome) -> None:
+    log = home.root.parent / "piped-child.jsonl"
+    copied = home.root.parent / "read-from-the-terminal"
+    exec_argv = [sys.executable, "-m", "credhelper", "exec", "bedrock", "--restart-on-refresh", "--"]
+    reader = [sys.executable, "-c", READS_THE_TERMINAL, str(log), str(copied)]
+    pipeline = f"{shlex.join([*exec_argv, *CHILD, str(log)])} | {shlex.join(reader)}"
+    controller, terminal = os.openpty()
+    try:
+        shell = started(
+            subprocess.Popen(
+                [sys.executable, "-c", ON_A_TERMINAL, os.ttyname(terminal), "sh", "-c", pipeline],
+                env=home.env,
+                cwd=home.root,
+                start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        run = Exec.__new__(Exec)
+        run.log = log
+        wait_for(lambda: run.starts(), 30)
+        (start,) = run.starts()
+        assert not start["foreground"], "exec gave the terminal to the command although its stdout is a pipe"
+        assert os.tcgetpgrp(controller) == shell.pid, "the terminal's foreground must stay with the job"
+        os.write(controller, b"typed\n")
+        read = wait_for(lambda: copied.exists() and copied.read_text(), 10)
+        assert read == "typed\n", "the job's terminal reader must read what was typed, not be stopped"
+        exec_pid = _parent_of(start["pid"])
+        assert exec_pid is not None
+        os.kill(exec_pid, signal.SIGTERM)
+        wait_for(lambda: "SIGTERM" in _signals(run), 10)
+        assert shell.wait(20) == 0
+    finally:
+        os.close(controller)
+        os.close(terminal)
+
+
 def _state(pid: int) -> str:
     """A process's state letter from /proc (T: stopped)."""
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -499,6 +760,68 @@ def _messages(run: Exec) -> list[str]:
 
 def _signals(run: Exec) -> list[str]:
     return [e["signal"] for e in run.events() if e.get("event") == "signal"]
+
+
+# -- what a command starts with --------------------------------------------------------------
+
+READ_STATUS = ["cat", "/proc/self/status"]  # the command itself reads its own signal state
+PYTHON_IGNORED = (1 << (signal.SIGPIPE - 1)) | (1 << (signal.SIGXFSZ - 1))
+
+
+@contextlib.contextmanager
+def launched_with_a_blocked_signal() -> Iterator[None]:
+    """Processes started meanwhile begin with SIGALRM blocked, as under a launcher that blocked it."""
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def _signal_masks(status: str) -> tuple[int, int]:
+    """(ignored, blocked) from a /proc/PID/status text."""
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return int(fields["SigIgn"], 16), int(fields["SigBlk"], 16)
+
+
+def assert_as_a_shell_starts_it(status: str, what: str) -> None:
+    """Nothing ignored that a command started from here (as from a shell) would not have ignored,
+    SIGPIPE and SIGXFSZ least of all, and nothing blocked."""
+    ignored, blocked = _signal_masks(status)
+    direct, _ = _signal_masks(subprocess.run(READ_STATUS, capture_output=True, text=True, check=True).stdout)
+    assert not ignored & PYTHON_IGNORED, f"{what} starts with SIGPIPE or SIGXFSZ ignored ({ignored:#x})"
+    assert not ignored & ~direct, f"{what} starts with signals ignored ({ignored:#x}, not {direct:#x})"
+    assert not blocked, f"{what} starts with signals blocked ({blocked:#x})"
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [
+        pytest.param([], id="plain"),
+        pytest.param(["--restart-on-refresh"], id="restart"),
+        pytest.param(["--endpoint"], id="endpoint"),
+    ],
+)
+def test_the_command_starts_with_the_signal_state_a_shell_gives(home: UserHome, mode: list[str]) -> None:
+    with launched_with_a_blocked_signal():
+        cold = home.run("exec", "bedrock", *mode, "--", *READ_STATUS)
+        warm = home.run("exec", "bedrock", *mode, "--", *READ_STATUS)  # plain: the fast path
+    for result in (cold, warm):
+        assert result.returncode == 0, result.stderr
+        assert_as_a_shell_starts_it(result.stdout, "the command")
+
+
+def test_hooks_start_with_nothing_ignored_or_blocked(home: UserHome, daemons: list[DaemonProcess]) -> None:
+    hook_status = home.root / "hook-status"
+    home.write_config('on_refresh = ["cp", "/proc/self/status", "~/hook-status"]\n')
+    with launched_with_a_blocked_signal():
+        assert home.run("refresh").returncode == 0
+    assert_as_a_shell_starts_it(hook_status.read_text(), "a hook of `refresh`")
+    hook_status.unlink()
+    with launched_with_a_blocked_signal():
+        daemons.append(DaemonProcess(home))  # its hooks run from a refresh thread
+    wait_for(lambda: hook_status.exists() and hook_status.read_text(), 30)
+    assert_as_a_shell_starts_it(hook_status.read_text(), "a hook of the daemon")
 
 
 # -- decisions (pure) ------------------------------------------------------------------------
