@@ -89,8 +89,11 @@ Exit status:
       credentials, no MFA code to be had
   78  configuration error: bad or missing file, unknown profile, invalid value,
       a target unusable as configured (directory missing, not a regular file,
-      not UTF-8, over 1 MiB, holding a long-term key, unparseable credentials file);
+      not UTF-8, over 1 MiB, holding a long-term key, unparseable credentials file),
+      a cache, runtime directory or configuration someone else could write;
       init: a profile or ~/.aws/config section already holding other values
+  126 exec: the command cannot be run (not an executable)
+  127 exec: the command is not found
 
 \b
 Shell completion (bash; use zsh_source or fish_source for those shells):
@@ -390,7 +393,7 @@ def exec_command(
 ) -> None:
     """Run COMMAND with credentials that never go stale: credhelper exec PROFILE -- COMMAND [ARG]..."""
     from .execcmd import DEFAULT_GRACE_SECONDS, ExecOptions, run_exec
-    from .execplain import CommandNotFound
+    from .errors import CommandNotFound
 
     if not command:
         raise click.UsageError("missing COMMAND: credhelper exec PROFILE [OPTIONS] -- COMMAND [ARG]...")

@@ -47,6 +47,18 @@ class StsUnavailableError(CredhelperError):
     exit_code = 75
 
 
+class CommandNotExecutable(CredhelperError):
+    """exec: the command exists but cannot be run (permission, not an executable), as in a shell."""
+
+    exit_code = 126
+
+
+class CommandNotFound(CredhelperError):
+    """exec: no such command, as in a shell."""
+
+    exit_code = 127
+
+
 class LockTimeout(CredhelperError):
     """Another process has held a credhelper lock for longer than the caller would wait."""
 

@@ -14,7 +14,7 @@ from typing import NoReturn
 from .cache import Cache
 from .config import load_config
 from .credentials import Credentials
-from .errors import CredhelperError
+from .errors import CommandNotExecutable, CommandNotFound, CredhelperError
 from .fastpath import parse_leading_options
 from .paths import cache_dir_path
 from .profile import Profile
@@ -37,14 +37,6 @@ REMOVED_VARIABLES = frozenset(
     }
 )
 REMOVED_PREFIXES = ("AWS_CONTAINER_",)
-
-
-class CommandNotFound(CredhelperError):
-    exit_code = 127
-
-
-class CommandNotExecutable(CredhelperError):
-    exit_code = 126
 
 
 def child_environment(parent: Mapping[str, str], values: Mapping[str, str]) -> dict[str, str]:

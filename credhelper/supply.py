@@ -1,5 +1,6 @@
 """The one path from STS to an app: obtain credentials, deliver them to every target, run the hooks.
-`refresh`, `adopt-keys` and the daemon all go through `supply`."""
+`refresh`, `adopt-keys`, `init` and the daemon's refreshes go through `supply`; `exec`,
+`credential-process` and `env --static` obtain only."""
 
 from __future__ import annotations
 
