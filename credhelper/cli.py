@@ -19,7 +19,7 @@ from .cache import Cache, cache_dir_path
 from .config import Config, load_config
 from .credentials import Credentials, mask_key_id
 from .envfile import SAFE_VALUE
-from .errors import EXIT_FAILURE, CredhelperError
+from .errors import EXIT_FAILURE, CommandNotFound, CredhelperError
 from .logsetup import redact, setup_logging
 from .profile import DEFAULT_SERVE, Profile
 from .refresher import Refresher
@@ -393,7 +393,6 @@ def exec_command(
 ) -> None:
     """Run COMMAND with credentials that never go stale: credhelper exec PROFILE -- COMMAND [ARG]..."""
     from .execcmd import DEFAULT_GRACE_SECONDS, ExecOptions, run_exec
-    from .errors import CommandNotFound
 
     if not command:
         raise click.UsageError("missing COMMAND: credhelper exec PROFILE [OPTIONS] -- COMMAND [ARG]...")
