@@ -30,10 +30,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from bedrock_key import fake_session  # noqa: E402  (benchmarks/bedrock_key.py)
 from dotenv.parser import parse_stream  # noqa: E402
 
-from credhelper.credentials import Credentials  # noqa: E402
 from credhelper.delivery import deliver  # noqa: E402
 from credhelper.envfile import merge_env_verified  # noqa: E402
 from credhelper.envtarget import guard_long_term_keys  # noqa: E402
@@ -80,17 +81,6 @@ def env_text(size: int) -> str:
         total += len(block)
         number += 1
     return "".join(parts)
-
-
-def fake_session(n: int) -> Credentials:
-    now = time.time()
-    return Credentials(
-        access_key_id=f"ASIAIOSFODNN7EXAMPL{n}",
-        secret_access_key=f"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKE{n}",
-        session_token=("FwoGZXIvYXdzEXAMPLE" * 42)[:-1] + str(n),
-        expiration=now + 3600,
-        issued_at=now,
-    )
 
 
 def never_adopted(key_id: str, secret: str | None) -> bool:

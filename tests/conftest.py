@@ -87,11 +87,12 @@ class UserHome:
         self.config_file.write_text(f"[profiles.bedrock]\n{body}\n{extra}")
 
     def run(
-        self, *args: str, timeout: float = 60, input: str | None = None
+        self, *args: str, timeout: float = 60, input: str | None = None, **variables: str
     ) -> subprocess.CompletedProcess[str]:
+        """credhelper as a user runs it; `variables` are set in its environment besides HOME's."""
         return subprocess.run(
             [sys.executable, "-m", "credhelper", *args],
-            env=self.env,
+            env={**self.env, **variables},
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -652,31 +652,27 @@ ON_A_TERMINAL = (
 )
 
 
+def on_a_terminal(home: UserHome, terminal: int, *argv: str) -> subprocess.Popen[bytes]:
+    """`argv` started as a login on the terminal open at `terminal` would start it."""
+    return started(
+        subprocess.Popen(
+            [sys.executable, "-c", ON_A_TERMINAL, os.ttyname(terminal), *argv],
+            env=home.env,
+            cwd=home.root,
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    )
+
+
 def test_on_a_terminal_ctrl_c_reaches_the_command_once(home: UserHome) -> None:
     log = home.root.parent / "tty-child.jsonl"
     exec_argv = ["exec", "bedrock", "--restart-on-refresh", "--", *CHILD, str(log)]
     controller, terminal = os.openpty()
     try:
-        process = started(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    ON_A_TERMINAL,
-                    os.ttyname(terminal),
-                    sys.executable,
-                    "-m",
-                    "credhelper",
-                    *exec_argv,
-                ],
-                env=home.env,
-                cwd=home.root,
-                start_new_session=True,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
+        process = on_a_terminal(home, terminal, sys.executable, "-m", "credhelper", *exec_argv)
         run = Exec.__new__(Exec)
         run.log = log
         wait_for(lambda: run.events(), 30)
@@ -718,17 +714,7 @@ def test_piped_on_a_terminal_the_terminal_stays_with_the_job(home: UserHome) -> 
     pipeline = f"{shlex.join([*exec_argv, *CHILD, str(log)])} | {shlex.join(reader)}"
     controller, terminal = os.openpty()
     try:
-        shell = started(
-            subprocess.Popen(
-                [sys.executable, "-c", ON_A_TERMINAL, os.ttyname(terminal), "sh", "-c", pipeline],
-                env=home.env,
-                cwd=home.root,
-                start_new_session=True,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
+        shell = on_a_terminal(home, terminal, "sh", "-c", pipeline)
         run = Exec.__new__(Exec)
         run.log = log
         wait_for(lambda: run.starts(), 30)

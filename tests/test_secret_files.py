@@ -10,6 +10,8 @@ import stat
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import AGENT0_ENV_DEFAULT, UserHome
 from tests.helpers import assert_one_line_failure
 from tests.stsproxy import Fault
@@ -52,23 +54,16 @@ def test_adopt_keys_leaves_the_credentials_file_0600(home: UserHome) -> None:
     assert mode_of(credentials) == 0o600
 
 
-def test_a_credentials_section_target_beside_a_long_term_key_ends_0600(home: UserHome) -> None:
-    shared = home.root / ".aws" / "credentials"
-    shared.write_text(shared.read_text() + "\n" + OTHER_PAIR)
-    shared.chmod(0o640)
-    home.write_config(extra='credentials_files = [{path = "~/.aws/credentials", profile = "bedrock"}]\n')
-
-    result = home.run("refresh", "bedrock")
-
-    assert result.returncode == 0, result.stderr
-    assert "[bedrock]" in shared.read_text()
-    assert mode_of(shared) == 0o600
-
-
-def test_a_credentials_section_target_alone_in_its_file_keeps_its_mode(home: UserHome) -> None:
-    """The neighbour: temporary credentials only, so the file's own mode is kept."""
+@pytest.mark.parametrize(
+    ("beside", "mode_after"),
+    [(OTHER_PAIR, 0o600), ("# for the SDK in the container\n", 0o640)],
+    ids=["beside-a-long-term-key", "alone-keeps-its-mode"],
+)
+def test_a_credentials_section_target_ends_0600_beside_a_long_term_key(
+    home: UserHome, beside: str, mode_after: int
+) -> None:
     target = home.root / "sdk-credentials"
-    target.write_text("# for the SDK in the container\n")
+    target.write_text(beside)
     target.chmod(0o640)
     home.write_config(extra='credentials_files = [{path = "~/sdk-credentials", profile = "bedrock"}]\n')
 
@@ -76,7 +71,7 @@ def test_a_credentials_section_target_alone_in_its_file_keeps_its_mode(home: Use
 
     assert result.returncode == 0, result.stderr
     assert "aws_session_token" in target.read_text()
-    assert mode_of(target) == 0o640
+    assert mode_of(target) == mode_after
 
 
 def test_doctor_fails_a_credentials_file_with_a_long_term_key_others_can_read(home: UserHome) -> None:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -266,18 +264,10 @@ def test_credentials_from_another_sts_endpoint_are_never_handed_out(home: UserHo
     """A shell whose AWS_ENDPOINT_URL_STS points at another STS fills the cache; a consumer
     without it must not get those credentials, nor the reverse."""
     home.write_config(sts_endpoint_url="")
-    real = dict(home.env, AWS_ENDPOINT_URL_STS=home.proxy.url)
-    other = dict(home.env, AWS_ENDPOINT_URL_STS=home.sts.url)
+    real, other = home.proxy.url, home.sts.url
 
-    def ask(env: dict[str, str]) -> str:
-        result = subprocess.run(
-            [sys.executable, "-m", "credhelper", "credential-process", "bedrock"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=home.root,
-        )
+    def ask(endpoint: str) -> str:
+        result = home.run("credential-process", "bedrock", AWS_ENDPOINT_URL_STS=endpoint)
         assert result.returncode == 0, result.stderr
         value: str = json.loads(result.stdout)["AccessKeyId"]
         return value
@@ -294,15 +284,7 @@ def test_credentials_from_another_sts_endpoint_are_never_handed_out(home: UserHo
 
 def test_status_does_not_call_credentials_of_another_endpoint_valid(home: UserHome) -> None:
     home.write_config(sts_endpoint_url="")
-    other = dict(home.env, AWS_ENDPOINT_URL_STS=home.sts.url)
-    refreshed = subprocess.run(
-        [sys.executable, "-m", "credhelper", "refresh", "bedrock"],
-        env=other,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=home.root,
-    )
+    refreshed = home.run("refresh", "bedrock", AWS_ENDPOINT_URL_STS=home.sts.url)
     assert refreshed.returncode == 0, refreshed.stderr
 
     status = home.run("status", "bedrock")  # no endpoint variable: the regional default
@@ -312,15 +294,7 @@ def test_status_does_not_call_credentials_of_another_endpoint_valid(home: UserHo
 
 def test_the_daemon_rewrites_a_target_holding_credentials_of_another_endpoint(home: UserHome) -> None:
     home.write_config(sts_endpoint_url="")
-    other = dict(home.env, AWS_ENDPOINT_URL_STS=home.sts.url)
-    refreshed = subprocess.run(
-        [sys.executable, "-m", "credhelper", "refresh", "bedrock"],
-        env=other,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=home.root,
-    )
+    refreshed = home.run("refresh", "bedrock", AWS_ENDPOINT_URL_STS=home.sts.url)
     assert refreshed.returncode == 0, refreshed.stderr
     daemon = DaemonProcess(home, env=dict(home.env, AWS_ENDPOINT_URL_STS=home.proxy.url))
     try:
