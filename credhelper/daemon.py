@@ -10,6 +10,7 @@ scheduler.
 
 from __future__ import annotations
 
+import collections
 import fcntl
 import hashlib
 import logging
@@ -222,9 +223,8 @@ class Daemon:
         self.settle_until: float | None = None  # changed paths wait until then (monotonic)
         self.state_changes: dict[str, dict[str, object]] = {}
         self.outcomes: queue.SimpleQueue[_Outcome] = queue.SimpleQueue()
-        # Reentrant: the signal handlers take it on the main thread, which may hold it already
-        # (paths_changed while starting).
-        self.lock = threading.RLock()
+        self.lock = threading.Lock()
+        self.signals_received: collections.deque[int] = collections.deque()
         self.write_gate = WriteGate()
         self.wake = threading.Event()
         self.stopping = threading.Event()
@@ -264,7 +264,10 @@ class Daemon:
                 self.cache.directory,
                 os.getpid(),
             )
-            while not self.stopping.is_set():
+            while True:
+                self._take_signals()
+                if self.stopping.is_set():
+                    break
                 if not worker.is_alive():
                     log.error("the scheduler thread stopped unexpectedly; exiting so systemd restarts it")
                     return 1
@@ -300,24 +303,27 @@ class Daemon:
         return worker
 
     def _install_signals(self) -> None:
-        def stop(signum: int, frame: FrameType | None) -> None:
-            self.stopping.set()
-            self.wake.set()
+        def record(signum: int, frame: FrameType | None) -> None:
+            # Only a lock-free append: a handler runs between any two bytecodes of the main
+            # thread, inside whatever lock it holds then (another handler's Event.set included).
+            self.signals_received.append(signum)
 
-        def reload(signum: int, frame: FrameType | None) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+            signal.signal(signum, record)
+
+    def _take_signals(self) -> None:
+        """On the main thread, outside any handler: SIGTERM/SIGINT stop, SIGHUP reloads, SIGUSR1
+        refreshes every profile."""
+        while self.signals_received:
+            signum = self.signals_received.popleft()
+            if signum in (signal.SIGTERM, signal.SIGINT):
+                self.stopping.set()
             with self.lock:
-                self.requests.reload = True
+                if signum == signal.SIGHUP:
+                    self.requests.reload = True
+                elif signum == signal.SIGUSR1:
+                    self.requests.force |= set(self.profiles)
             self.wake.set()
-
-        def refresh_all(signum: int, frame: FrameType | None) -> None:
-            with self.lock:
-                self.requests.force |= set(self.profiles)
-            self.wake.set()
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGHUP, reload)
-        signal.signal(signal.SIGUSR1, refresh_all)
 
     def _start_server(self) -> None:
         address = self.serve_option or (self.config.serve if self.config else None)

@@ -52,7 +52,7 @@ from .schedule import (
     SystemClock,
     refresh_time,
 )
-from .signals import nothing_blocked
+from .signals import defaults_in_the_child, nothing_blocked
 from .wakeup import Wakeup
 
 if TYPE_CHECKING:
@@ -502,8 +502,10 @@ def ends_with_this_process(guard: GroupGuard | None) -> Callable[[], None]:
     SIGTERM, not SIGKILL, what exec sends first anyway, so the command may still clean up."""
     prctl = _prctl()
     parent = os.getpid()
+    restore_defaults = defaults_in_the_child()
 
     def preexec() -> None:
+        restore_defaults()
         if guard is not None:
             guard.announce()
         if prctl is not None:

@@ -163,6 +163,24 @@ def test_sigterm_right_after_sigusr1_stops_the_daemon_within_2_s(
         )
 
 
+def test_a_burst_of_signals_never_wedges_the_daemon(home: UserHome, daemons: list[DaemonProcess]) -> None:
+    """A handler runs between any two bytecodes of the main thread, inside another handler too:
+    one that took a lock (an Event's) could wait on itself for ever. After any burst, SIGTERM
+    still ends the daemon at once."""
+    daemon = start(daemons, home)
+    daemon.wait_written()
+    for _ in range(300):
+        daemon.signal(signal.SIGUSR1)
+        daemon.signal(signal.SIGHUP)
+    daemon.signal(signal.SIGTERM)
+    daemon.signal(signal.SIGTERM)
+    started = time.monotonic()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        daemon.process.wait(15)
+    took = time.monotonic() - started
+    assert daemon.process.poll() == 0 and took < 5.0, f"the daemon took {took:.1f} s to stop after a burst"
+
+
 def test_sigusr1_refreshes_every_profile_now(home: UserHome, daemons: list[DaemonProcess]) -> None:
     daemon = start(daemons, home)
     first = daemon.wait_written()

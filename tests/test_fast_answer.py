@@ -116,7 +116,7 @@ def test_a_cache_entry_replaced_behind_the_answer_is_seen(home: UserHome) -> Non
 def forged(home: UserHome) -> None:
     """The answer file with its recorded credentials replaced, every fact it depends on intact."""
     path = answer_file(home)
-    *header, answer = path.read_bytes().split(b"\n", 6)
+    *header, answer = path.read_bytes().split(b"\n", 7)
     fake = json.loads(answer)
     fake["AccessKeyId"] = "ASIAIOSFODNN7EXAMPLE"
     path.write_bytes(b"\n".join(header) + b"\n" + json.dumps(fake).encode() + b"\n")
@@ -172,7 +172,7 @@ def test_an_answer_past_its_handout_deadline_is_not_served(home: UserHome) -> No
     primed(home)
     forged(home)
     path = answer_file(home)
-    lines = path.read_bytes().split(b"\n", 6)
+    lines = path.read_bytes().split(b"\n", 7)
     lines[1] = str(int(time.time()) - 1).encode()
     path.write_bytes(b"\n".join(lines))
     assert credential_process(home)["AccessKeyId"] == cached_record(home)["AccessKeyId"]

@@ -199,6 +199,43 @@ def test_the_fast_paths_refuse_a_configuration_status_refuses(
     assert "ASIA" not in result.stdout, "the fast path answered for a configuration status refuses"
 
 
+def ready_answer_recorded(home: UserHome, **variables: str) -> None:
+    past = 1_000_000_000
+    os.utime(home.config_file, (past, past))  # settled: an answer is recorded against it
+    assert home.run("refresh", "bedrock", **variables).returncode == 0
+    for _ in range(2):  # the long way records the ready answer, the next call is served from it
+        assert home.run("credential-process", "bedrock", **variables).returncode == 0
+    assert (home.cache_dir / "bedrock.answer").exists()
+
+
+def test_a_ready_answer_is_not_served_once_a_variable_the_configuration_names_changes(home: UserHome) -> None:
+    home.write_config(env_files='["$APPDIR/.env"]')
+    ready_answer_recorded(home, APPDIR=str(home.app_env.parent))
+
+    status = home.run("status", "bedrock")  # APPDIR unset: the path is not absolute
+    result = home.run("credential-process", "bedrock")
+
+    assert status.returncode == 78, status.stderr
+    assert_one_line_failure(result, 78, "$APPDIR")
+    assert "ASIA" not in result.stdout
+
+
+def test_a_ready_answer_is_not_served_once_a_symlink_makes_two_profiles_share_a_target(
+    home: UserHome,
+) -> None:
+    other = f'[profiles.other]\nrole_arn = "{home.sts.role_arn}"\nenv_files = ["~/app2/.env"]\n'
+    home.write_config(extra=other)
+    ready_answer_recorded(home)
+    (home.root / "app2").symlink_to(home.root / "app")
+
+    status = home.run("status", "bedrock")
+    result = home.run("credential-process", "bedrock")
+
+    assert status.returncode == 78, status.stderr
+    assert_one_line_failure(result, 78, "same target")
+    assert "ASIA" not in result.stdout
+
+
 # -- profile names and credhelper's own files ---------------------------------------------------------
 
 
