@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from .credentials import LONGEST_SESSION_SECONDS, Credentials, plausible_epoch
 from .fileio import atomic_write, file_kind, file_lock, read_regular_file, remove_quietly, trusted_private_dir
-from .paths import cache_dir_path, profile_file, untrusted_reason
+from .paths import CACHE_DIR_FIX, cache_dir_path, profile_file, untrusted_reason
 
 __all__ = ["Cache", "cache_dir_path"]
 
@@ -23,9 +23,6 @@ if TYPE_CHECKING:
 CACHE_FORMAT = "credhelper-cache/1"
 STATE_FORMAT = "credhelper-state/1"
 CACHE_FILE_MAX_BYTES = 64 * 1024  # an entry is under 4 KiB
-CACHE_DIR_FIX = (
-    "remove it so credhelper creates it 0700, or set CREDHELPER_CACHE_DIR to a directory of your own"
-)
 
 
 def _load_json(path: str) -> dict[str, Any] | None:
@@ -34,7 +31,7 @@ def _load_json(path: str) -> dict[str, Any] | None:
     write, rather than hanging the command or eating its memory."""
     try:
         found = read_regular_file(path, CACHE_FILE_MAX_BYTES)
-        if found is None or untrusted_reason(found[1]) is not None:
+        if found is None or untrusted_reason(found[1], path=path) is not None:
             return None
         data = json.loads(found[0])
     except (OSError, ValueError, RecursionError):

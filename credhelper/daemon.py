@@ -29,14 +29,14 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
 from . import children
-from .cache import CACHE_DIR_FIX, Cache, cache_dir_path
+from .cache import Cache, cache_dir_path
 from .config import Config, load_config
 from .credentials import Credentials
 from .delivery import DeliveryReport, deliver, watch_paths
 from .errors import CredhelperError, FileSystemError, as_credhelper_error
 from .fileio import atomic_write, open_lock_file, read_regular_file, remove_quietly, trusted_private_dir
 from .keeper import TargetClaims, TargetKeptElsewhere
-from .paths import daemon_lock_path, daemon_pid_path
+from .paths import CACHE_DIR_FIX, daemon_lock_path, daemon_pid_path
 from .policy import (
     Mode,
     Pending,
@@ -643,10 +643,7 @@ class Daemon:
     def _rewatch(self) -> None:
         """Watch the directories of the configuration, the source credentials and every target,
         and note each target's paths as file events will name them (a symlink's, as it is now)."""
-        self.target_forms = {
-            name: watch_paths(profile)
-            for name, profile in self.profiles.items()
-        }
+        self.target_forms = {name: watch_paths(profile) for name, profile in self.profiles.items()}
         if self.observer is None:
             return
         directories = {os.path.dirname(self._config_path()), os.path.dirname(self._credentials_file())}
@@ -665,7 +662,6 @@ class Daemon:
         name_os_threads()
         # An event that landed while the watches were being replaced is lost: look at every target.
         self.paths_changed([form for forms in self.target_forms.values() for form in forms])
-
 
 
 def run_daemon(

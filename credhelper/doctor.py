@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .awsconfig import aws_config_path, parse_config, profile_settings, section_name
-from .cache import CACHE_DIR_FIX, Cache, cache_dir_path
+from .cache import Cache, cache_dir_path
 from .config import Config, load_config
 from .credentials import Credentials, mask_key_id
 from .delivery import adopted_checker
@@ -33,7 +33,7 @@ from .envtarget import EnvFileTarget
 from .errors import CredhelperError, LongTermKeyError
 from .fileio import NotRegularFile, read_regular_file
 from .logsetup import redact, register_secret
-from .paths import daemon_pid_path, runtime_dir, token_path, untrusted_reason
+from .paths import CACHE_DIR_FIX, daemon_pid_path, runtime_dir, token_path, untrusted_reason
 from .profile import SHORT_SESSION_SECONDS, Profile
 from .server import daemon_lock_held, live_endpoint, read_endpoint
 from .sharedcreds import holds_long_term_secret, shared_credentials_path
@@ -177,7 +177,7 @@ def check_cache(directory: str) -> list[Finding]:
         return [Finding(None, "cache", WARN, f"{directory} does not exist yet: run `credhelper refresh`")]
     if not stat.S_ISDIR(info.st_mode):
         return [Finding(None, "cache", FAIL, f"{directory} is not a directory: remove it")]
-    reason = untrusted_reason(info)
+    reason = untrusted_reason(info, path=directory)
     if reason is not None:
         detail = f"{directory}: credhelper does not trust this cache directory: {reason}; {CACHE_DIR_FIX}"
         return [Finding(None, "cache", FAIL, detail)]
@@ -531,9 +531,7 @@ def check_target_file(
         ]
     findings = [
         Finding(name, "target", OK, f"{target.label} is a regular file"),
-        mode_finding(
-            name, "target mode", target.real_path, found.mode, target.must_be_private(found.text)
-        ),
+        mode_finding(name, "target mode", target.real_path, found.mode, target.must_be_private(found.text)),
     ]
     try:
         target.guard(found.text, adopted)

@@ -87,9 +87,9 @@ def environment_facts(environ: "Mapping[str, str]") -> str | None:
     return None if "\n" in facts or "\r" in facts else facts
 
 
-def is_private(status: os.stat_result) -> bool:
+def is_private(status: os.stat_result, path: str) -> bool:
     """Trusted (paths.untrusted_reason) and readable by nobody else: the answer holds a secret."""
-    return untrusted_reason(status) is None and not status.st_mode & 0o077
+    return untrusted_reason(status, path=path) is None and not status.st_mode & 0o077
 
 
 def answer_header(deadline: int, config: str, config_id: str, cache_id: str, facts: str, inputs: str) -> str:
@@ -136,23 +136,24 @@ def ready_answer(argv: "Sequence[str]", environ: "Mapping[str, str]", now: float
     explicit_config, profile = parsed
     cache_dir = cache_dir_path(environ)
     try:
-        if untrusted_reason(os.stat(cache_dir)) is not None:
+        if untrusted_reason(os.stat(cache_dir), path=cache_dir) is not None:
             return None
-        fd = os.open(profile_file(cache_dir, profile, "answer"), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        answer_path = profile_file(cache_dir, profile, "answer")
+        fd = os.open(answer_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         try:
             status = os.fstat(fd)
             is_regular = status.st_mode & 0o170000 == 0o100000
             data = os.read(fd, ANSWER_MAX_BYTES) if is_regular else b""
         finally:
             os.close(fd)
-        if not is_regular or not is_private(status) or len(data) >= ANSWER_MAX_BYTES:
+        if not is_regular or not is_private(status, answer_path) or len(data) >= ANSWER_MAX_BYTES:
             return None
         lines = data.split(b"\n", 7)
         if len(lines) != 8 or lines[0] != ANSWER_FORMAT.encode() or not now < int(lines[1]):
             return None
         config = config_path(explicit_config, environ)
         config_status = os.stat(config)
-        if untrusted_reason(config_status, allow_root=True) is not None:
+        if untrusted_reason(config_status, allow_root=True, path=config) is not None:
             return None
         expected = answer_header(
             int(lines[1]),

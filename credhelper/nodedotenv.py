@@ -12,8 +12,10 @@ import re
 from dataclasses import dataclass
 
 # JavaScript's WhiteSpace and LineTerminator: what `\s` matches and `String.prototype.trim` removes.
-_JS_SPACE_CHARS = "\t\n\v\f\r \u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + (
-    "\u2028\u2029\u202f\u205f\u3000\ufeff"
+_JS_SPACE_CHARS = (
+    "\t\n\v\f\r \u00a0\u1680"
+    + "".join(map(chr, range(0x2000, 0x200B)))
+    + ("\u2028\u2029\u202f\u205f\u3000\ufeff")
 )
 _TERMINATORS = "\n\r\u2028\u2029"
 _S = f"[{re.escape(_JS_SPACE_CHARS)}]"

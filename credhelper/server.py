@@ -35,6 +35,7 @@ from .errors import CredhelperError
 from .fileio import PRIVATE_FILE, atomic_write, read_regular_file, remove_quietly, trusted_private_dir
 from .logsetup import redact
 from .paths import (
+    CACHE_DIR_FIX,
     daemon_lock_path,
     daemon_pid_path,
     endpoint_path,
@@ -451,7 +452,7 @@ def read_endpoint(environ: Mapping[str, str], cache_dir: str) -> dict[str, str] 
         return None
     try:
         found = read_regular_file(endpoint_path(environ, cache_dir), SMALL_FILE_MAX_BYTES)
-        if found is None or untrusted_reason(found[1]) is not None:
+        if found is None or untrusted_reason(found[1], path=endpoint_path(environ, cache_dir)) is not None:
             return None
         info = json.loads(found[0])
     except (OSError, ValueError):
@@ -490,6 +491,7 @@ def _alive(pid_text: str) -> bool:
 
 def live_endpoint(environ: Mapping[str, str], cache_dir: str) -> dict[str, str] | None:
     """The endpoint of the daemon running now, or None: never one a dead daemon left behind."""
+    trusted_private_dir(cache_dir, "cache directory", CACHE_DIR_FIX, create=False)  # the daemon's lock
     info = read_endpoint(environ, cache_dir)
     if info is None or not daemon_lock_held(cache_dir) or not _alive(str(info.get("pid", ""))):
         return None

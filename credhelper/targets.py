@@ -10,11 +10,11 @@ owner, leave no temp file, merge a concurrent edit again) holds for every kind a
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import logging
 import os
-import stat
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +37,7 @@ from .fileio import (
     replace_file,
     write_temp,
 )
-from .paths import expand_user_path, target_lock_path
+from .paths import expand_user_path, target_lock_path, untrusted_route
 
 if TYPE_CHECKING:
     from .credentials import Credentials
@@ -183,46 +183,22 @@ def read_target_file(path: Path, label: str, setting: str) -> Snapshot | None:
     return Snapshot(data, _decode(label, data), info.st_mode & 0o7777, (info.st_uid, info.st_gid))
 
 
-def foreign_symlink(configured: Path, uid: int) -> tuple[str, int] | None:
-    """The first symlink on the way to `configured` (followed as the kernel would) owned by
-    neither `uid` nor root, with its owner: whoever owns it decides where credentials go."""
-    pending = list(Path(os.path.abspath(configured)).parts[1:])
-    current = "/"
-    for _ in range(4096):  # a loop of links ends the walk; reading the file then says ELOOP
-        if not pending:
-            return None
-        part = pending.pop(0)
-        if part == "..":
-            current = os.path.dirname(current)
-            continue
-        candidate = os.path.join(current, part)
-        try:
-            info = os.lstat(candidate)
-        except OSError:
-            return None  # nothing there (yet) to follow
-        if not stat.S_ISLNK(info.st_mode):
-            current = candidate
-            continue
-        if info.st_uid not in (0, uid):
-            return candidate, info.st_uid
-        link = Path(os.readlink(candidate))
-        if link.is_absolute():
-            current = "/"
-        pending[:0] = link.parts[1:] if link.is_absolute() else link.parts
-    return None
-
-
 def _refuse_foreign_symlink(configured: Path, label: str, setting: str) -> None:
+    """Whoever owns a symlink on the way to a target decides where credentials go: only this
+    user's and root's are followed. Root writing for another user also follows that user's own
+    links, but only to a file (or, for a new one, a directory) of that same user: never a link
+    of one user into root's or a third user's files."""
     uid = os.geteuid()
+    owners = {0, uid}
     if uid == 0:
-        return
-    found = foreign_symlink(configured, uid)
-    if found is not None:
-        link, owner = found
+        real = os.path.realpath(configured)
+        with contextlib.suppress(OSError):
+            owners.add(os.stat(real if os.path.exists(real) else os.path.dirname(real)).st_uid)
+    reason = untrusted_route(str(configured), frozenset(owners), directories=False)
+    if reason is not None:
         raise TargetError(
-            f"{label}: {link} is a symlink owned by another user (uid {owner}), who could send the "
-            f"credentials anywhere; credhelper does not follow it: remove it or point {setting} at "
-            "a path of your own"
+            f"{label}: {reason}, who could send the credentials anywhere; credhelper does not follow "
+            f"it: remove it or point {setting} at a path of your own"
         )
 
 

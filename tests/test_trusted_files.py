@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from credhelper.paths import PROFILE_FILE_KINDS, profile_file
 from tests.conftest import UserHome
 from tests.daemonproc import DaemonProcess, wait_for
 from tests.helpers import assert_one_line_failure, cached_record
@@ -158,6 +162,108 @@ def test_env_refuses_an_endpoint_record_in_a_runtime_directory_another_user_owns
     assert "127.0.0.1:9" not in result.stdout
 
 
+@AS_ROOT
+@pytest.mark.parametrize("command", ["credential-process", "status", "refresh"])
+def test_a_cache_directory_reached_through_another_users_symlink_is_refused(
+    home: UserHome, tmp_path: Path, command: str
+) -> None:
+    link = tmp_path / "alice-cache"
+    link.symlink_to(home.app_env.parent)  # another user aims the victim's cache at her app
+    os.lchown(link, 4321, 4321)
+    home.env["CREDHELPER_CACHE_DIR"] = str(link)
+
+    result = home.run(*COMMANDS[command])
+
+    assert_one_line_failure(result, 78, str(link), "symlink owned by another user")
+    assert not (home.app_env.parent / "bedrock.json").exists(), "credentials were cached in the app"
+
+
+@AS_ROOT
+def test_a_cache_directory_under_another_users_directory_is_refused(home: UserHome, tmp_path: Path) -> None:
+    """Whoever owns a directory above the cache can rename the cache away and put another there."""
+    theirs = tmp_path / "theirs"
+    (theirs / "credhelper").mkdir(parents=True, mode=0o700)
+    os.chown(theirs, 4321, 4321)
+    home.env["CREDHELPER_CACHE_DIR"] = str(theirs / "credhelper")
+
+    result = home.run("credential-process", "bedrock")
+
+    assert_one_line_failure(result, 78, str(theirs))
+
+
+def test_directories_credhelper_makes_for_its_cache_are_private_whatever_the_umask(home: UserHome) -> None:
+    deep = home.root / "a" / "b" / "c"
+    home.env["XDG_CACHE_HOME"] = str(deep)
+    result = subprocess.run(
+        ["sh", "-c", f'umask 000; exec "{sys.executable}" -m credhelper refresh bedrock'],
+        env=home.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=home.root,
+    )
+    assert result.returncode == 0, result.stderr
+    for directory in (home.root / "a", home.root / "a" / "b", deep, deep / "credhelper"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, f"{directory} was made open to others"
+
+
+@pytest.mark.skipif(shutil.which("setfacl") is None, reason="needs setfacl (Debian's acl)")
+@pytest.mark.parametrize("what", ["configuration", "cache-directory"])
+def test_an_acl_that_lets_another_user_write_is_not_trusted(home: UserHome, what: str) -> None:
+    assert home.run("refresh", "bedrock").returncode == 0
+    path = home.config_file if what == "configuration" else home.cache_dir
+    acl = subprocess.run(["setfacl", "-m", "u:4321:rwx", str(path)], capture_output=True, text=True)
+    if acl.returncode != 0:
+        pytest.skip(f"this file system takes no ACL: {acl.stderr.strip()}")
+
+    result = home.run("credential-process", "bedrock")
+
+    assert_one_line_failure(result, 78, str(path), "access control list")
+
+
+@AS_ROOT
+def test_a_configuration_reached_through_another_users_symlink_is_refused(home: UserHome) -> None:
+    real = home.root / "real.toml"
+    real.write_bytes(home.config_file.read_bytes())
+    home.config_file.unlink()
+    home.config_file.symlink_to(real)
+    os.lchown(home.config_file, 4321, 4321)
+
+    result = home.run("credential-process", "bedrock")
+
+    assert_one_line_failure(result, 78, "symlink owned by another user")
+
+
+@pytest.mark.parametrize("variable", ["XDG_CACHE_HOME", "CREDHELPER_CACHE_DIR"])
+def test_a_relative_cache_location_never_puts_credentials_in_the_working_directory(
+    home: UserHome, variable: str
+) -> None:
+    result = home.run("credential-process", "bedrock", **{variable: "relative"})
+
+    if variable == "XDG_CACHE_HOME":  # ignored, as the XDG specification says: the default is used
+        assert result.returncode == 0, result.stderr
+        assert (home.root / ".cache" / "credhelper" / "bedrock.json").exists()
+    else:
+        assert_one_line_failure(result, 78, "CREDHELPER_CACHE_DIR", "absolute")
+    assert not (home.root / "relative").exists()
+
+
+@pytest.mark.parametrize(
+    ("where", "code", "words"),
+    [("the-file", 78, "is a regular file, not a directory"), ("below-the-file", 1, "Not a directory")],
+)
+@pytest.mark.parametrize("command", ["credential-process", "refresh", "status"])
+def test_a_cache_path_a_file_stands_in_is_one_clear_line(
+    home: UserHome, where: str, code: int, words: str, command: str
+) -> None:
+    path = home.app_env if where == "the-file" else home.app_env / "sub"
+
+    result = home.run(*COMMANDS[command], CREDHELPER_CACHE_DIR=str(path))
+
+    line = assert_one_line_failure(result, code, str(path), words)
+    assert "internal error" not in line
+
+
 # -- one loader for the fast paths and the full commands ------------------------------------------
 
 
@@ -284,6 +390,19 @@ def test_a_profile_named_like_another_profiles_file_keeps_its_own_cache(
     key_id(home, first)  # writes the first profile's state and answer
     assert key_id(home, second) == kept, f"profile {second} lost its cache to profile {first}'s files"
     assert key_id(home, first) != kept
+
+
+def test_no_profile_file_meets_credhelpers_own_or_another_profiles_even_ignoring_case() -> None:
+    names = ["daemon", "Daemon", "ENDPOINT", "token", "Token", "target-x", "Target-X", "app", "app.state"]
+    names += ["app.mfa", "app.answer", "..", ".", "~x", "app%2Estate"]
+    own = {"daemon.lock", "daemon.pid", "endpoint.json", "token"}
+    seen: dict[str, tuple[str, str]] = {}
+    for name in names:
+        for kind in sorted(PROFILE_FILE_KINDS):
+            file = os.path.basename(profile_file("/cache", name, kind)).casefold()
+            assert file not in own and not file.startswith("target-"), (name, kind, file)
+            other = seen.setdefault(file, (name.casefold(), kind))
+            assert other == (name.casefold(), kind), f"{name} {kind} shares {file} with {other}"
 
 
 def test_two_profile_names_that_differ_only_in_case_are_refused(home: UserHome) -> None:
