@@ -28,6 +28,7 @@ AS_ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another
 COMMANDS = {
     "credential-process": ("credential-process", "bedrock"),
     "exec": ("exec", "bedrock", "--", "sh", "-c", "echo $AWS_ACCESS_KEY_ID"),
+    "env": ("env", "bedrock"),
     "env-static": ("env", "bedrock", "--static"),
     "status": ("status", "bedrock"),
     "refresh": ("refresh", "bedrock"),
