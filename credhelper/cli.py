@@ -433,7 +433,9 @@ def format_variables(values: dict[str, str], output: str) -> str:
 def init_command(app: AppContext, /, dry_run: bool, **options: Any) -> None:
     """From the setup guide's end state to a working, running setup in one command."""
     from .configfile import config_path
-    from .init import build_request, describe_dry_run, execute_init, plan_init
+    from .init.apply import execute_init
+    from .init.plan import describe_dry_run, plan_init
+    from .init.prompts import build_request
     from .unit import user_manager
 
     request = build_request(
@@ -459,7 +461,8 @@ def init_command(app: AppContext, /, dry_run: bool, **options: Any) -> None:
 @pass_app
 def doctor_command(app: AppContext, profiles: tuple[str, ...], as_json: bool, timeout: float) -> None:
     """Every way the setup can still fail: ok, warn or fail per check, with the fix."""
-    from .doctor import FAIL, diagnose, report
+    from .doctor.findings import FAIL, report
+    from .doctor.run import diagnose
 
     findings = diagnose(app.config_option, profiles, os.environ, timeout)
     click.echo(report(findings, as_json))

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from credhelper.awsconfig import add_process_profile
 from credhelper.credentials import format_utc
 from credhelper.errors import ConfigError
-from credhelper.init import FileChange, add_profile_to_config, diff_text
+from credhelper.init.plan import FileChange, add_profile_to_config, diff_text
 from credhelper.unit import UNIT_TEMPLATE, render_unit, user_manager_answers
 from tests.conftest import AGENT0_ENV_DEFAULT, UserHome
 from tests.helpers import assert_no_secret, assert_one_line_failure, cached_record, read_env
