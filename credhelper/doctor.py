@@ -24,20 +24,30 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .awsconfig import aws_config_path, parse_config, profile_settings, section_name
 from .cache import Cache, cache_dir_path
 from .config import Config, load_config
 from .credentials import Credentials, mask_key_id
-from .delivery import adopted_checker
-from .envtarget import EnvFileTarget
 from .errors import CredhelperError, LongTermKeyError
 from .fileio import NotRegularFile, read_regular_file
+from .formats.awsconfig import parse_config, profile_settings, section_name
+from .formats.ini import holds_long_term_secret
 from .logsetup import redact, register_secret
-from .paths import CACHE_DIR_FIX, daemon_pid_path, runtime_dir, token_path, untrusted_reason
+from .paths import (
+    CACHE_DIR_FIX,
+    aws_config_path,
+    daemon_pid_path,
+    runtime_dir,
+    shared_credentials_path,
+    token_path,
+    untrusted_reason,
+)
 from .profile import SHORT_SESSION_SECONDS, Profile
 from .server import daemon_lock_held, live_endpoint, read_endpoint
-from .sharedcreds import holds_long_term_secret, shared_credentials_path
-from .targets import KeyPairCheck, Target, placeholder_credentials, profile_targets, read_target
+from .targets.base import KeyPairCheck, Target
+from .targets.delivery import adopted_checker
+from .targets.envfile import EnvFileTarget
+from .targets.files import placeholder_credentials, read_target
+from .targets.registry import profile_targets
 from .unit import UNIT_NAME, user_manager
 
 if TYPE_CHECKING:

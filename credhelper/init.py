@@ -18,19 +18,20 @@ from typing import Any
 
 import click
 
-from .awsconfig import add_process_profile, aws_config_path, process_profile_values
 from .config import config_from_data, expand_path
 from .credentials import mask_key_id
-from .envfile import long_term_key_ids, managed_values, secret_for_key
-from .envtarget import EnvFileTarget
 from .errors import ConfigError, CredhelperError, UsageError
 from .fileio import PRIVATE_DIR, PRIVATE_FILE, read_bytes_or_none
+from .formats.awsconfig import add_process_profile, process_profile_values
+from .formats.dotenv import long_term_key_ids, managed_values, secret_for_key
+from .formats.ini import holds_long_term_secret, with_key_pair
+from .paths import aws_config_path, shared_credentials_path
 from .policy import Want
 from .profile import DEFAULT_REGION, PROFILE_NAME, REGION, ROLE_ARN, Profile
 from .refresher import Refresher
-from .sharedcreds import holds_long_term_secret, shared_credentials_path, with_key_pair
 from .supply import supply
-from .targets import read_target, rewrite_file
+from .targets.envfile import EnvFileTarget
+from .targets.files import read_target, rewrite_file
 from .unit import UNIT_NAME, config_args, credhelper_argv, render_unit, shell_command, unit_path
 
 UNIT_MODE = 0o644  # systemd reads it; it holds no secret
