@@ -18,15 +18,15 @@ import click
 from .cache import Cache, cache_dir_path
 from .config import Config, load_config
 from .credentials import Credentials, mask_key_id
-from .envfile import SAFE_VALUE
 from .errors import EXIT_FAILURE, CommandNotFound, CredhelperError
+from .formats.dotenv import SAFE_VALUE
 from .logsetup import redact, setup_logging
 from .profile import DEFAULT_SERVE, Profile
 from .refresher import Refresher
 
 if TYPE_CHECKING:
-    from .delivery import DeliveryReport
     from .sts import StsGateway
+    from .targets.delivery import DeliveryReport
 
 log = logging.getLogger("credhelper")
 LOG_LEVELS = ["debug", "info", "warning", "error"]
@@ -134,7 +134,7 @@ Examples:
 @pass_app
 def refresh(app: AppContext, profiles: tuple[str, ...]) -> None:
     """New credentials from STS now; every target written, hooks run."""
-    from .delivery import check_targets
+    from .targets.delivery import check_targets
 
     refresher = app.refresher()
     failures: list[CredhelperError] = []
@@ -345,7 +345,7 @@ Examples:
 @pass_app
 def env_command(app: AppContext, profile: str, output: str, static: bool) -> None:
     """What an app needs to get credentials from the running daemon's endpoint."""
-    from .bedrockkey import bedrock_env
+    from .formats.bedrockkey import bedrock_env
     from .server import live_endpoint
 
     (selected,) = app.profiles([profile])

@@ -32,11 +32,10 @@ from . import children
 from .cache import Cache, cache_dir_path
 from .config import Config, load_config
 from .credentials import Credentials
-from .delivery import DeliveryReport, deliver, watch_paths
 from .errors import CredhelperError, FileSystemError, as_credhelper_error
 from .fileio import atomic_write, open_lock_file, read_regular_file, remove_quietly, trusted_private_dir
-from .keeper import TargetClaims, TargetKeptElsewhere
-from .paths import CACHE_DIR_FIX, daemon_lock_path, daemon_pid_path
+from .formats.ini import read_sections
+from .paths import CACHE_DIR_FIX, daemon_lock_path, daemon_pid_path, shared_credentials_path
 from .policy import (
     Mode,
     Pending,
@@ -56,8 +55,9 @@ from .refresher import Refresher
 from .schedule import Clock, Scheduler, SystemClock
 from .sdnotify import Notifier
 from .server import CredentialServer, UnknownProfile, publish_endpoint, unpublish_endpoint
-from .sharedcreds import read_sections, shared_credentials_path
 from .supply import Supplied, supply
+from .targets.delivery import DeliveryReport, deliver, watch_paths
+from .targets.keeper import TargetClaims, TargetKeptElsewhere
 from .wakeup import Wakeup
 
 if TYPE_CHECKING:

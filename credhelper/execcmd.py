@@ -112,7 +112,7 @@ def endpoint_values(
     stays unset and Bedrock calls are signed with the endpoint's credentials."""
     values = dict.fromkeys(HIDDEN_FROM_DOTENV, "")
     if bedrock_api_key:
-        from .bedrockkey import TOKEN_VARIABLE
+        from .formats.bedrockkey import TOKEN_VARIABLE
 
         values[TOKEN_VARIABLE] = ""
     values["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = f"{url}/v1/credentials/{profile_name}"

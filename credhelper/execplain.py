@@ -56,7 +56,8 @@ def static_values(credentials: Credentials, profile: Profile, now: float) -> dic
     if profile.region:
         values["AWS_DEFAULT_REGION"] = profile.region  # botocore reads only this one
     if profile.bedrock_api_key and profile.region:
-        from .bedrockkey import TOKEN_VARIABLE, bedrock_api_key  # only profiles that use it pay its import
+        # Only profiles that use it pay its import.
+        from .formats.bedrockkey import TOKEN_VARIABLE, bedrock_api_key
 
         values[TOKEN_VARIABLE] = bedrock_api_key(credentials, profile.region, now)
     return values

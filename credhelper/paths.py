@@ -1,13 +1,14 @@
 """Where credhelper's files live, and which of them can be trusted.
 
 Every location is computed here and nowhere else: the configuration, the cache directory and the
-files in it, the runtime directory with the endpoint's token and record. Profile names map to file
-names in a namespace of their own, so no profile can share a file with another profile or with
-credhelper's own (`daemon.lock`, `endpoint.json`). And one rule decides whether a file or
-directory credhelper reads to decide what to hand out can be trusted (DESIGN section 11).
+files in it, the runtime directory with the endpoint's token and record, `~/.aws/config` and
+`~/.aws/credentials`. Profile names map to file names in a namespace of their own, so no profile
+can share a file with another profile or with credhelper's own (`daemon.lock`, `endpoint.json`).
+And one rule decides whether a file or directory credhelper reads to decide what to hand out can
+be trusted (DESIGN section 11).
 
 Stdlib only (os and stat, which the interpreter has loaded already): the credential-process hot
-path uses it.
+path uses it. (pathlib only inside the two functions for the AWS files, which it never calls.)
 """
 
 import os
@@ -17,6 +18,7 @@ TYPE_CHECKING = False  # neither typing nor __future__: each would cost the hot 
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
 # -- locations -----------------------------------------------------------------------------------
 
@@ -81,6 +83,26 @@ def target_lock_path(cache_dir: str, digest: str) -> str:
 def expand_user_path(raw: str) -> str:
     """A configured target path with `~` and `$VARIABLES` expanded (absolute if written so)."""
     return os.path.expandvars(os.path.expanduser(raw))
+
+
+def aws_config_path(environ: "Mapping[str, str]") -> "Path":
+    """`$AWS_CONFIG_FILE`, else `~/.aws/config`: the file SDKs read profiles from."""
+    from pathlib import Path  # not for the hot path, which never looks at the AWS files
+
+    explicit = environ.get("AWS_CONFIG_FILE")
+    if explicit:
+        return Path(explicit).expanduser()
+    return Path(os.path.expanduser("~")) / ".aws" / "config"
+
+
+def shared_credentials_path(environ: "Mapping[str, str]") -> "Path":
+    """`$AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`: where source profiles' keys are."""
+    from pathlib import Path  # not for the hot path, which never looks at the AWS files
+
+    explicit = environ.get("AWS_SHARED_CREDENTIALS_FILE")
+    if explicit:
+        return Path(explicit).expanduser()
+    return Path(os.path.expanduser("~")) / ".aws" / "credentials"
 
 
 # Names credhelper gives its own files in the cache and runtime directories (without the suffix).

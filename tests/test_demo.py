@@ -31,7 +31,7 @@ def test_demo_keep_prints_a_world_to_play_in_and_stops_cleanly_on_ctrl_c(tmp_pat
     output_path = tmp_path / "demo.out"
     with output_path.open("w") as output:
         demo = subprocess.Popen(
-            [sys.executable, "-u", "-m", "credhelper.demo", "--keep"],
+            [sys.executable, "-u", "-m", "devtools.demo", "--keep"],
             env=env,
             stdout=output,
             stderr=subprocess.STDOUT,

@@ -8,8 +8,8 @@ import os
 import time
 from pathlib import Path
 
-from credhelper.keeper import TargetClaims
 from credhelper.profile import Profile
+from credhelper.targets.keeper import TargetClaims
 from tests.conftest import UserHome
 from tests.daemonproc import DaemonProcess, wait_for
 

@@ -15,13 +15,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..awsconfig import aws_config_path, parse_config, profile_settings, section_name
 from ..cache import Cache
 from ..errors import CredhelperError
 from ..fileio import NotRegularFile, read_regular_file
+from ..formats.awsconfig import parse_config, profile_settings, section_name
+from ..formats.ini import holds_long_term_secret
 from ..logsetup import register_secret
+from ..paths import aws_config_path, shared_credentials_path
 from ..profile import SHORT_SESSION_SECONDS, Profile
-from ..sharedcreds import holds_long_term_secret, shared_credentials_path
 from .findings import FAIL, OK, WARN, Finding, mode_finding, skew_detail, skew_status
 
 if TYPE_CHECKING:

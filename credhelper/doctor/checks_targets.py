@@ -10,10 +10,11 @@ import time
 from pathlib import Path
 
 from ..credentials import Credentials, mask_key_id
-from ..envtarget import EnvFileTarget
 from ..errors import CredhelperError, LongTermKeyError
 from ..profile import Profile
-from ..targets import KeyPairCheck, Target, placeholder_credentials, read_target
+from ..targets.base import KeyPairCheck, Target
+from ..targets.envfile import EnvFileTarget
+from ..targets.files import placeholder_credentials, read_target
 from .findings import FAIL, OK, WARN, Finding, mode_finding
 
 

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 
 from ..cache import Cache, cache_dir_path
 from ..config import load_config
-from ..delivery import adopted_checker
 from ..errors import CredhelperError
 from ..profile import Profile
 from ..server import read_endpoint
-from ..targets import profile_targets
+from ..targets.delivery import adopted_checker
+from ..targets.registry import profile_targets
 from .checks_aws import (
     blocked_finding,
     check_aws_config,

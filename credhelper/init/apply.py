@@ -13,11 +13,11 @@ from pathlib import Path
 from ..credentials import mask_key_id
 from ..errors import ConfigError, CredhelperError
 from ..fileio import PRIVATE_DIR, read_bytes_or_none
+from ..paths import shared_credentials_path
 from ..policy import Want
 from ..refresher import Refresher
-from ..sharedcreds import shared_credentials_path
 from ..supply import supply
-from ..targets import rewrite_file
+from ..targets.files import rewrite_file
 from ..unit import UNIT_NAME
 from .plan import FileChange, InitRequest, plan_init
 

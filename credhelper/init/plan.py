@@ -12,16 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..awsconfig import add_process_profile, aws_config_path, process_profile_values
 from ..config import config_from_data, expand_path
 from ..credentials import mask_key_id
-from ..envfile import long_term_key_ids, secret_for_key
-from ..envtarget import EnvFileTarget
 from ..errors import ConfigError, UsageError
 from ..fileio import PRIVATE_FILE, read_bytes_or_none
+from ..formats.awsconfig import add_process_profile, process_profile_values
+from ..formats.dotenv import long_term_key_ids, secret_for_key
+from ..formats.ini import holds_long_term_secret, with_key_pair
+from ..paths import aws_config_path, shared_credentials_path
 from ..profile import PROFILE_NAME, Profile
-from ..sharedcreds import holds_long_term_secret, shared_credentials_path, with_key_pair
-from ..targets import read_target
+from ..targets.envfile import EnvFileTarget
+from ..targets.files import read_target
 from ..unit import config_args, render_unit, shell_command, unit_path
 from .mask import mask_secrets
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import click
 
 from ..config import expand_path
-from ..envfile import managed_values
 from ..errors import ConfigError, UsageError
 from ..fileio import read_bytes_or_none
+from ..formats.dotenv import managed_values
 from ..profile import DEFAULT_REGION, REGION, ROLE_ARN
 from ..unit import credhelper_argv
 from .plan import InitRequest

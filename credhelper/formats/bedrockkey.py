@@ -21,7 +21,7 @@ import hmac
 import time
 from urllib.parse import parse_qsl, quote
 
-from .credentials import Credentials
+from ..credentials import Credentials
 
 TOKEN_VARIABLE = "AWS_BEARER_TOKEN_BEDROCK"
 TOKEN_PREFIX = "bedrock-api-key-"
@@ -99,7 +99,7 @@ def bedrock_api_key(credentials: Credentials, region: str, now: float) -> str:
 def bedrock_env(region: str | None, credentials: Credentials, now: float) -> dict[str, str]:
     """`AWS_BEARER_TOKEN_BEDROCK` for `credentials` in `region` (nothing without a region), its
     value registered as a secret so that no log line shows it."""
-    from .logsetup import register_secret  # logging: not for callers that only need the key
+    from ..logsetup import register_secret  # logging: not for callers that only need the key
 
     if not region:
         return {}

@@ -24,9 +24,9 @@ import os
 import socket
 import struct
 
-from .errors import CredhelperError
-from .profile import Profile
-from .targets import profile_targets
+from ..errors import CredhelperError
+from ..profile import Profile
+from .registry import profile_targets
 
 Claim = tuple[str, str]  # a target's resolved path, and its section ("" for a whole file)
 

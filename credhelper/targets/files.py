@@ -1,11 +1,8 @@
-"""Targets: the files credhelper writes credentials into, one interface for every kind.
-
-A kind (an app's `.env`, one section of a shared credentials file) is one class with pure
-methods: what a profile claims, `guard` (refuse before any STS call or write), `render` (new text
-from old) and `state` (does the text hold the current credentials?). The functions below are the
-only I/O around them: every read, check, write and status of a target goes through them, so each
-rule (never block on a FIFO, refuse what is not a regular file or is over 1 MiB, keep mode and
-owner, leave no temp file, merge a concurrent edit again) holds for every kind at once.
+"""The I/O around every kind of target: every read, check, write and status of a target goes
+through these functions, so each rule (never block on a FIFO, refuse what is not a regular file or
+is over 1 MiB, keep mode and owner, leave no temp file, merge a concurrent edit again) holds for
+every kind at once. `rewrite_file` underneath is the one writer of every file credhelper changes
+that may hold a secret, targets or not.
 """
 
 from __future__ import annotations
@@ -15,19 +12,18 @@ import errno
 import hashlib
 import logging
 import os
-from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
 
-from .errors import (
+from ..credentials import Credentials
+from ..errors import (
     CredhelperError,
     LockTimeout,
     TargetError,
     TargetWriteError,
 )
-from .fileio import (
+from ..fileio import (
     PRIVATE_FILE,
     FileTooLarge,
     NotRegularFile,
@@ -37,97 +33,15 @@ from .fileio import (
     replace_file,
     write_temp,
 )
-from .paths import expand_user_path, target_lock_path, untrusted_route
+from ..paths import target_lock_path, untrusted_route
+from .base import KeyPairCheck, Target
 
-if TYPE_CHECKING:
-    from .credentials import Credentials
-    from .profile import Profile
-
-log = logging.getLogger("credhelper.targets")
+log = logging.getLogger("credhelper.targets")  # the name it had as one module: log filters keep working
 MAX_TARGET_BYTES = 1 << 20
 MAX_MERGE_ROUNDS = 20
 READABLE_BY_OTHERS = 0o044
 WRITABLE_BY_OTHERS = 0o002
 LOCK_SECONDS = 30.0
-
-# Is this long-term pair (key id, secret if known) already kept in a source profile?
-KeyPairCheck = Callable[[str, "str | None"], bool]
-
-
-def expand_path(raw: str) -> Path:
-    return Path(expand_user_path(raw))
-
-
-@dataclass(frozen=True)
-class Target(ABC):
-    """One file (or part of one) a profile keeps supplied with credentials."""
-
-    path: Path  # as configured, expanded
-    setting: ClassVar[str]  # the profile key that names it
-
-    @property
-    def label(self) -> str:
-        """How messages and `status` name the target."""
-        return str(self.path)
-
-    @property
-    def real_path(self) -> Path:
-        """A symlinked target is written through to the file it points at."""
-        return Path(os.path.realpath(self.path))
-
-    def claim(self) -> tuple[str, str]:
-        """What the target owns; two profiles must never claim the same (after symlinks)."""
-        return (str(self.real_path), "")
-
-    def watch_paths(self) -> set[str]:
-        """The configured path and, for a symlink, the file it points at."""
-        configured = os.path.abspath(self.path)
-        return {configured, os.path.realpath(configured)}
-
-    @abstractmethod
-    def guard(self, text: str, adopted: KeyPairCheck) -> None:
-        """Raise (TargetError, LongTermKeyError) when `text` must not be rewritten. Pure."""
-
-    @abstractmethod
-    def render(self, text: str, credentials: Credentials) -> str:
-        """The new text: `text` with the credentials in place, every other byte kept. Pure."""
-
-    @abstractmethod
-    def state(self, text: str | None, credentials: Credentials | None) -> str:
-        """'missing', 'current' or 'stale', for `status`. Pure."""
-
-    @abstractmethod
-    def must_be_private(self, text: str) -> bool:
-        """Whether a file of this kind holding `text` must be 0600: it keeps a long-term secret
-        beside the credentials credhelper writes. Pure."""
-
-    def guarded_render(self, text: str, credentials: Credentials, adopted: KeyPairCheck) -> str:
-        """What a write puts in place of `text`: `guard`, then `render`. Pure. A kind whose
-        questions share a parse of the text overrides it to parse once."""
-        self.guard(text, adopted)
-        return self.render(text, credentials)
-
-
-def profile_targets(profile: Profile) -> list[Target]:
-    """Every target of a profile, each kind in its own module."""
-    from .envtarget import EnvFileTarget  # the kinds import this module
-    from .sharedcreds import CredentialsSectionTarget
-
-    hint = profile.source_profile or "bedrock-developer"
-    found: list[Target] = [
-        EnvFileTarget(
-            expand_path(raw), region=profile.region, source_hint=hint, bedrock_api_key=profile.bedrock_api_key
-        )
-        for raw in profile.env_files
-    ]
-    found += [
-        CredentialsSectionTarget(expand_path(raw), section=section)
-        for raw, section in profile.credentials_files
-    ]
-    return found
-
-
-# -- the I/O around every kind ---------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -238,8 +152,6 @@ def read_target(target: Target) -> Snapshot | None:
 
 def placeholder_credentials() -> Credentials:
     """Obviously fake credentials shaped like STS's, for proving a write would be accepted."""
-    from .credentials import Credentials
-
     return Credentials(
         "ASIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "EXAMPLE+session/token=", 4e9
     )

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from .bedrockkey import TOKEN_VARIABLE, bedrock_env, bedrock_key_id, is_long_term_bedrock_key
-from .credentials import mask_key_id
-from .envfile import (
+from ..credentials import mask_key_id
+from ..errors import LongTermKeyError, TargetError
+from ..formats.bedrockkey import TOKEN_VARIABLE, bedrock_env, bedrock_key_id, is_long_term_bedrock_key
+from ..formats.dotenv import (
     KEY_ID,
     EnvReading,
     ReadBackError,
@@ -25,11 +26,10 @@ from .envfile import (
     secrets_read,
     values_read,
 )
-from .errors import LongTermKeyError, TargetError
-from .targets import KeyPairCheck, Target
+from .base import KeyPairCheck, Target
 
 if TYPE_CHECKING:
-    from .credentials import Credentials
+    from ..credentials import Credentials
 
 __all__ = ["EnvFileTarget", "LongTermKeyError", "guard_bedrock_key", "guard_long_term_keys"]
 

@@ -7,12 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .credentials import Credentials
-from .errors import CredhelperError
-from .hooks import run_hooks
-from .profile import Profile
-from .sharedcreds import holds_key_pair, shared_credentials_path
-from .targets import KeyPairCheck, check_target, os_failure, profile_targets, write_target
+from ..credentials import Credentials
+from ..errors import CredhelperError
+from ..hooks import run_hooks
+from ..paths import shared_credentials_path
+from ..profile import Profile
+from .base import KeyPairCheck
+from .credsection import holds_key_pair
+from .files import check_target, os_failure, write_target
+from .registry import profile_targets
 
 log = logging.getLogger("credhelper.delivery")
 

@@ -1,5 +1,6 @@
 """An STS-compatible server on 127.0.0.1 (moto), with authentication enforced, for the demo,
-the tests and the benchmarks. Needs the `local-sts` extra: pip install 'credhelper[local-sts]'."""
+the tests and the benchmarks. A developer tool of the clone, not part of the installed package;
+needs moto: pip install -e '.[local-sts]' (or '.[test]')."""
 
 from __future__ import annotations
 

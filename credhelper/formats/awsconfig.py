@@ -1,23 +1,16 @@
-"""`~/.aws/config`: the `[profile NAME]` section that hands SDKs credhelper's credentials. Pure
-apart from locating the file; sections are edited as text so every other byte stays."""
+"""`~/.aws/config`: the `[profile NAME]` section that hands SDKs credhelper's credentials, and
+which sections botocore reads as a profile. Text in, text out, no I/O (the file is located by
+`credhelper.paths.aws_config_path`); sections are edited as text so every other byte stays."""
 
 from __future__ import annotations
 
 import configparser
-import os
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
-from .errors import ConfigError
-from .sharedcreds import set_section
-
-
-def aws_config_path(environ: Mapping[str, str]) -> Path:
-    explicit = environ.get("AWS_CONFIG_FILE")
-    if explicit:
-        return Path(explicit).expanduser()
-    return Path(os.path.expanduser("~")) / ".aws" / "config"
+from ..errors import ConfigError
+from .ini import set_section
 
 
 def section_name(profile: str) -> str:
