@@ -33,6 +33,9 @@ from .cache import Cache, cache_dir_path
 from .config import Config, load_config
 from .credentials import Credentials
 from .delivery import DeliveryReport, deliver, watch_paths
+from .endpoint.discovery import publish_endpoint, unpublish_endpoint
+from .endpoint.protocol import UnknownProfile
+from .endpoint.server import CredentialServer
 from .errors import CredhelperError, FileSystemError, as_credhelper_error
 from .fileio import atomic_write, open_lock_file, read_regular_file, remove_quietly, trusted_private_dir
 from .keeper import TargetClaims, TargetKeptElsewhere
@@ -55,7 +58,6 @@ from .profile import Profile, parse_listen_address
 from .refresher import Refresher
 from .schedule import Clock, Scheduler, SystemClock
 from .sdnotify import Notifier
-from .server import CredentialServer, UnknownProfile, publish_endpoint, unpublish_endpoint
 from .sharedcreds import read_sections, shared_credentials_path
 from .supply import Supplied, supply
 from .wakeup import Wakeup

@@ -29,13 +29,13 @@ from .cache import Cache, cache_dir_path
 from .config import Config, load_config
 from .credentials import Credentials, mask_key_id
 from .delivery import adopted_checker
+from .endpoint.discovery import daemon_lock_held, live_endpoint, read_endpoint
 from .envtarget import EnvFileTarget
 from .errors import CredhelperError, LongTermKeyError
 from .fileio import NotRegularFile, read_regular_file
 from .logsetup import redact, register_secret
 from .paths import CACHE_DIR_FIX, daemon_pid_path, runtime_dir, token_path, untrusted_reason
 from .profile import SHORT_SESSION_SECONDS, Profile
-from .server import daemon_lock_held, live_endpoint, read_endpoint
 from .sharedcreds import holds_long_term_secret, shared_credentials_path
 from .targets import KeyPairCheck, Target, placeholder_credentials, profile_targets, read_target
 from .unit import UNIT_NAME, user_manager
