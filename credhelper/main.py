@@ -48,7 +48,7 @@ def _exec_fast() -> None:
     try:
         import os
 
-        from .execplain import main_exec_fast
+        from .appexec.plain import main_exec_fast
 
         main_exec_fast(sys.argv[1:], os.environ)
     except Exception:

@@ -19,15 +19,11 @@ from typing import Any
 
 import pytest
 
+from credhelper.appexec.environment import child_environment
+from credhelper.appexec.renewal import renewal_failure_message, supervised_renewal_time
+from credhelper.appexec.supervisor import exit_status, wait_limit
 from credhelper.credentials import Credentials
 from credhelper.errors import AwsRefusedError, StsUnavailableError
-from credhelper.execcmd import (
-    child_environment,
-    exit_status,
-    renewal_failure_message,
-    renewal_time,
-    wait_limit,
-)
 from credhelper.profile import Profile
 from credhelper.schedule import WAKE_CHECK_SECONDS, Deadline
 from tests.conftest import UserHome
@@ -899,7 +895,7 @@ def test_exit_status_is_128_plus_the_signal(returncode: int, status: int) -> Non
 )
 def test_renewal_time(seconds_left: float, renew_in: float) -> None:
     now = 1_000_000.0
-    at = renewal_time(_credentials(now + seconds_left), _profile(), now, random.Random(1))
+    at = supervised_renewal_time(_credentials(now + seconds_left), _profile(), now, random.Random(1))
     assert renew_in - 30 <= at - now <= renew_in
 
 

@@ -4,11 +4,11 @@ credentials, or the coordinator asked for a refresh and the one in flight waited
 from __future__ import annotations
 
 from ..credentials import Credentials
+from ..endpoint.protocol import UnknownProfile
 from ..errors import CredhelperError
 from ..policy import Want, will_do
 from ..refresher import Refresher
 from ..schedule import Clock
-from ..server import UnknownProfile
 from .coordinator import Coordinator
 
 ENDPOINT_WAIT_SECONDS = 20.0  # under botocore's and the JS SDK's retries, well over one STS round trip

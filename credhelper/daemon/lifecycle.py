@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING
 
 from .. import children
 from ..cache import Cache, cache_dir_path
+from ..endpoint.discovery import publish_endpoint, unpublish_endpoint
+from ..endpoint.server import CredentialServer
 from ..errors import CredhelperError, FileSystemError
 from ..profile import parse_listen_address
 from ..refresher import Refresher
 from ..schedule import Clock, SystemClock
 from ..sdnotify import Notifier
-from ..server import CredentialServer, publish_endpoint, unpublish_endpoint
 from ..targets.keeper import TargetClaims
 from ..wakeup import Wakeup
 from .bridge import EndpointBridge

@@ -10,9 +10,9 @@ import urllib.request
 from collections.abc import Mapping
 
 from ..config import Config
+from ..endpoint.discovery import daemon_lock_held, live_endpoint
 from ..fileio import read_regular_file
 from ..paths import CACHE_DIR_FIX, daemon_pid_path, runtime_dir, token_path, untrusted_reason
-from ..server import daemon_lock_held, live_endpoint
 from ..unit import UNIT_NAME, user_manager
 from .findings import FAIL, OK, WARN, Finding, exported_credentials
 

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 from ..cache import Cache, cache_dir_path
 from ..config import load_config
+from ..endpoint.discovery import read_endpoint
 from ..errors import CredhelperError
 from ..profile import Profile
-from ..server import read_endpoint
 from ..targets.delivery import adopted_checker
 from ..targets.registry import profile_targets
 from .checks_aws import (

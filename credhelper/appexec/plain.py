@@ -1,6 +1,7 @@
-"""Plain `credhelper exec`: the command's environment, and becoming the command. On a warm cache
-it runs from here without the CLI framework (`main_exec_fast`), so wrapping a command costs
-little more than an interpreter start; anything else falls through to the full CLI."""
+"""Plain `credhelper exec`: becoming the command, with its environment (`environment`). On a warm
+cache it runs from here without the CLI framework (`main_exec_fast`, called by `credhelper.main`),
+so wrapping a command costs little more than an interpreter start; anything else falls through to
+the full CLI. Keep its imports few and light."""
 
 from __future__ import annotations
 
@@ -11,56 +12,13 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
-from .cache import Cache
-from .config import load_config
-from .credentials import Credentials
-from .errors import CommandNotExecutable, CommandNotFound, CredhelperError
-from .fastpath import parse_leading_options
-from .paths import cache_dir_path
-from .profile import Profile
-from .signals import as_a_shell_leaves_them
-
-# Variables that would win over the ones exec sets, or point an SDK somewhere else.
-REMOVED_VARIABLES = frozenset(
-    {
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_WEB_IDENTITY_TOKEN_FILE",
-        "AWS_ROLE_ARN",
-        "AWS_ROLE_SESSION_NAME",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_SECURITY_TOKEN",
-        "AWS_CREDENTIAL_EXPIRATION",
-        "AWS_BEARER_TOKEN_BEDROCK",
-    }
-)
-REMOVED_PREFIXES = ("AWS_CONTAINER_",)
-
-
-def child_environment(parent: Mapping[str, str], values: Mapping[str, str]) -> dict[str, str]:
-    """The parent's environment without what would win over `values` or confuse an SDK, plus `values`."""
-    kept = {
-        key: value
-        for key, value in parent.items()
-        if key not in REMOVED_VARIABLES and not key.startswith(REMOVED_PREFIXES)
-    }
-    kept.update(values)
-    return kept
-
-
-def static_values(credentials: Credentials, profile: Profile, now: float) -> dict[str, str]:
-    """The credentials themselves, and a Bedrock API key of the same session when enabled."""
-    values = credentials.env_values(profile.region)
-    if profile.region:
-        values["AWS_DEFAULT_REGION"] = profile.region  # botocore reads only this one
-    if profile.bedrock_api_key and profile.region:
-        # Only profiles that use it pay its import.
-        from .formats.bedrockkey import TOKEN_VARIABLE, bedrock_api_key
-
-        values[TOKEN_VARIABLE] = bedrock_api_key(credentials, profile.region, now)
-    return values
+from ..cache import Cache
+from ..config import load_config
+from ..errors import CommandNotExecutable, CommandNotFound, CredhelperError
+from ..fastpath import parse_leading_options
+from ..paths import cache_dir_path
+from ..signals import as_a_shell_leaves_them
+from .environment import child_environment, credential_values
 
 
 def not_runnable(command: str, error: OSError | ValueError) -> CredhelperError:
@@ -114,6 +72,7 @@ def main_exec_fast(argv: Sequence[str], environ: Mapping[str, str]) -> None:
     if credentials is None or credentials.seconds_left(now) < profile.handout_seconds:
         return
     try:
-        replace_process(command, child_environment(environ, static_values(credentials, profile, now)))
+        values = credential_values(credentials, profile, now, logged=False)
+        replace_process(command, child_environment(environ, values))
     except CredhelperError:
         return  # not found or not executable: the full CLI says so

@@ -40,7 +40,7 @@ class GroupGuard:
     def __init__(self, grace_seconds: float) -> None:
         import subprocess
 
-        from .signals import nothing_blocked
+        from ..signals import nothing_blocked
 
         nothing: dict[str, str] = {}  # no variable of exec's, secret or not
         ours, theirs = socket.socketpair()  # both close-on-exec

@@ -1,5 +1,6 @@
-"""The container credentials endpoint (docs/architecture.md): what AWS SDKs call through
-AWS_CONTAINER_CREDENTIALS_FULL_URI, served from the daemon's cache on loopback only.
+"""The endpoint's server (docs/architecture.md): what AWS SDKs call through
+AWS_CONTAINER_CREDENTIALS_FULL_URI, served on loopback only, by the daemon from its cache and by a
+supervised exec for its command.
 
 Any local user can connect, so a connection costs little and never long: one selector thread accepts
 connections and reads request heads, with a cap on open connections and a deadline per connection;
@@ -12,14 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
-import hmac
-import http
-import json
 import logging
-import os
 import queue
-import re
 import resource
 import secrets
 import selectors
@@ -27,159 +22,34 @@ import socket
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from .credentials import Credentials
-from .errors import CredhelperError
-from .fileio import PRIVATE_FILE, atomic_write, read_regular_file, remove_quietly, trusted_private_dir
-from .logsetup import redact
-from .paths import (
-    CACHE_DIR_FIX,
-    daemon_lock_path,
-    daemon_pid_path,
-    endpoint_path,
-    is_trusted,
-    runtime_dir,
-    token_path,
-    untrusted_reason,
+from .protocol import (
+    MAX_HEAD_BYTES,
+    BadRequest,
+    Lookup,
+    Response,
+    answer,
+    credentials_url,
+    head_length,
+    parse_head,
+    refusal,
+    render,
 )
 
 log = logging.getLogger("credhelper.server")
-PATH = re.compile(r"^/v1/credentials/([A-Za-z0-9_.-]{1,64})$")
-LOOPBACK_HOST = re.compile(r"^(127(\.\d{1,3}){3}|localhost|\[::1\])(:\d{1,5})?$", re.IGNORECASE)
-REQUEST_LINE = re.compile(r"^([A-Z]{1,16}) (\S{1,2048}) HTTP/(\d)\.(\d)$")
-HEADER_LINE = re.compile(r"^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$")
-HEAD_END = re.compile(rb"\r?\n\r?\n")
 
 MAX_CONNECTIONS = 256
 CONNECTION_SECONDS = 5.0  # from accept to a complete request head; SDKs send theirs at once
 WRITE_SECONDS = 5.0
-MAX_HEAD_BYTES = 8192
-MAX_HEADERS = 64
 WORKERS = 8
 ACCEPT_PAUSE_SECONDS = 0.1
-
-
-class UnknownProfile(Exception):
-    pass
-
-
-# Looks a profile's credentials up for a request: returns them, raises UnknownProfile, or raises
-# CredhelperError when none can be had.
-Lookup = Callable[[str], Credentials]
-
-
-# -- the protocol, without I/O --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Request:
-    method: str
-    target: str
-    headers: tuple[tuple[str, str], ...]  # names lower-cased, in arrival order
-
-    def values(self, name: str) -> list[str]:
-        return [value for key, value in self.headers if key == name]
-
-
-@dataclass(frozen=True)
-class Response:
-    status: int
-    body: str  # JSON
-
-
-def refusal(status: int, message: str) -> Response:
-    return Response(status, json.dumps({"error": message}))
-
-
-class BadRequest(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.response = refusal(status, message)
-
-
-def head_length(buffer: bytes) -> int | None:
-    """The length of the request head (through the blank line) once it has all arrived."""
-    end = HEAD_END.search(buffer)
-    return end.end() if end else None
-
-
-def parse_head(head: bytes) -> Request:
-    """A request head, strictly: anything an SDK would not send is refused rather than guessed at."""
-    lines = re.split(r"\r?\n", head.decode("iso-8859-1"))
-    while lines and not lines[-1]:
-        lines.pop()
-    if not lines:
-        raise BadRequest(400, "empty request")
-    request_line = REQUEST_LINE.match(lines[0])
-    if request_line is None:
-        raise BadRequest(400, "malformed request line")
-    method, target, major, minor = request_line.groups()
-    if (major, minor) not in (("1", "0"), ("1", "1")):
-        raise BadRequest(505, "use HTTP/1.1")
-    if not target.startswith("/"):
-        raise BadRequest(400, "use an origin-form target: /v1/credentials/PROFILE")
-    if len(lines) - 1 > MAX_HEADERS:
-        raise BadRequest(431, "too many header fields")
-    headers = []
-    for line in lines[1:]:
-        field = HEADER_LINE.match(line)
-        if field is None:  # also a folded line, or a space before the colon
-            raise BadRequest(400, "malformed header field")
-        headers.append((field.group(1).lower(), field.group(2)))
-    return Request(method, target, tuple(headers))
-
-
-def answer(request: Request, token: str, lookup: Lookup) -> Response:
-    """What the endpoint says to one request; `lookup` may wait for a refresh."""
-    hosts = request.values("host")
-    if not hosts:
-        return refusal(400, "missing Host header")
-    if len(hosts) > 1:
-        return refusal(400, "more than one Host header")
-    if not LOOPBACK_HOST.match(hosts[0]):
-        # A browser page on another name resolving to 127.0.0.1 (DNS rebinding).
-        return refusal(421, "Host must be a loopback address")
-    given = request.values("authorization")
-    if len(given) > 1:
-        return refusal(400, "more than one Authorization header")
-    if request.method != "GET":
-        return refusal(405, "use GET")
-    if not given:
-        return refusal(401, "missing Authorization header")
-    if not hmac.compare_digest(given[0].encode(), token.encode()):
-        return refusal(403, "wrong authorization token")
-    match = PATH.match(request.target)
-    if match is None:
-        return refusal(404, "use /v1/credentials/PROFILE")
-    try:
-        credentials = lookup(match.group(1))
-    except UnknownProfile:
-        return refusal(404, f"no profile {match.group(1)!r}")
-    except CredhelperError as error:
-        return refusal(503, redact(str(error)))
-    return Response(200, credentials.container_json())
-
-
-def render(response: Response) -> bytes:
-    payload = response.body.encode()
-    head = (
-        f"HTTP/1.1 {response.status} {http.HTTPStatus(response.status).phrase}\r\n"
-        "Content-Type: application/json\r\n"
-        f"Content-Length: {len(payload)}\r\n"
-        "Cache-Control: no-store\r\n"
-        "Connection: close\r\n\r\n"
-    )
-    return head.encode() + payload
+STOP_SECONDS = 2.0  # how long stop() waits for the selector thread
 
 
 def connection_cap(open_file_limit: int) -> int:
     """At most a quarter of the descriptors the process may open: the rest stay the daemon's."""
     return max(8, min(MAX_CONNECTIONS, open_file_limit // 4))
-
-
-# -- the server ----------------------------------------------------------------------------
 
 
 @dataclass
@@ -243,8 +113,8 @@ class CredentialServer:
         self._thread = threading.Thread(target=self._serve, name="credhelper-endpoint", daemon=True)
         self._thread.start()
         log.info(
-            "credentials endpoint listening on %s/v1/credentials/PROFILE (at most %d connections)",
-            self.url,
+            "credentials endpoint listening on %s (at most %d connections)",
+            credentials_url(self.url, "PROFILE"),
             self.max_connections,
         )
 
@@ -256,7 +126,7 @@ class CredentialServer:
         if self._thread is not None:
             with contextlib.suppress(OSError):
                 self._wake_writer.send(b"x")
-            self._thread.join(timeout=2.0)
+            self._thread.join(timeout=STOP_SECONDS)
         for _ in self._workers:
             self._work.put(None)  # a worker waiting for a refresh finishes its answer, then goes
         for pending in list(self._pending.values()):
@@ -409,96 +279,3 @@ class CredentialServer:
             response = refusal(500, "internal error; see the daemon's log")
         log.debug("%s %s %d", request.method, request.target, response.status)
         return response
-
-
-# -- where an app finds the endpoint ----------------------------------------------------------
-
-
-SMALL_FILE_MAX_BYTES = 64 * 1024  # endpoint.json, the pid file: read without following a symlink
-RUNTIME_DIR_FIX = "remove it, or set XDG_RUNTIME_DIR to a directory of your own"
-
-
-def publish_endpoint(server: CredentialServer, environ: Mapping[str, str], cache_dir: str) -> None:
-    """Write the token file (0600) and endpoint.json, which `credhelper env` reads."""
-    directory = runtime_dir(environ, cache_dir)
-    info = {"url": server.url, "token_file": token_path(environ, cache_dir), "pid": str(os.getpid())}
-    try:
-        trusted_private_dir(directory, "runtime directory", RUNTIME_DIR_FIX)
-        atomic_write(token_path(environ, cache_dir), server.token.encode(), PRIVATE_FILE)
-        atomic_write(endpoint_path(environ, cache_dir), json.dumps(info).encode(), PRIVATE_FILE)
-    except OSError as error:
-        unpublish_endpoint(environ, cache_dir)
-        where = error.filename or directory
-        raise CredhelperError(
-            f"cannot write the endpoint's token in {where}: {error.strerror}; make {directory} "
-            "writable, or set XDG_RUNTIME_DIR to a writable directory of your own"
-        ) from None
-
-
-def unpublish_endpoint(environ: Mapping[str, str], cache_dir: str) -> None:
-    """Remove the token file and endpoint.json, unless the directory is not this user's."""
-    if not is_trusted(runtime_dir(environ, cache_dir)):
-        return
-    for path in (endpoint_path(environ, cache_dir), token_path(environ, cache_dir)):
-        # In an unwritable directory they stay; `credhelper env` checks the daemon's lock anyway.
-        with contextlib.suppress(OSError):
-            remove_quietly(path)
-
-
-def read_endpoint(environ: Mapping[str, str], cache_dir: str) -> dict[str, str] | None:
-    """The endpoint record, read only from a runtime directory and a file that are this user's
-    own and private (paths.untrusted_reason): else someone could send apps to their endpoint."""
-    if not trusted_private_dir(runtime_dir(environ, cache_dir), "runtime directory", RUNTIME_DIR_FIX, False):
-        return None
-    try:
-        found = read_regular_file(endpoint_path(environ, cache_dir), SMALL_FILE_MAX_BYTES)
-        if found is None or untrusted_reason(found[1], path=endpoint_path(environ, cache_dir)) is not None:
-            return None
-        info = json.loads(found[0])
-    except (OSError, ValueError):
-        return None
-    if not isinstance(info, dict) or not all(isinstance(info.get(k), str) for k in ("url", "token_file")):
-        return None
-    return info
-
-
-def daemon_lock_held(cache_dir: str) -> bool:
-    """Whether a daemon holds its lock now: if this process can take it, none runs."""
-    try:
-        fd = os.open(daemon_lock_path(cache_dir), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)  # releases the lock if it was taken
-    return False
-
-
-def _alive(pid_text: str) -> bool:
-    if not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except OSError:  # gone, or another user's process: not our daemon either way
-        return False
-    return True
-
-
-def live_endpoint(environ: Mapping[str, str], cache_dir: str) -> dict[str, str] | None:
-    """The endpoint of the daemon running now, or None: never one a dead daemon left behind."""
-    trusted_private_dir(cache_dir, "cache directory", CACHE_DIR_FIX, create=False)  # the daemon's lock
-    info = read_endpoint(environ, cache_dir)
-    if info is None or not daemon_lock_held(cache_dir) or not _alive(str(info.get("pid", ""))):
-        return None
-    try:
-        pid_file = read_regular_file(daemon_pid_path(cache_dir), SMALL_FILE_MAX_BYTES)
-    except OSError:
-        return None
-    if pid_file is not None and pid_file[0].decode(errors="replace").strip() != info["pid"]:
-        return None
-    return info
