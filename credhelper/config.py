@@ -78,7 +78,7 @@ def _configured(profile: Profile) -> list[tuple[str, str, str]]:
     ]
 
 
-_VARIABLE = re.compile(r"\$(\w+)|\$\{([^}]*)\}")
+_VARIABLE = re.compile(r"\$(\w+)|\$\{([^}]*)\}", re.ASCII)  # as posixpath.expandvars reads them
 
 
 def validation_inputs(

@@ -135,6 +135,8 @@ def ready_answer(argv: "Sequence[str]", environ: "Mapping[str, str]", now: float
         return None
     explicit_config, profile = parsed
     cache_dir = cache_dir_path(environ)
+    if not cache_dir.startswith("/"):
+        return None  # refused by the long way
     try:
         if untrusted_reason(os.stat(cache_dir), path=cache_dir) is not None:
             return None

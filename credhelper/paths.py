@@ -180,7 +180,8 @@ def _acl_lets_others_write(path: str, uid: int) -> bool:
 
 
 def _group_is_private(gid: int, uid: int) -> bool:
-    """Whether nobody but `uid` belongs to group `gid`."""
+    """Whether `uid` belongs to group `gid` and nobody else does (a group with no member at all is
+    typically a setgid program's, not the user's: never private)."""
     import grp  # rare: only for a group-writable file
     import pwd
 
@@ -191,7 +192,8 @@ def _group_is_private(gid: int, uid: int) -> bool:
         return False
     if any(member != user for member in group.gr_mem):
         return False
-    return all(entry.pw_uid == uid for entry in pwd.getpwall() if entry.pw_gid == gid)
+    primary = [entry.pw_uid for entry in pwd.getpwall() if entry.pw_gid == gid]
+    return all(other == uid for other in primary) and (uid in primary or user in group.gr_mem)
 
 
 def is_trusted(path: str, allow_root: bool = False) -> bool:

@@ -461,3 +461,61 @@ def test_the_daemon_rewrites_a_target_holding_credentials_of_another_endpoint(ho
         assert daemon.env_key_id() == daemon.cached_key_id()
     finally:
         daemon.stop()
+
+
+# -- the second review's edges ------------------------------------------------------------------
+
+
+def test_a_ready_answer_is_not_served_once_a_variable_before_a_non_ascii_letter_is_unset(
+    home: UserHome,
+) -> None:
+    """posixpath.expandvars reads `$XDIRé` as $XDIR followed by é: the answer must record XDIR."""
+    (home.root / "xé").mkdir()
+    home.write_config(env_files='["$XDIRé/.env"]')
+    ready_answer_recorded(home, XDIR=str(home.root / "x"))
+
+    result = home.run("credential-process", "bedrock")
+
+    assert_one_line_failure(result, 78, "$XDIR")
+
+
+def test_a_relative_cache_directory_is_refused_even_where_a_ready_answer_waits(home: UserHome) -> None:
+    ready_answer_recorded(home)
+
+    result = home.run("credential-process", "bedrock", CREDHELPER_CACHE_DIR=".cache/credhelper")
+
+    assert_one_line_failure(result, 78, "absolute")
+
+
+@pytest.mark.parametrize("key", ["name", "role_arn", "region", "role_session_name"])
+def test_a_trailing_newline_never_passes_for_a_valid_value(key: str) -> None:
+    from credhelper.errors import ConfigError
+    from credhelper.profile import parse_profiles
+
+    raw = {"role_arn": "arn:aws:iam::123456789012:role/R", "region": "us-east-1", "role_session_name": "s-1"}
+    name = "daemon\n" if key == "name" else "daemon"
+    if key != "name":
+        raw[key] += "\n"
+    with pytest.raises(ConfigError):
+        parse_profiles({"profiles": {name: raw}}, "cfg.toml", "user@host")
+
+
+def test_a_group_nobody_belongs_to_is_not_private() -> None:
+    """OpenSSH's rule: a group with no member at all is typically a setgid program's."""
+    import grp
+    import pwd
+
+    from credhelper.paths import _group_is_private
+
+    primaries = {entry.pw_gid for entry in pwd.getpwall()}
+    empty = [group.gr_gid for group in grp.getgrall() if not group.gr_mem and group.gr_gid not in primaries]
+    assert empty, "this machine has no group without members to test with"
+    assert not _group_is_private(empty[0], os.geteuid())
+
+
+def test_a_malformed_sts_endpoint_variable_is_a_configuration_error(home: UserHome) -> None:
+    home.write_config(sts_endpoint_url="")
+
+    result = home.run("credential-process", "bedrock", AWS_ENDPOINT_URL_STS="not a url")
+
+    assert_one_line_failure(result, 78, "AWS_ENDPOINT_URL_STS")
