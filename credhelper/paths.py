@@ -156,7 +156,7 @@ def untrusted_reason(
     return untrusted_route(path, frozenset({0, uid}))
 
 
-ACL_USER, ACL_GROUP, ACL_WRITE = 0x02, 0x08, 0x02
+ACL_USER, ACL_GROUP, ACL_MASK, ACL_WRITE = 0x02, 0x08, 0x10, 0x02
 
 
 def _acl_lets_others_write(path: str, uid: int) -> bool:
@@ -166,11 +166,17 @@ def _acl_lets_others_write(path: str, uid: int) -> bool:
         raw = os.getxattr(path, "system.posix_acl_access")
     except OSError:  # none, or a file system without ACLs
         return False
-    for offset in range(4, len(raw) - 7, 8):  # a 4-byte version, then 8-byte entries
-        tag = int.from_bytes(raw[offset : offset + 2], "little")
-        permissions = int.from_bytes(raw[offset + 2 : offset + 4], "little")
-        qualifier = int.from_bytes(raw[offset + 4 : offset + 8], "little")
-        if not permissions & ACL_WRITE:
+    entries = [
+        (
+            int.from_bytes(raw[offset : offset + 2], "little"),
+            int.from_bytes(raw[offset + 2 : offset + 4], "little"),
+            int.from_bytes(raw[offset + 4 : offset + 8], "little"),
+        )
+        for offset in range(4, len(raw) - 7, 8)  # a 4-byte version, then 8-byte entries
+    ]
+    mask = next((permissions for tag, permissions, _ in entries if tag == ACL_MASK), ACL_WRITE)
+    for tag, permissions, qualifier in entries:
+        if not permissions & mask & ACL_WRITE:  # the mask bounds every named entry
             continue
         if tag == ACL_USER and qualifier != uid:
             return True
@@ -211,7 +217,8 @@ def untrusted_route(path: str, owners: "frozenset[int]", directories: bool = Tru
     `directories`, a directory above the end that someone else could swap an entry of (owned by
     another user than this one or root, or writable by others without the sticky bit)."""
     uid = os.geteuid()
-    pending = [part for part in os.path.abspath(path).split("/") if part]
+    # Not os.path.abspath: it drops `link/..` as text, where the kernel follows the link first.
+    pending = [part for part in os.path.join(os.getcwd(), path).split("/") if part and part != "."]
     current = "/"
     for _ in range(4096):  # a loop of links ends the walk; opening the path then says ELOOP
         if directories and pending and (reason := _swappable(current, uid)) is not None:
@@ -252,4 +259,6 @@ def _swappable(directory: str, uid: int) -> "str | None":
         info.st_mode & stat.S_IWGRP and not _group_is_private(info.st_gid, uid)
     ):
         return f"a directory others may write to (mode {stat.S_IMODE(info.st_mode):o}) without the sticky bit"
+    if _acl_lets_others_write(directory, uid):
+        return "a directory an access control list lets others write to"
     return None

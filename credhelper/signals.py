@@ -64,3 +64,10 @@ def defaults_in_the_child() -> Callable[[], None]:
             signal.signal(signum, signal.SIG_DFL)
 
     return restore
+
+
+def nothing_blocked_here() -> None:
+    """On the main thread of a process that must answer its signals (the daemon, a supervising
+    exec), before it starts any thread: a mask inherited from whoever started it (a launcher that
+    blocked SIGTERM) would leave SIGTERM pending for ever."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())

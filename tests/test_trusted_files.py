@@ -519,3 +519,89 @@ def test_a_malformed_sts_endpoint_variable_is_a_configuration_error(home: UserHo
     result = home.run("credential-process", "bedrock", AWS_ENDPOINT_URL_STS="not a url")
 
     assert_one_line_failure(result, 78, "AWS_ENDPOINT_URL_STS")
+
+
+@AS_ROOT
+def test_a_symlink_followed_by_dotdot_is_checked_as_the_kernel_walks_it(home: UserHome) -> None:
+    (home.root / "sub" / "inner").mkdir(parents=True)
+    (home.root / "sub" / "real.toml").write_bytes(home.config_file.read_bytes())
+    link = home.root / "lnk"
+    link.symlink_to(home.root / "sub" / "inner")
+    os.lchown(link, 4321, 4321)
+
+    result = home.run("--config", f"{link}/../real.toml", "status", "bedrock")
+
+    assert_one_line_failure(result, 78, "symlink owned by another user")
+
+
+@pytest.mark.skipif(shutil.which("setfacl") is None, reason="needs setfacl (Debian's acl)")
+def test_an_acl_on_a_directory_above_the_configuration_is_checked_too(home: UserHome) -> None:
+    assert home.run("refresh", "bedrock").returncode == 0
+    acl = subprocess.run(["setfacl", "-m", "u:4321:rwx", str(home.config_file.parent)], capture_output=True)
+    assert acl.returncode == 0, acl.stderr
+
+    result = home.run("credential-process", "bedrock")
+
+    assert_one_line_failure(result, 78, str(home.config_file.parent), "access control list")
+
+
+@pytest.mark.skipif(shutil.which("setfacl") is None, reason="needs setfacl (Debian's acl)")
+def test_a_default_acl_above_the_cache_does_not_make_credhelpers_own_directory_untrusted(
+    home: UserHome,
+) -> None:
+    """The directory credhelper makes is 0700: the ACL's mask leaves the inherited entry no right."""
+    (home.root / ".cache").mkdir(mode=0o700)
+    acl = subprocess.run(
+        ["setfacl", "-d", "-m", "u:4321:rwx", str(home.root / ".cache")], capture_output=True
+    )
+    assert acl.returncode == 0, acl.stderr
+
+    result = home.run("credential-process", "bedrock")
+
+    assert result.returncode == 0, result.stderr
+
+
+@AS_ROOT
+def test_a_cache_file_another_user_owns_is_refused_not_replaced(home: UserHome) -> None:
+    assert home.run("refresh", "bedrock").returncode == 0
+    entry = home.cache_dir / "bedrock.json"
+    os.chown(entry, 4321, 4321)
+    calls = home.proxy.count("AssumeRole")
+
+    result = home.run("credential-process", "bedrock")
+
+    assert_one_line_failure(result, 78, str(entry), "remove it")
+    assert home.proxy.count("AssumeRole") == calls
+
+
+@pytest.mark.parametrize(
+    "argv", [("run",), ("exec", "bedrock", "--restart-on-refresh", "--", "sleep", "60")], ids=["run", "exec"]
+)
+def test_sigterm_ends_it_though_its_launcher_blocked_sigterm(home: UserHome, argv: tuple[str, ...]) -> None:
+    import signal
+    import time
+
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "credhelper", *argv],
+            env=home.env,
+            cwd=home.root,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    try:
+        time.sleep(3)  # started, its handlers in place
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("SIGTERM stayed blocked: the process never ended") from None
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

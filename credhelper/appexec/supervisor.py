@@ -26,6 +26,7 @@ from ..credentials import Credentials
 from ..profile import Profile
 from ..refresher import Refresher
 from ..schedule import WAKE_CHECK_SECONDS, Clock, SystemClock
+from ..signals import nothing_blocked_here
 from ..wakeup import Wakeup
 from .environment import child_environment, credential_values, served_command_values
 from .groups import (
@@ -158,6 +159,7 @@ class Supervisor:
         self.guard: GroupGuard | None = None
 
     def run(self, credentials: Credentials) -> int:
+        nothing_blocked_here()
         with self.wakeup:
             previous = self._install_signals()
             try:

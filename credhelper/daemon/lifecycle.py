@@ -25,6 +25,7 @@ from ..profile import parse_listen_address
 from ..refresher import Refresher
 from ..schedule import Clock, SystemClock
 from ..sdnotify import Notifier
+from ..signals import nothing_blocked_here
 from ..targets.keeper import TargetClaims
 from ..wakeup import Wakeup
 from .bridge import EndpointBridge
@@ -73,6 +74,7 @@ class Daemon:
         return StsGateway()
 
     def run(self) -> int:
+        nothing_blocked_here()
         with self.wakeup:
             self._install_signals()
             return self._run()

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from ..errors import CredhelperError
+from ..errors import ConfigError, CredhelperError
 from ..fileio import PRIVATE_FILE, atomic_write, read_regular_file, remove_quietly, trusted_private_dir
 from ..paths import (
     CACHE_DIR_FIX,
@@ -64,12 +64,21 @@ def read_endpoint(environ: Mapping[str, str], cache_dir: str) -> dict[str, str] 
     own and private (paths.untrusted_reason): else someone could send apps to their endpoint."""
     if not trusted_private_dir(runtime_dir(environ, cache_dir), "runtime directory", RUNTIME_DIR_FIX, False):
         return None
+    record = endpoint_path(environ, cache_dir)
     try:
-        found = read_regular_file(endpoint_path(environ, cache_dir), SMALL_FILE_MAX_BYTES)
-        if found is None or untrusted_reason(found[1], path=endpoint_path(environ, cache_dir)) is not None:
-            return None
+        found = read_regular_file(record, SMALL_FILE_MAX_BYTES)
+    except OSError:
+        return None
+    if found is None:
+        return None
+    reason = untrusted_reason(found[1], path=record)
+    if reason is not None:
+        raise ConfigError(
+            f"{record}: credhelper does not trust this endpoint record: {reason}; {RUNTIME_DIR_FIX}"
+        )
+    try:
         info = json.loads(found[0])
-    except (OSError, ValueError):
+    except ValueError:
         return None
     if not isinstance(info, dict) or not all(isinstance(info.get(k), str) for k in ("url", "token_file")):
         return None
