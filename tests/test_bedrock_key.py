@@ -303,6 +303,7 @@ def test_a_long_term_bedrock_key_is_never_overwritten(home: UserHome) -> None:
     assert home.proxy.count("AssumeRole") == 0
 
 
+@pytest.mark.slow(seconds=5)
 def test_renewal_replaces_key_id_and_bedrock_key_together(home: UserHome) -> None:
     home.write_config(bedrock_api_key="true")
     assert home.run("refresh").returncode == 0
@@ -405,6 +406,7 @@ def test_the_env_file_is_unchanged_when_the_same_session_is_written_again(tmp_pa
     assert (first.written, second.unchanged) == ([tmp_path / ".env"], [tmp_path / ".env"])
 
 
+@pytest.mark.slow(seconds=5)
 def test_daemon_adds_the_key_on_a_config_edit_keeps_it_still_and_renews_it_with_the_keys(
     home: UserHome,
 ) -> None:
@@ -477,6 +479,7 @@ def test_plain_exec_without_the_setting_gives_no_key(home: UserHome) -> None:
     assert exec_report(home)["digest"] is None  # warm cache
 
 
+@pytest.mark.slow(seconds=6)
 def test_exec_restart_on_refresh_brings_a_key_of_each_renewed_session(home: UserHome) -> None:
     home.write_config(bedrock_api_key="true", duration_seconds="900", refresh_before_seconds="895")
     run = Exec(home, "--restart-on-refresh", "--", *CHILD, "LOG")

@@ -90,6 +90,7 @@ def test_no_source_credentials_at_all(home: UserHome) -> None:
     unchanged_after(home, "refresh", exit_code=77, needles=("no source credentials",))
 
 
+@pytest.mark.slow(seconds=7)
 def test_throttling_after_retries_exits_75(home: UserHome) -> None:
     home.proxy.add_fault(Fault("throttle", action="AssumeRole"))
     unchanged_after(home, "refresh", exit_code=75, needles=("Throttling", "try again"))

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import AGENT0_ENV_DEFAULT, UserHome
 from tests.helpers import assert_no_secret, cached_record, read_env
 
@@ -87,6 +89,7 @@ def test_botocore_with_a_credential_process_profile_gets_the_assumed_role(home: 
     )
 
 
+@pytest.mark.slow(seconds=4)
 def test_24_concurrent_calls_on_a_cold_cache_make_one_assume_role(home: UserHome) -> None:
     processes = [
         subprocess.Popen(
@@ -116,6 +119,7 @@ def test_cache_is_invalidated_when_role_settings_change(home: UserHome) -> None:
     assert third == second  # targets are not role settings
 
 
+@pytest.mark.slow(seconds=5)
 def test_corrupt_truncated_or_foreign_cache_files_are_replaced(home: UserHome) -> None:
     good = home.run("credential-process", "bedrock")
     cache_file = home.cache_dir / "bedrock.json"

@@ -95,6 +95,7 @@ def test_no_daemon_fails(set_up: UserHome) -> None:
     assert [c for c, s in statuses.items() if s != OK] == ["daemon"], result.stdout
 
 
+@pytest.mark.slow(seconds=5)
 def test_env_committed_to_git_fails_and_not_ignored_warns(running: UserHome) -> None:
     app = running.app_env.parent
     git = ["git", "-C", str(app), "-c", "user.name=t", "-c", "user.email=t@example.com"]
@@ -212,6 +213,7 @@ def test_long_term_key_in_the_env_fails(set_up: UserHome) -> None:
     assert statuses["credentials"] == FAIL
 
 
+@pytest.mark.slow(seconds=6)
 def test_unreachable_sts_fails_its_checks_and_the_others_still_run(running: UserHome) -> None:
     running.proxy.add_fault(Fault("delay", seconds=30))
     result, statuses = doctor(running, "--timeout", "2")
@@ -238,6 +240,7 @@ def test_short_sessions_warn(set_up: UserHome) -> None:
     assert "under 30 min" in line_of(result, WARN, "session")
 
 
+@pytest.mark.slow(seconds=6)
 def test_endpoint_is_checked_when_served(set_up: UserHome) -> None:
     set_up.config_file.write_text(set_up.config_file.read_text() + '\n[daemon]\nserve = "127.0.0.1:0"\n')
     result, _ = doctor(set_up)

@@ -109,6 +109,7 @@ def test_a_thousand_idle_connections_starve_neither_the_endpoint_nor_the_daemon(
     assert "Too many open files" not in daemon.log
 
 
+@pytest.mark.slow(seconds=5)
 def test_idle_slow_and_kept_alive_connections_are_dropped(
     endpoint: tuple[DaemonProcess, str, str],
 ) -> None:

@@ -305,6 +305,7 @@ def test_signals_are_passed_on_and_sigterm_ends_exec_with_the_commands_status(ho
     assert _signals(run)[-1] == "SIGTERM"
 
 
+@pytest.mark.slow(seconds=16)
 def test_restart_on_refresh_restarts_the_whole_group_onto_new_credentials(home: UserHome) -> None:
     home.write_config(HOOK, **FAST_RENEWAL)
     env_before = home.app_env.read_bytes()
@@ -329,6 +330,7 @@ def test_restart_on_refresh_restarts_the_whole_group_onto_new_credentials(home: 
     assert not (home.root / "hook-ran").exists(), "exec must not run on_refresh hooks"
 
 
+@pytest.mark.slow(seconds=7)
 def test_a_command_ignoring_sigterm_is_killed_after_the_grace(home: UserHome) -> None:
     home.write_config(**FAST_RENEWAL)
     run = Exec(home, "--restart-on-refresh", "--grace", "1", "--", *CHILD, "LOG", "--ignore-term")
@@ -431,6 +433,7 @@ def test_what_the_command_leaves_running_ends_with_exec(home: UserHome) -> None:
     assert _ends_within(background, 20), "a process the command left in its group outlived exec"
 
 
+@pytest.mark.slow(seconds=5)
 @pytest.mark.parametrize("ending", ["signal-to-exec", "command-exits"])
 def test_a_renewal_waiting_on_a_hanging_sts_delays_no_signal_and_no_exit(home: UserHome, ending: str) -> None:
     """STS hangs: the renewal waits out botocore's timeouts and retries (about a minute). Signals
@@ -459,6 +462,7 @@ def test_a_renewal_waiting_on_a_hanging_sts_delays_no_signal_and_no_exit(home: U
     assert_no_secret(home, run.stderr)
 
 
+@pytest.mark.slow(seconds=6)
 def test_sigterm_while_the_renewal_before_the_start_hangs_ends_exec_at_once(home: UserHome) -> None:
     home.write_config(**FAST_RENEWAL)
     assert home.run("exec", "bedrock", "--", "true").returncode == 0
@@ -477,6 +481,7 @@ def test_sigterm_while_the_renewal_before_the_start_hangs_ends_exec_at_once(home
     assert_no_secret(home, run.stderr)
 
 
+@pytest.mark.slow(seconds=12)
 def test_a_failed_renewal_keeps_the_command_running_until_sts_is_back(home: UserHome) -> None:
     home.write_config(**FAST_RENEWAL)
     run = Exec(home, "--restart-on-refresh", "--", *CHILD, "LOG")
@@ -492,6 +497,7 @@ def test_a_failed_renewal_keeps_the_command_running_until_sts_is_back(home: User
     assert _messages(run) == [], "no message while the command's credentials are still valid"
 
 
+@pytest.mark.slow(seconds=6)
 def test_a_node_app_sees_the_new_key_after_a_restart(home: UserHome) -> None:
     home.write_config(**FAST_RENEWAL)
     script = str(NODE_DIR / "exec-child.js")

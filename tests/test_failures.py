@@ -66,6 +66,7 @@ def test_refresh_on_a_full_cache_disk_is_one_line_exit_1_after_one_sts_call(home
     assert home.app_env.read_bytes() == before
 
 
+@pytest.mark.slow(seconds=10)
 def test_a_full_cache_disk_in_the_daemon_backs_off_instead_of_calling_sts_every_second(
     home: UserHome, daemons: list[DaemonProcess]
 ) -> None:
@@ -97,6 +98,7 @@ def test_a_lock_held_by_another_process_names_the_process_and_the_file(tmp_path:
     assert f"process {holder.pid}" in str(caught.value) and str(lock) in str(caught.value)
 
 
+@pytest.mark.slow(seconds=10)
 def test_refresh_with_a_held_state_lock_says_who_holds_it_and_exits_1(home: UserHome) -> None:
     home.cache_dir.mkdir(parents=True, exist_ok=True)
     lock = home.cache_dir / "bedrock.state.lock"
@@ -129,6 +131,7 @@ def test_sigterm_during_a_long_hook_ends_the_daemon_and_the_hook_s_process_group
     wait_for(lambda: not any(alive(pid) for pid in hook_pids), timeout=2)
 
 
+@pytest.mark.slow(seconds=7)
 def test_sessions_that_arrive_short_are_renewed_at_half_life_not_in_a_loop(
     home: UserHome, daemons: list[DaemonProcess]
 ) -> None:
@@ -195,6 +198,7 @@ def test_sigterm_ends_the_daemon_in_every_state(
         wait_for(lambda: not alive(mfa_pid), timeout=2)
 
 
+@pytest.mark.slow(seconds=5)
 def test_endpoint_requests_while_sts_fails_add_no_sts_calls_to_the_backoff(
     home: UserHome, tmp_path: Path
 ) -> None:

@@ -12,6 +12,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import UserHome
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,6 +41,7 @@ def install_like_the_readme(home: Path, clone: Path) -> Path:
     return link
 
 
+@pytest.mark.slow(seconds=30)
 def test_install_from_a_clone_gives_a_working_command(home: UserHome, tmp_path: Path) -> None:
     clone = tmp_path / "clone"
     shutil.copytree(REPO, clone, ignore=NOT_IN_A_CLONE, symlinks=True)

@@ -8,6 +8,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from credhelper.profile import Profile
 from credhelper.targets.keeper import TargetClaims
 from tests.conftest import UserHome
@@ -23,6 +25,7 @@ def key_ids_seen(daemon: DaemonProcess, seconds: float) -> set[str | None]:
     return seen
 
 
+@pytest.mark.slow(seconds=5)
 def test_a_second_daemon_with_another_cache_leaves_the_first_ones_target_alone(home: UserHome) -> None:
     first = DaemonProcess(home)
     other_env = dict(home.env, CREDHELPER_CACHE_DIR=str(home.root / "other-cache"))

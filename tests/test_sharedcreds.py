@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -66,6 +67,7 @@ def in_order(part: list[str], whole: list[str]) -> bool:
     return all(line in rest for line in part)
 
 
+@pytest.mark.slow(seconds=6)
 @settings(max_examples=400, deadline=None)
 @given(FILE.map(build))
 def test_the_section_is_set_exactly_or_the_file_is_refused(text: str) -> None:
