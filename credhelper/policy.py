@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 from .credentials import Credentials, format_utc
 from .profile import Profile
-from .schedule import MIN_RENEW_SECONDS, Entry, arrived_short
+from .schedule import Entry
+from .windows import MIN_RENEW_SECONDS, arrived_short, half_life
 
 STATUS_PROFILES_SHOWN = 5
 # Refreshes in flight at once: a wave of 100 profiles takes about 100 / 16 = 7 STS round trips (with
@@ -56,10 +57,9 @@ def will_do(credentials: Credentials, wanted: Want, now: float) -> bool:
         return True
     if left <= 0:
         return False
-    life = credentials.expiration - credentials.issued_at
-    arrived_short = 0 < life < wanted.min_seconds_left
-    half_life = credentials.issued_at + max(MIN_RENEW_SECONDS, life / 2)
-    return arrived_short and now < half_life
+    expiration, issued_at = credentials.expiration, credentials.issued_at
+    short = expiration > issued_at and arrived_short(expiration, issued_at, wanted.min_seconds_left)
+    return short and now < half_life(issued_at, expiration)
 
 
 def short_session_warning(profile: Profile, credentials: Credentials) -> str | None:

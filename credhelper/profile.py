@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from .errors import ConfigError
+from .windows import SHORT_SESSION_SECONDS, handout_seconds
 
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}\Z", re.ASCII)
 MFA_SERIAL = re.compile(r"^(arn:aws[a-z-]*:iam::\d{12}:mfa/[\w+=,.@/-]+|GAHT[0-9A-Z]{8,})\Z")
@@ -22,9 +23,6 @@ DEFAULT_DURATION = 3600
 DEFAULT_REFRESH_BEFORE = 1200
 MIN_REFRESH_BEFORE = 60  # less would let credentials expire between a refresh and its retry
 DEFAULT_MFA_SESSION_SECONDS = 43200
-# botocore re-runs credential_process when fewer than 15 minutes are left.
-BOTOCORE_ADVISORY_SECONDS = 900
-SHORT_SESSION_SECONDS = 1800
 
 PROFILE_KEYS = frozenset(
     {
@@ -141,11 +139,8 @@ class Profile:
 
     @property
     def handout_seconds(self) -> int:
-        """Credentials handed to an SDK keep at least this long (README: "Commands", credential-process)."""
-        return min(
-            max(self.refresh_before_seconds, BOTOCORE_ADVISORY_SECONDS),
-            self.duration_seconds - 60,
-        )
+        """Credentials handed to an SDK keep at least this long (windows.py)."""
+        return handout_seconds(self.refresh_before_seconds, self.duration_seconds)
 
     @property
     def fingerprint(self) -> str:

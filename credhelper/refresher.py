@@ -16,12 +16,12 @@ from .logsetup import register_secret
 from .mfa import mfa_code
 from .policy import Want, short_session_warning, will_do
 from .profile import Profile
+from .windows import MFA_SESSION_MIN_SECONDS
 
 if TYPE_CHECKING:
     from .sts import StsGateway
 
 log = logging.getLogger("credhelper.refresh")
-MFA_MIN_SECONDS = 300
 Clock = Callable[[], float]
 
 
@@ -135,7 +135,7 @@ class Refresher:
 
     def _mfa_session(self, profile: Profile) -> Credentials:
         session = self.cache.read_credentials(profile.name, profile.mfa_fingerprint, kind="mfa.json")
-        if session is not None and session.seconds_left(self.clock()) >= MFA_MIN_SECONDS:
+        if session is not None and session.seconds_left(self.clock()) >= MFA_SESSION_MIN_SECONDS:
             return _registered(session)
         code = mfa_code(profile, self.interactive)
         session = _registered(self.gateway.get_session_token(profile, code))

@@ -12,25 +12,18 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Collection
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple
+
+from .windows import MIN_SCHEDULED_SECONDS, arrived_short, half_life, refresh_point
+
+if TYPE_CHECKING:
+    from .interfaces import Clock
 
 BACKOFF_BASE_SECONDS = 5.0
-# Credentials that arrive already due are renewed no sooner than this, however short they are.
-MIN_RENEW_SECONDS = 60.0
-# Nor are any others: a session that arrives a hair over refresh_before_seconds must not be
-# renewed every second.
-MIN_SCHEDULED_SECONDS = 10.0
 BACKOFF_CAP_SECONDS = 300.0
-MAX_JITTER_SECONDS = 30.0
 # The longest the daemon sleeps between looks at the wall clock: a laptop that wakes past a
 # deadline refreshes within this many seconds.
 WAKE_CHECK_SECONDS = 5.0
-
-
-class Clock(Protocol):
-    def wall(self) -> float: ...
-
-    def mono(self) -> float: ...
 
 
 class SystemClock:
@@ -57,34 +50,15 @@ class Deadline(NamedTuple):
         return max(0.0, min(self.wall - clock.wall(), self.mono - clock.mono()))
 
 
-def refresh_time(expiration: float, refresh_before: int, duration: int, rng: random.Random) -> float:
-    """When to renew credentials expiring at `expiration`: `refresh_before` ahead of it, a little
-    earlier by a random jitter so that many profiles do not renew in the same second."""
-    spread = min(MAX_JITTER_SECONDS, 0.1 * (duration - refresh_before), 0.05 * refresh_before)
-    return expiration - refresh_before - rng.uniform(0.0, max(0.0, spread))
-
-
-def arrived_short(expiration: float, issued_at: float, refresh_before: int) -> bool:
-    """Whether credentials were already due for renewal when issued: a clock ahead of AWS's, or a
-    role whose maximum session is shorter than asked."""
-    return expiration - issued_at < refresh_before
-
-
-def half_life_renewal(expiration: float, now: float) -> float:
-    """When to renew credentials that are due already: at half their remaining life, never sooner
-    than MIN_RENEW_SECONDS. Renewing them at once would bring an equally short set, again and again."""
-    return now + max(MIN_RENEW_SECONDS, (expiration - now) / 2)
-
-
 def renewal_time(
     expiration: float, issued_at: float, now: float, refresh_before: int, duration: int, rng: random.Random
 ) -> float:
-    """When the daemon renews credentials it obtained: those that arrived short at half their
-    remaining life (`half_life_renewal`), the others at their refresh point, but not sooner than
-    MIN_SCHEDULED_SECONDS from now."""
+    """When the daemon renews credentials it obtained: those that arrived short at their half-life
+    from now, the others at their refresh point, but not sooner than MIN_SCHEDULED_SECONDS from
+    now (windows.py)."""
     if arrived_short(expiration, issued_at, refresh_before):
-        return half_life_renewal(expiration, now)
-    return max(now + MIN_SCHEDULED_SECONDS, refresh_time(expiration, refresh_before, duration, rng))
+        return half_life(now, expiration)
+    return max(now + MIN_SCHEDULED_SECONDS, refresh_point(expiration, refresh_before, duration, rng))
 
 
 def backoff_seconds(attempts: int, rng: random.Random) -> float:

@@ -7,8 +7,8 @@ from typing import Any
 from .cache import Cache
 from .credentials import Credentials, format_utc, mask_key_id
 from .errors import CredhelperError
+from .interfaces import Target
 from .profile import Profile
-from .targets.base import Target
 from .targets.envfile import EnvFileTarget
 from .targets.files import read_target, target_state
 from .targets.registry import profile_targets

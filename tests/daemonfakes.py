@@ -9,8 +9,8 @@ from pathlib import Path
 
 from credhelper.config import Config, config_from_data
 from credhelper.credentials import Credentials
+from credhelper.daemon.attempt import Attempt
 from credhelper.daemon.coordinator import EVENT_SETTLE_SECONDS, Coordinator
-from credhelper.daemon.interfaces import Attempt
 from credhelper.errors import CredhelperError
 from credhelper.policy import will_do
 from credhelper.profile import Profile

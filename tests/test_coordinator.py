@@ -16,8 +16,9 @@ import pytest
 from credhelper.credentials import format_utc
 from credhelper.errors import ConfigError, CredhelperError, StsUnavailableError
 from credhelper.policy import REFRESH_CONCURRENCY
-from credhelper.schedule import BACKOFF_BASE_SECONDS, MAX_JITTER_SECONDS, WAKE_CHECK_SECONDS
+from credhelper.schedule import BACKOFF_BASE_SECONDS, WAKE_CHECK_SECONDS
 from credhelper.targets.keeper import TargetClaims
+from credhelper.windows import MAX_JITTER_SECONDS
 from tests.daemonfakes import NOW, OTHER_ROLE, Rig, make_config
 
 Start = Callable[[list[str]], Rig]

@@ -1,5 +1,7 @@
 """The layout shows the design: no import circle, no module importing a layer above its own
-(imports inside functions count), no module over 400 lines, and the dev tools outside the package."""
+(imports inside functions count; what a lower layer needs of a higher one it gets through
+`credhelper.interfaces`), no feature importing another, no module over 400 lines, and the dev tools
+outside the package (tests/test_install.py builds the wheel)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,20 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "credhelper"
 MAX_LINES = 400
+
+# The layers, lowest first (docs/architecture.md draws them): a module imports from its own layer
+# or those below it. A name stands for the module or the package of that name.
+LAYERS = (
+    ("leaves", ("errors", "paths", "credentials", "windows", "interfaces")),
+    ("process leaves", ("signals", "wakeup", "sdnotify", "logsetup")),
+    ("pure core", ("profile", "policy", "schedule", "formats")),
+    ("primitives", ("fileio", "children", "configfile", "config", "unit")),
+    ("shells", ("cache", "sts", "mfa", "refresher", "hooks", "targets", "endpoint")),
+    ("operations", ("supply", "fastpath", "status", "adopt")),
+    ("features", ("daemon", "appexec", "doctor", "init")),
+    ("commands", ("cli", "clihelp", "main", "__main__")),
+)
+FEATURES = dict(LAYERS)["features"]
 
 
 def module_name(path: Path) -> str:
@@ -80,6 +96,55 @@ def cycles() -> list[list[str]]:
         if node not in index:
             visit(node)
     return found
+
+
+def layer_of(name: str) -> int | None:
+    """The index in LAYERS of module `name`; None for the package itself and for a module no layer names."""
+    short = name.removeprefix("credhelper").lstrip(".")
+    for index, (_, members) in enumerate(LAYERS):
+        if any(short == member or short.startswith(f"{member}.") for member in members):
+            return index
+    return None
+
+
+def test_every_module_has_a_layer() -> None:
+    unplaced = [name for name in MODULES if name != "credhelper" and layer_of(name) is None]
+    assert unplaced == [], "modules no layer names: add each to LAYERS (and to docs/architecture.md)"
+
+
+def test_no_module_imports_a_layer_above_its_own() -> None:
+    upward = [
+        f"{name} ({LAYERS[layer_of(name) or 0][0]}) imports {other} ({LAYERS[layer_of(other) or 0][0]})"
+        for name, imported in GRAPH.items()
+        for other in sorted(imported)
+        if (layer_of(other) or 0) > (layer_of(name) or 0)
+    ]
+    assert upward == [], "declare what the lower layer needs in credhelper/interfaces.py instead"
+
+
+def test_no_feature_imports_another() -> None:
+    def feature(name: str) -> str | None:
+        part = name.split(".")[1] if "." in name else ""
+        return part if part in FEATURES else None
+
+    across = [
+        f"{name} imports {other}"
+        for name, imported in GRAPH.items()
+        for other in sorted(imported)
+        if feature(name) and feature(other) and feature(name) != feature(other)
+    ]
+    assert across == [], "what two features share belongs in a layer below both"
+
+
+def test_the_architecture_map_draws_these_layers() -> None:
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    drawn = [
+        (cells[0], tuple(name.strip(" `") for name in cells[1].split(",")))
+        for line in text.splitlines()
+        if line.startswith("| ") and len(cells := [cell.strip() for cell in line.strip("|").split("|")]) == 3
+        and cells[0] in dict(LAYERS)
+    ]
+    assert drawn == list(LAYERS), "docs/architecture.md section 2 and LAYERS disagree"
 
 
 def test_no_import_circle() -> None:

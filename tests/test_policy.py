@@ -24,7 +24,8 @@ from credhelper.policy import (
     will_do,
 )
 from credhelper.profile import Profile, parse_profile
-from credhelper.schedule import MIN_RENEW_SECONDS, MIN_SCHEDULED_SECONDS, Scheduler
+from credhelper.schedule import Scheduler
+from credhelper.windows import MIN_RENEW_SECONDS, MIN_SCHEDULED_SECONDS
 from tests.test_schedule import FakeClock
 
 ROLE = "arn:aws:iam::123456789012:role/BedrockAccessRole"

@@ -9,8 +9,8 @@ from credhelper.schedule import (
     WAKE_CHECK_SECONDS,
     Scheduler,
     backoff_seconds,
-    refresh_time,
 )
+from credhelper.windows import refresh_point
 
 
 class FakeClock:
@@ -46,11 +46,11 @@ def scheduled(clock: FakeClock, duration: int = 3600, refresh_before: int = 1200
 
 def test_refresh_comes_refresh_before_ahead_of_expiry_with_a_small_earlier_jitter() -> None:
     rng = random.Random(1)
-    times = [refresh_time(10_000.0, 1200, 3600, rng) for _ in range(2000)]
+    times = [refresh_point(10_000.0, 1200, 3600, rng) for _ in range(2000)]
     assert all(10_000 - 1200 - 30 <= t <= 10_000 - 1200 for t in times)
     assert max(times) - min(times) > 20  # spread out, so profiles do not renew together
     # Short sessions get a jitter that still leaves the 15 s cadence of the 900/885 setting.
-    short = [refresh_time(900.0, 885, 900, rng) for _ in range(500)]
+    short = [refresh_point(900.0, 885, 900, rng) for _ in range(500)]
     assert all(900 - 885 - 1.5 <= t <= 15 for t in short)
 
 

@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ..children import signal_group
-from ..schedule import Clock
+from ..interfaces import Clock
 from ..signals import defaults_in_the_child, nothing_blocked
 from .guardian import GroupGuard
 from .plain import not_runnable

@@ -11,9 +11,11 @@ from collections.abc import Callable
 
 from ..credentials import Credentials
 from ..errors import CredhelperError, as_credhelper_error
+from ..interfaces import Clock
 from ..profile import Profile
 from ..refresher import Refresher
-from ..schedule import Clock, Deadline, Scheduler, half_life_renewal, refresh_time
+from ..schedule import Deadline, Scheduler
+from ..windows import half_life, refresh_point
 
 log = logging.getLogger("credhelper.exec")
 
@@ -23,12 +25,12 @@ def supervised_renewal_time(
 ) -> float:
     """When exec renews (and restarts onto) the credentials its command holds: the profile's
     refresh point, or for credentials that arrive already past it (from the cache, or issued
-    short) schedule's half-life rule. Unlike the daemon's `schedule.renewal_time`, it needs no
+    short) the half-life rule (windows.py). Unlike the daemon's `schedule.renewal_time`, it needs no
     issue time: what matters is whether the command's set is due already."""
-    at = refresh_time(credentials.expiration, profile.refresh_before_seconds, profile.duration_seconds, rng)
+    at = refresh_point(credentials.expiration, profile.refresh_before_seconds, profile.duration_seconds, rng)
     if at > now:
         return at
-    return half_life_renewal(credentials.expiration, now)
+    return half_life(now, credentials.expiration)
 
 
 def renewal_failure_message(
@@ -83,7 +85,7 @@ class Renewals:
         self.scheduler = Scheduler(clock, rng)
 
     def past_refresh_point(self, credentials: Credentials) -> bool:
-        at = refresh_time(
+        at = refresh_point(
             credentials.expiration,
             self.profile.refresh_before_seconds,
             self.profile.duration_seconds,

@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING
 
 from ..children import signal_group
 from ..credentials import Credentials
+from ..interfaces import Clock, Lookup, UnknownProfile
 from ..profile import Profile
 from ..refresher import Refresher
-from ..schedule import WAKE_CHECK_SECONDS, Clock, SystemClock
+from ..schedule import WAKE_CHECK_SECONDS, SystemClock
 from ..signals import nothing_blocked_here
 from ..wakeup import Wakeup
 from .environment import child_environment, credential_values, served_command_values
@@ -44,7 +45,6 @@ from .plain import replace_process
 from .renewal import Renewal, Renewals
 
 if TYPE_CHECKING:
-    from ..endpoint.protocol import Lookup
     from ..endpoint.server import CredentialServer
 
 log = logging.getLogger("credhelper.exec")
@@ -118,8 +118,6 @@ def run_exec(
 def endpoint_lookup(profile: Profile, refresher: Refresher) -> Lookup:
     """Credentials for the exec's own endpoint: the cached ones while they last the handout
     window, else one refresh under the cache lock."""
-
-    from ..endpoint.protocol import UnknownProfile
 
     def lookup(name: str) -> Credentials:
         if name != profile.name:

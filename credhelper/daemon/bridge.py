@@ -4,15 +4,14 @@ credentials, or the coordinator asked for a refresh and the one in flight waited
 from __future__ import annotations
 
 from ..credentials import Credentials
-from ..endpoint.protocol import UnknownProfile
 from ..errors import CredhelperError
+from ..interfaces import Clock, UnknownProfile
 from ..policy import Want, will_do
 from ..refresher import Refresher
-from ..schedule import Clock
+from ..windows import LAST_RESORT_SECONDS
 from .coordinator import Coordinator
 
 ENDPOINT_WAIT_SECONDS = 20.0  # under botocore's and the JS SDK's retries, well over one STS round trip
-MIN_ENDPOINT_SECONDS = 60
 
 
 class EndpointBridge:
@@ -34,7 +33,7 @@ class EndpointBridge:
         if not self.coordinator.is_retrying(name):
             self._ask_and_wait(name)
         credentials = self.refresher.cached(profile)
-        if credentials is not None and credentials.seconds_left(self.clock.wall()) > MIN_ENDPOINT_SECONDS:
+        if credentials is not None and credentials.seconds_left(self.clock.wall()) > LAST_RESORT_SECONDS:
             return credentials  # short-lived beats none while STS is failing; the SDK asks again
         last_error = self.refresher.cache.read_state(name).get("last_error")
         raise CredhelperError(str(last_error or f"profile {name}: no valid credentials yet; try again"))

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from ..config import Config
 from ..credentials import Credentials
 from ..errors import CredhelperError, as_credhelper_error
+from ..interfaces import Clock, Notify, World
 from ..policy import (
     Mode,
     Pending,
@@ -37,10 +38,10 @@ from ..policy import (
     want,
 )
 from ..profile import Profile
-from ..schedule import Clock, Scheduler
+from ..schedule import Scheduler
 from ..targets.delivery import DeliveryReport, watch_paths
 from ..targets.keeper import TargetClaims
-from .interfaces import Attempt, Notify, Outcome, World
+from .attempt import Attempt, Outcome
 
 log = logging.getLogger("credhelper.daemon")
 EVENT_SETTLE_SECONDS = 0.05

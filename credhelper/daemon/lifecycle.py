@@ -21,9 +21,10 @@ from ..cache import Cache, cache_dir_path
 from ..endpoint.discovery import publish_endpoint, unpublish_endpoint
 from ..endpoint.server import CredentialServer
 from ..errors import CredhelperError, FileSystemError
+from ..interfaces import Clock
 from ..profile import parse_listen_address
 from ..refresher import Refresher
-from ..schedule import Clock, SystemClock
+from ..schedule import SystemClock
 from ..sdnotify import Notifier
 from ..signals import nothing_blocked_here
 from ..targets.keeper import TargetClaims

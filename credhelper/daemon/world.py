@@ -19,7 +19,7 @@ from ..profile import Profile
 from ..refresher import Refresher
 from ..supply import Supplied, supply
 from ..targets.delivery import DeliveryReport, deliver
-from .interfaces import Attempt
+from .attempt import Attempt
 from .threads import name_os_threads
 from .watcher import Watcher
 

@@ -22,7 +22,8 @@ from ..formats.awsconfig import parse_config, profile_settings, section_name
 from ..formats.ini import holds_long_term_secret
 from ..logsetup import register_secret
 from ..paths import aws_config_path, shared_credentials_path
-from ..profile import SHORT_SESSION_SECONDS, Profile
+from ..profile import Profile
+from ..windows import SHORT_SESSION_SECONDS
 from .findings import FAIL, OK, WARN, Finding, mode_finding, skew_detail, skew_status
 
 if TYPE_CHECKING:

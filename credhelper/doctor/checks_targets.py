@@ -11,8 +11,8 @@ from pathlib import Path
 
 from ..credentials import Credentials, mask_key_id
 from ..errors import CredhelperError, LongTermKeyError
+from ..interfaces import KeyPairCheck, Target
 from ..profile import Profile
-from ..targets.base import KeyPairCheck, Target
 from ..targets.envfile import EnvFileTarget
 from ..targets.files import placeholder_credentials, read_target
 from .findings import FAIL, OK, WARN, Finding, mode_finding

@@ -7,11 +7,10 @@ import hmac
 import http
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..credentials import Credentials
 from ..errors import CredhelperError
+from ..interfaces import Lookup, UnknownProfile
 from ..logsetup import redact
 
 CREDENTIALS_PATH = "/v1/credentials/"  # then the profile's name
@@ -23,15 +22,6 @@ HEAD_END = re.compile(rb"\r?\n\r?\n")
 
 MAX_HEAD_BYTES = 8192
 MAX_HEADERS = 64
-
-
-class UnknownProfile(Exception):
-    pass
-
-
-# Looks a profile's credentials up for a request: returns them, raises UnknownProfile, or raises
-# CredhelperError when none can be had.
-Lookup = Callable[[str], Credentials]
 
 
 def credentials_url(base_url: str, profile_name: str) -> str:

@@ -24,10 +24,10 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from ..interfaces import Lookup
 from .protocol import (
     MAX_HEAD_BYTES,
     BadRequest,
-    Lookup,
     Response,
     answer,
     credentials_url,

@@ -25,7 +25,7 @@ from ..formats.ini import (
     section_key_lines,
     set_section,
 )
-from .base import KeyPairCheck, Target
+from ..interfaces import KeyPairCheck, Target
 from .files import read_target_file, rewrite_file
 
 if TYPE_CHECKING:

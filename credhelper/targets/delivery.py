@@ -10,9 +10,9 @@ from pathlib import Path
 from ..credentials import Credentials
 from ..errors import CredhelperError
 from ..hooks import run_hooks
+from ..interfaces import KeyPairCheck
 from ..paths import shared_credentials_path
 from ..profile import Profile
-from .base import KeyPairCheck
 from .credsection import holds_key_pair
 from .files import check_target, os_failure, write_target
 from .registry import profile_targets

@@ -26,7 +26,7 @@ from ..formats.dotenv import (
     secrets_read,
     values_read,
 )
-from .base import KeyPairCheck, Target
+from ..interfaces import KeyPairCheck, Target
 
 if TYPE_CHECKING:
     from ..credentials import Credentials

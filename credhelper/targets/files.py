@@ -33,8 +33,8 @@ from ..fileio import (
     replace_file,
     write_temp,
 )
+from ..interfaces import KeyPairCheck, Target
 from ..paths import target_lock_path, untrusted_route
-from .base import KeyPairCheck, Target
 
 log = logging.getLogger("credhelper.targets")  # the name it had as one module: log filters keep working
 MAX_TARGET_BYTES = 1 << 20

@@ -1,7 +1,7 @@
 """The registry of target kinds: which kinds a profile's settings name, and the targets they make.
 
 The one list of kinds. `delivery`, `check_target`, the keeper and the daemon's watcher ask the
-interface (`targets.base.Target`) for everything else, so a new kind is a module of its own and
+interface (`interfaces.Target`) for everything else, so a new kind is a module of its own and
 one entry here.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..interfaces import Target
 from ..paths import expand_user_path
-from .base import Target
 from .credsection import CredentialsSectionTarget
 from .envfile import EnvFileTarget
 
