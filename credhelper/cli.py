@@ -18,15 +18,14 @@ from . import clihelp
 from .appexec.options import DEFAULT_GRACE_SECONDS, ExecOptions, grace_problem
 from .cache import Cache, cache_dir_path
 from .config import Config, load_config
-from .credentials import Credentials, mask_key_id
+from .credentials import mask_key_id
 from .errors import EXIT_FAILURE, CommandNotFound, CredhelperError
 from .logsetup import redact, setup_logging
 from .profile import DEFAULT_SERVE, Profile
 from .refresher import Refresher
 
 if TYPE_CHECKING:
-    from .sts import StsGateway
-    from .targets.delivery import DeliveryReport
+    pass
 
 log = logging.getLogger("credhelper")
 LOG_LEVELS = ["debug", "info", "warning", "error"]
@@ -50,12 +49,7 @@ class AppContext:
         return Cache(cache_dir_path(os.environ))
 
     def refresher(self, interactive: bool = True) -> Refresher:
-        def gateway() -> StsGateway:
-            from .sts import StsGateway
-
-            return StsGateway()
-
-        return Refresher(self.cache(), gateway, interactive=interactive)
+        return Refresher(self.cache(), interactive=interactive)
 
 
 pass_app = click.make_pass_decorator(AppContext)
@@ -97,6 +91,7 @@ def _minutes(seconds: float) -> str:
 @pass_app
 def refresh(app: AppContext, profiles: tuple[str, ...]) -> None:
     """New credentials from STS now; every target written, hooks run."""
+    from .supply import refresh_and_deliver
     from .targets.delivery import check_targets
 
     refresher = app.refresher()
@@ -104,10 +99,11 @@ def refresh(app: AppContext, profiles: tuple[str, ...]) -> None:
     for profile in app.profiles(profiles):
         try:
             check_targets(profile, os.environ)
-            credentials, report = refresh_and_deliver(refresher, profile)
+            supplied = refresh_and_deliver(refresher, profile, os.environ)
         except CredhelperError as error:
             failures.append(error)
             continue
+        credentials, report = supplied.credentials, supplied.report
         failures.extend(report.errors)
         left = credentials.seconds_left(time.time())
         click.echo(
@@ -117,13 +113,6 @@ def refresh(app: AppContext, profiles: tuple[str, ...]) -> None:
             + ("" if report.hook_ok else "; on_refresh hook failed")
         )
     raise_failures(failures)
-
-
-def refresh_and_deliver(refresher: Refresher, profile: Profile) -> tuple[Credentials, DeliveryReport]:
-    from .supply import refresh_and_deliver as supply_now
-
-    supplied = supply_now(refresher, profile, os.environ)
-    return supplied.credentials, supplied.report
 
 
 def raise_failures(failures: list[CredhelperError]) -> None:
@@ -215,6 +204,7 @@ def adopt_keys_command(app: AppContext, env_file: Path, source_profile: str) -> 
     """Move a long-term key pair from a .env into ~/.aws/credentials, safely."""
     from .adopt import adopt_keys, profile_to_add, profiles_targeting, source_verifier
     from .sts import StsGateway
+    from .supply import refresh_and_deliver
 
     gateway = StsGateway()
     try:
@@ -242,7 +232,8 @@ def adopt_keys_command(app: AppContext, env_file: Path, source_profile: str) -> 
         return
     refresher = Refresher(cache, lambda: gateway, interactive=True)
     for profile in targeting:
-        credentials, report = refresh_and_deliver(refresher, profile)
+        supplied = refresh_and_deliver(refresher, profile, os.environ)
+        credentials, report = supplied.credentials, supplied.report
         if report.errors:
             raise report.errors[0]
         click.echo(

@@ -31,11 +31,18 @@ def _registered(credentials: Credentials) -> Credentials:
     return credentials
 
 
+def new_sts_gateway() -> StsGateway:
+    """A gateway to STS, botocore imported only now: once the first STS call is due."""
+    from .sts import StsGateway
+
+    return StsGateway()
+
+
 class Refresher:
     def __init__(
         self,
         cache: Cache,
-        gateway: Callable[[], StsGateway],
+        gateway: Callable[[], StsGateway] = new_sts_gateway,
         clock: Clock = time.time,
         interactive: bool = False,
     ) -> None:

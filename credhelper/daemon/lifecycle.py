@@ -37,7 +37,7 @@ from .watcher import Watcher
 from .world import SystemWorld, WriteGate
 
 if TYPE_CHECKING:
-    from ..sts import StsGateway
+    pass
 
 log = logging.getLogger("credhelper.daemon")
 SHUTDOWN_GRACE_SECONDS = 1.0  # after hooks in flight were given theirs (children.KILL_GRACE_SECONDS)
@@ -56,7 +56,7 @@ class Daemon:
         self.environ = environ
         self.clock = clock or SystemClock()
         self.cache = Cache(cache_dir_path(environ))
-        self.refresher = Refresher(self.cache, self._gateway, clock=self.clock.wall, interactive=False)
+        self.refresher = Refresher(self.cache, clock=self.clock.wall, interactive=False)
         self.notifier = Notifier(environ)
         self.write_gate = WriteGate()
         self.watcher = Watcher()
@@ -67,12 +67,6 @@ class Daemon:
         self.server: CredentialServer | None = None
         self.signals_received: collections.deque[int] = collections.deque()
         self.wakeup = Wakeup()  # the main thread's sleep, ended by any signal
-
-    @staticmethod
-    def _gateway() -> StsGateway:
-        from ..sts import StsGateway  # botocore is imported once the first STS call is due
-
-        return StsGateway()
 
     def run(self) -> int:
         nothing_blocked_here()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -14,6 +14,7 @@ from ..config import load_config
 from ..endpoint.discovery import read_endpoint
 from ..errors import CredhelperError
 from ..profile import Profile
+from ..refresher import new_sts_gateway
 from ..targets.delivery import adopted_checker
 from ..targets.registry import profile_targets
 from .checks_aws import (
@@ -31,7 +32,7 @@ from .checks_targets import check_target_file
 from .findings import FAIL, OK, Check, Finding
 
 if TYPE_CHECKING:
-    from ..sts import StsGateway
+    pass
 
 
 def run_bounded(checks: list[tuple[str | None, str, Check]], timeout: float) -> list[Finding]:
@@ -68,19 +69,10 @@ def run_bounded(checks: list[tuple[str | None, str, Check]], timeout: float) -> 
     return findings
 
 
-def gateway_factory(environ: Mapping[str, str]) -> Callable[[], StsGateway]:
-    def make() -> StsGateway:
-        from ..sts import StsGateway
-
-        return StsGateway()
-
-    return make
-
-
 def profile_checks(
     profile: Profile, environ: Mapping[str, str], cache: Cache, timeout: float
 ) -> list[tuple[str | None, str, Check]]:
-    make_gateway = gateway_factory(environ)
+    make_gateway = new_sts_gateway
     name = profile.name
     current = cache.read_credentials(name, profile.fingerprint)
     endpoint = make_gateway().endpoint(profile)
