@@ -19,10 +19,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from credhelper.bedrockkey import bedrock_api_key, decode_bedrock_api_key  # noqa: E402
 from credhelper.credentials import Credentials, mask_key_id  # noqa: E402
-from credhelper.delivery import deliver  # noqa: E402
+from credhelper.formats.bedrockkey import bedrock_api_key, decode_bedrock_api_key  # noqa: E402
 from credhelper.profile import parse_profiles  # noqa: E402
+from credhelper.targets.delivery import deliver  # noqa: E402
 from tests.conftest import AGENT0_ENV_DEFAULT  # noqa: E402
 
 WRITES = int(os.environ.get("BENCH_RUNS", "300"))
@@ -110,10 +110,10 @@ def main() -> None:
     print(f"making the key alone:         {key_median_us():7.1f} µs")
     print(f"imports on the write path, whole process ({IMPORTS} runs each, medians):")
     bare = import_median_ms("pass")
-    ours = import_median_ms("import credhelper.delivery")
-    theirs = import_median_ms("import credhelper.delivery, aws_bedrock_token_generator")
+    ours = import_median_ms("import credhelper.targets.delivery")
+    theirs = import_median_ms("import credhelper.targets.delivery, aws_bedrock_token_generator")
     print(f"  python -c pass:                                        {bare:7.1f} ms")
-    print(f"  credhelper.delivery (its own key maker included):      {ours:7.1f} ms")
+    print(f"  credhelper.targets.delivery (own key maker included):  {ours:7.1f} ms")
     if theirs is None:
         print("  ... plus aws_bedrock_token_generator:    not installed (pip install '.[test]')")
     else:

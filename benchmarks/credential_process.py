@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from credhelper.localsts import profile_toml, scratch_home, start_local_sts  # noqa: E402
+from devtools.localsts import profile_toml, scratch_home, start_local_sts  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "40"))
 TARGET = 1.3

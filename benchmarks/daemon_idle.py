@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from credhelper.localsts import LocalSts, profile_toml, scratch_home, start_local_sts  # noqa: E402
+from devtools.localsts import LocalSts, profile_toml, scratch_home, start_local_sts  # noqa: E402
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "60"))
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from daemon_idle import cpu_seconds, rss_mb, wakeups  # noqa: E402
 
-from credhelper.localsts import LocalSts, profile_toml, scratch_home, start_local_sts  # noqa: E402
+from devtools.localsts import LocalSts, profile_toml, scratch_home, start_local_sts  # noqa: E402
 from tests.stsproxy import Fault, StsProxy  # noqa: E402
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "60"))

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from credential_process import build_venv  # noqa: E402
 
-from credhelper.localsts import profile_toml, scratch_home, start_local_sts  # noqa: E402
+from devtools.localsts import profile_toml, scratch_home, start_local_sts  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "30"))
 RESTARTS = int(os.environ.get("BENCH_RESTARTS", "4"))

@@ -35,11 +35,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bedrock_key import fake_session  # noqa: E402  (benchmarks/bedrock_key.py)
 from dotenv.parser import parse_stream  # noqa: E402
 
-from credhelper.delivery import deliver  # noqa: E402
-from credhelper.envfile import merge_env_verified  # noqa: E402
-from credhelper.envtarget import guard_long_term_keys  # noqa: E402
-from credhelper.nodedotenv import node_bindings  # noqa: E402
+from credhelper.formats.dotenv import merge_env_verified  # noqa: E402
+from credhelper.formats.nodedotenv import node_bindings  # noqa: E402
 from credhelper.profile import Profile, parse_profiles  # noqa: E402
+from credhelper.targets.delivery import deliver  # noqa: E402
+from credhelper.targets.envfile import guard_long_term_keys  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 SIZES_KB = (64, 128, 256, 512, 1024)

@@ -13,18 +13,16 @@ if TYPE_CHECKING:
     from .sts import StsGateway
 
 from .config import Config
-from .envfile import long_term_key_ids, secret_for_key
-from .envtarget import EnvFileTarget
 from .errors import CredhelperError, TargetError, UsageError
 from .fileio import make_private_dir
+from .formats.dotenv import long_term_key_ids, secret_for_key
+from .formats.ini import with_key_pair
+from .paths import shared_credentials_path
 from .profile import PROFILE_NAME, Profile, resolve_sts_endpoint
-from .sharedcreds import (
-    CREDENTIALS_FILE_SETTING,
-    shared_credentials_path,
-    with_key_pair,
-    write_credentials_file,
-)
-from .targets import profile_targets, read_target, read_target_file
+from .targets.credsection import CREDENTIALS_FILE_SETTING, write_credentials_file
+from .targets.envfile import EnvFileTarget
+from .targets.files import read_target, read_target_file
+from .targets.registry import profile_targets
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .credentials import LONGEST_SESSION_SECONDS, Credentials, plausible_epoch
+from .errors import ConfigError
 from .fileio import atomic_write, file_kind, file_lock, read_regular_file, remove_quietly, trusted_private_dir
-from .paths import cache_dir_path, profile_file, untrusted_reason
+from .paths import CACHE_DIR_FIX, cache_dir_path, profile_file, untrusted_reason
 
 __all__ = ["Cache", "cache_dir_path"]
 
@@ -23,9 +24,6 @@ if TYPE_CHECKING:
 CACHE_FORMAT = "credhelper-cache/1"
 STATE_FORMAT = "credhelper-state/1"
 CACHE_FILE_MAX_BYTES = 64 * 1024  # an entry is under 4 KiB
-CACHE_DIR_FIX = (
-    "remove it so credhelper creates it 0700, or set CREDHELPER_CACHE_DIR to a directory of your own"
-)
 
 
 def _load_json(path: str) -> dict[str, Any] | None:
@@ -34,10 +32,19 @@ def _load_json(path: str) -> dict[str, Any] | None:
     write, rather than hanging the command or eating its memory."""
     try:
         found = read_regular_file(path, CACHE_FILE_MAX_BYTES)
-        if found is None or untrusted_reason(found[1]) is not None:
-            return None
+    except OSError:
+        return None
+    if found is None:
+        return None
+    reason = untrusted_reason(found[1], path=path)
+    if reason is not None:
+        raise ConfigError(
+            f"{path}: credhelper does not trust this cache file: {reason}; remove it (credhelper "
+            "writes a new one)"
+        )
+    try:
         data = json.loads(found[0])
-    except (OSError, ValueError, RecursionError):
+    except (ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 

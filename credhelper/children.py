@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .signals import nothing_blocked
+from .signals import defaults_in_the_child, nothing_blocked
 
 KILL_GRACE_SECONDS = 0.5
 
@@ -79,6 +79,7 @@ def run(
                 stderr=subprocess.DEVNULL if capture else stderr,
                 start_new_session=True,
                 restore_signals=True,  # SIGPIPE and SIGXFSZ, which Python ignores, at their defaults
+                preexec_fn=defaults_in_the_child(),  # and what credhelper inherited ignored
             )
         _running.add(process)
     try:

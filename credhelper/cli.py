@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import sys
 import time
@@ -15,22 +14,22 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from . import clihelp
+from .appexec.options import DEFAULT_GRACE_SECONDS, ExecOptions, grace_problem
 from .cache import Cache, cache_dir_path
 from .config import Config, load_config
 from .credentials import Credentials, mask_key_id
-from .envfile import SAFE_VALUE
 from .errors import EXIT_FAILURE, CommandNotFound, CredhelperError
 from .logsetup import redact, setup_logging
 from .profile import DEFAULT_SERVE, Profile
 from .refresher import Refresher
 
 if TYPE_CHECKING:
-    from .delivery import DeliveryReport
     from .sts import StsGateway
+    from .targets.delivery import DeliveryReport
 
 log = logging.getLogger("credhelper")
 LOG_LEVELS = ["debug", "info", "warning", "error"]
-MAX_GRACE_SECONDS = 3600.0
 
 
 @dataclass
@@ -71,36 +70,7 @@ def complete_profile_names(ctx: click.Context, param: click.Parameter, incomplet
     return [name for name in config.profiles if name.startswith(incomplete)]
 
 
-@click.group(
-    context_settings={"help_option_names": ["-h", "--help"]},
-    epilog="""\b
-Configuration: --config PATH, else $CREDHELPER_CONFIG, else
-$XDG_CONFIG_HOME/credhelper/config.toml (~/.config/credhelper/config.toml).
-
-\b
-Exit status:
-  0   success
-  1   anything else: a write failing at the OS level (permission, disk full,
-      read-only file system), a second daemon; status: credentials missing or
-      expired; doctor: a check failed
-  2   usage error
-  75  STS unreachable, or throttling, after retries
-  77  refused by AWS: AccessDenied, InvalidClientTokenId, expired source
-      credentials, no MFA code to be had
-  78  configuration error: bad or missing file, unknown profile, invalid value,
-      a target unusable as configured (directory missing, not a regular file,
-      not UTF-8, over 1 MiB, holding a long-term key, unparseable credentials file),
-      a cache, runtime directory or configuration someone else could write;
-      init: a profile or ~/.aws/config section already holding other values
-  126 exec: the command cannot be run (not an executable)
-  127 exec: the command is not found
-
-\b
-Shell completion (bash; use zsh_source or fish_source for those shells):
-  eval "$(_CREDHELPER_COMPLETE=bash_source credhelper)"   # add to ~/.bashrc
-
-Run `credhelper COMMAND --help` for a command's examples.""",
-)
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=clihelp.MAIN_EPILOG)
 @click.option(
     "--config",
     "config_option",
@@ -122,19 +92,12 @@ def _minutes(seconds: float) -> str:
     return f"{int(seconds // 60)} min"
 
 
-@cli.command(
-    epilog="""With no PROFILE, every profile in the configuration is refreshed.
-
-\b
-Examples:
-  credhelper refresh               # every profile
-  credhelper refresh bedrock       # one profile"""
-)
+@cli.command(epilog=clihelp.REFRESH_EPILOG)
 @click.argument("profiles", nargs=-1, shell_complete=complete_profile_names)
 @pass_app
 def refresh(app: AppContext, profiles: tuple[str, ...]) -> None:
     """New credentials from STS now; every target written, hooks run."""
-    from .delivery import check_targets
+    from .targets.delivery import check_targets
 
     refresher = app.refresher()
     failures: list[CredhelperError] = []
@@ -173,16 +136,7 @@ def raise_failures(failures: list[CredhelperError]) -> None:
         raise type(failures[0])(f"{len(failures)} failures; the first: {failures[0]}")
 
 
-@cli.command(
-    "credential-process",
-    epilog="""Served from the cache while enough time is left; one STS call otherwise.
-
-\b
-Example, in ~/.aws/config:
-  [profile bedrock]
-  credential_process = credhelper credential-process bedrock
-  region = us-east-1""",
-)
+@cli.command("credential-process", epilog=clihelp.CREDENTIAL_PROCESS_EPILOG)
 @click.argument("profile", shell_complete=complete_profile_names)
 @pass_app
 def credential_process(app: AppContext, profile: str) -> None:
@@ -192,20 +146,7 @@ def credential_process(app: AppContext, profile: str) -> None:
     sys.stdout.write(credentials.process_json() + "\n")
 
 
-@cli.command(
-    "run",
-    epilog=f"""With no PROFILE, every profile in the configuration is kept fresh. --serve takes
-an optional address: a value with a colon (HOST:PORT, or :PORT for 127.0.0.1) is
-the address; anything else is a profile name, and the endpoint listens on
-{DEFAULT_SERVE}.
-
-\b
-Examples:
-  credhelper run                          # what the systemd unit runs
-  credhelper run --serve                  # also the endpoint, on {DEFAULT_SERVE}
-  credhelper run --serve :9912 bedrock    # the endpoint on 127.0.0.1:9912, one profile
-  systemctl --user kill -s USR1 --kill-whom=main credhelper   # refresh now""",
-)
+@cli.command("run", epilog=clihelp.RUN_EPILOG)
 @click.argument("profiles", nargs=-1, shell_complete=complete_profile_names)
 @click.option(
     "--serve",
@@ -213,7 +154,7 @@ Examples:
     is_flag=False,
     flag_value=DEFAULT_SERVE,
     default=None,
-    help=f"Also serve the container credentials endpoint (loopback only; default {DEFAULT_SERVE}).",
+    help=clihelp.SERVE_HELP,
 )
 @pass_app
 def run_command(app: AppContext, profiles: tuple[str, ...], serve: str | None) -> None:
@@ -235,14 +176,7 @@ def split_serve_value(value: str | None) -> tuple[str | None, tuple[str, ...]]:
     return DEFAULT_SERVE, (value,)
 
 
-@cli.command(
-    epilog="""With no PROFILE, every profile. Reads the cache only: no STS call.
-
-\b
-Examples:
-  credhelper status
-  credhelper status bedrock --json"""
-)
+@cli.command(epilog=clihelp.STATUS_EPILOG)
 @click.argument("profiles", nargs=-1, shell_complete=complete_profile_names)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
@@ -262,17 +196,7 @@ def status(app: AppContext, profiles: tuple[str, ...], as_json: bool) -> None:
         raise click.exceptions.Exit(EXIT_FAILURE)
 
 
-@cli.command(
-    "adopt-keys",
-    epilog="""Copies the pair into [NAME] of ~/.aws/credentials (every other byte kept),
-checks it with sts:GetCallerIdentity, and only then lets the .env take temporary
-credentials (the profiles with source_profile = NAME that write this .env are
-refreshed). Nothing changes when AWS refuses the key.
-
-\b
-Example:
-  credhelper adopt-keys --env-file ~/src/app/.env --profile bedrock-developer""",
-)
+@cli.command("adopt-keys", epilog=clihelp.ADOPT_KEYS_EPILOG)
 @click.option(
     "--env-file",
     "env_file",
@@ -327,14 +251,7 @@ def adopt_keys_command(app: AppContext, env_file: Path, source_profile: str) -> 
         )
 
 
-@cli.command(
-    "env",
-    epilog="""\b
-Examples:
-  eval "$(credhelper env bedrock)"              # this shell uses the running endpoint
-  credhelper env bedrock --format dotenv >> .env
-  eval "$(credhelper env bedrock --static)"     # the credentials themselves, for one shell""",
-)
+@cli.command("env", epilog=clihelp.ENV_EPILOG)
 @click.argument("profile", shell_complete=complete_profile_names)
 @click.option(
     "--format", "output", type=click.Choice(["sh", "dotenv", "json"]), default="sh", show_default=True
@@ -345,28 +262,16 @@ Examples:
 @pass_app
 def env_command(app: AppContext, profile: str, output: str, static: bool) -> None:
     """What an app needs to get credentials from the running daemon's endpoint."""
-    from .bedrockkey import bedrock_env
-    from .server import live_endpoint
+    from .appexec.environment import credential_values, endpoint_values, format_variables
+    from .endpoint.discovery import running_endpoint
 
     (selected,) = app.profiles([profile])
     if static:
         credentials = app.refresher().obtain(selected, selected.handout_seconds)
-        values = credentials.env_values(selected.region)
-        if selected.bedrock_api_key:
-            values |= bedrock_env(selected.region, credentials, time.time())
+        values = credential_values(credentials, selected, time.time())
     else:
-        endpoint = live_endpoint(os.environ, app.cache().directory)
-        if endpoint is None:
-            raise CredhelperError(
-                "no credentials endpoint is running: start `credhelper run --serve` "
-                "(or set serve in a [daemon] table), then run this again"
-            )
-        values = {
-            "AWS_CONTAINER_CREDENTIALS_FULL_URI": f"{endpoint['url']}/v1/credentials/{selected.name}",
-            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": endpoint["token_file"],
-        }
-    if selected.region:
-        values["AWS_REGION"] = values["AWS_DEFAULT_REGION"] = selected.region
+        endpoint = running_endpoint(os.environ, app.cache().directory)
+        values = endpoint_values(selected, endpoint["url"], token_file=endpoint["token_file"])
     click.echo(format_variables(values, output))
 
 
@@ -379,7 +284,7 @@ def env_command(app: AppContext, profile: str, output: str, static: bool) -> Non
     type=click.FloatRange(min=0),
     default=None,
     metavar="SECONDS",
-    help="With --restart-on-refresh: how long COMMAND has to stop after SIGTERM (default 10).",
+    help=clihelp.GRACE_HELP,
 )
 @click.option("--endpoint", is_flag=True, help="Serve COMMAND a private loopback credentials endpoint.")
 @pass_app
@@ -392,32 +297,18 @@ def exec_command(
     endpoint: bool,
 ) -> None:
     """Run COMMAND with credentials that never go stale: credhelper exec PROFILE -- COMMAND [ARG]..."""
-    from .execcmd import DEFAULT_GRACE_SECONDS, ExecOptions, run_exec
+    from .appexec.supervisor import run_exec
 
     if not command:
         raise click.UsageError("missing COMMAND: credhelper exec PROFILE [OPTIONS] -- COMMAND [ARG]...")
-    if grace is not None and not restart_on_refresh:
-        raise click.UsageError("--grace applies only with --restart-on-refresh")
-    if grace is not None and not (math.isfinite(grace) and 0 <= grace <= MAX_GRACE_SECONDS):
-        raise click.UsageError(f"--grace {grace}: give a number of seconds from 0 to {MAX_GRACE_SECONDS:.0f}")
+    problem = grace_problem(grace, restart_on_refresh)
+    if problem:
+        raise click.UsageError(problem)
     if not command[0] or "\0" in command[0]:
         raise CommandNotFound(f"{command[0]!r}: command not found; give the command to run after --")
     (selected,) = app.profiles([profile])
     options = ExecOptions(restart_on_refresh, DEFAULT_GRACE_SECONDS if grace is None else grace, endpoint)
     raise click.exceptions.Exit(run_exec(selected, app.refresher(), command, options, os.environ))
-
-
-def format_variables(values: dict[str, str], output: str) -> str:
-    import shlex
-
-    if output == "json":
-        return json.dumps(values, indent=2)
-    if output == "dotenv":
-        return "\n".join(
-            f"{key}={json.dumps(value) if not SAFE_VALUE.match(value) else value}"
-            for key, value in values.items()
-        )
-    return "\n".join(f"export {key}={shlex.quote(value)}" for key, value in values.items())
 
 
 @cli.command("init")
@@ -433,7 +324,9 @@ def format_variables(values: dict[str, str], output: str) -> str:
 def init_command(app: AppContext, /, dry_run: bool, **options: Any) -> None:
     """From the setup guide's end state to a working, running setup in one command."""
     from .configfile import config_path
-    from .init import build_request, describe_dry_run, execute_init, plan_init
+    from .init.apply import execute_init
+    from .init.plan import describe_dry_run, plan_init
+    from .init.prompts import build_request
     from .unit import user_manager
 
     request = build_request(
@@ -459,7 +352,8 @@ def init_command(app: AppContext, /, dry_run: bool, **options: Any) -> None:
 @pass_app
 def doctor_command(app: AppContext, profiles: tuple[str, ...], as_json: bool, timeout: float) -> None:
     """Every way the setup can still fail: ok, warn or fail per check, with the fix."""
-    from .doctor import FAIL, diagnose, report
+    from .doctor.findings import FAIL, report
+    from .doctor.run import diagnose
 
     findings = diagnose(app.config_option, profiles, os.environ, timeout)
     click.echo(report(findings, as_json))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,27 @@ def _configured(profile: Profile) -> list[tuple[str, str, str]]:
     return [("env_files", raw, "") for raw in profile.env_files] + [
         ("credentials_files", raw, section) for raw, section in profile.credentials_files
     ]
+
+
+_VARIABLE = re.compile(r"\$(\w+)|\$\{([^}]*)\}", re.ASCII)  # as posixpath.expandvars reads them
+
+
+def validation_inputs(
+    config: Config, environ: Mapping[str, str]
+) -> tuple[dict[str, str | None], dict[str, str]]:
+    """What validating `config` read besides the file itself: the environment variables its
+    target paths name (HOME for `~`), and each expanded target path's resolved form. The same
+    configuration is valid again only while these are unchanged (the ready answer records them)."""
+    names: set[str] = set()
+    resolved: dict[str, str] = {}
+    for profile in config.profiles.values():
+        for _, raw, _ in _configured(profile):
+            names.update(a or b for a, b in _VARIABLE.findall(raw))
+            if raw.startswith("~"):
+                names.add("HOME")
+            path = expand_user_path(raw)
+            resolved[path] = os.path.realpath(path)
+    return {name: environ.get(name) for name in sorted(names)}, resolved
 
 
 def check_target_paths(profiles: Mapping[str, Profile], source: str) -> None:

@@ -38,7 +38,7 @@ def _read_config_bytes(path: str, missing_advice: str) -> bytes:
         raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}") from None
     if found is None:
         raise ConfigError(f"{path}: {missing_advice}")
-    reason = untrusted_reason(found[1], allow_root=True)
+    reason = untrusted_reason(found[1], allow_root=True, path=path)
     if reason is not None:
         raise ConfigError(
             f"{path}: credhelper does not trust this configuration: {reason}, so someone else could "

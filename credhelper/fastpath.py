@@ -87,13 +87,44 @@ def environment_facts(environ: "Mapping[str, str]") -> str | None:
     return None if "\n" in facts or "\r" in facts else facts
 
 
-def is_private(status: os.stat_result) -> bool:
+def is_private(status: os.stat_result, path: str) -> bool:
     """Trusted (paths.untrusted_reason) and readable by nobody else: the answer holds a secret."""
-    return untrusted_reason(status) is None and not status.st_mode & 0o077
+    return untrusted_reason(status, path=path) is None and not status.st_mode & 0o077
 
 
-def answer_header(deadline: int, config: str, config_id: str, cache_id: str, facts: str) -> str:
-    return f"{ANSWER_FORMAT}\n{deadline}\n{config}\n{config_id}\n{cache_id}\n{facts}\n"
+def answer_header(deadline: int, config: str, config_id: str, cache_id: str, facts: str, inputs: str) -> str:
+    return f"{ANSWER_FORMAT}\n{deadline}\n{config}\n{config_id}\n{cache_id}\n{facts}\n{inputs}\n"
+
+
+ITEM, VALUE = "\x1f", "\x1e"
+
+
+def encode_inputs(variables: "Mapping[str, str | None]", resolved: "Mapping[str, str]") -> str | None:
+    """What validating the configuration read besides the file (config.validation_inputs), on
+    one line; None when a value cannot be recorded there."""
+    items = [
+        f"E{name}{VALUE}{value}" if value is not None else f"U{name}" for name, value in variables.items()
+    ]
+    items += [f"R{path}{VALUE}{real}" for path, real in resolved.items()]
+    values = [*variables, *(v for v in variables.values() if v is not None), *resolved, *resolved.values()]
+    if any(mark in value for value in values for mark in ("\n", "\r", ITEM, VALUE)):
+        return None
+    return ITEM.join(items)
+
+
+def inputs_hold(line: str, environ: "Mapping[str, str]") -> bool:
+    """Whether every variable and resolved path the validation read is as it was."""
+    for item in line.split(ITEM) if line else ():
+        kind, name, _, value = item[:1], *item[1:].partition(VALUE)
+        if kind == "U":
+            held = name not in environ
+        elif kind == "E":
+            held = environ.get(name) == value
+        else:
+            held = kind == "R" and os.path.realpath(name) == value
+        if not held:
+            return False
+    return True
 
 
 def ready_answer(argv: "Sequence[str]", environ: "Mapping[str, str]", now: float) -> bytes | None:
@@ -104,24 +135,27 @@ def ready_answer(argv: "Sequence[str]", environ: "Mapping[str, str]", now: float
         return None
     explicit_config, profile = parsed
     cache_dir = cache_dir_path(environ)
+    if not cache_dir.startswith("/"):
+        return None  # refused by the long way
     try:
-        if untrusted_reason(os.stat(cache_dir)) is not None:
+        if untrusted_reason(os.stat(cache_dir), path=cache_dir) is not None:
             return None
-        fd = os.open(profile_file(cache_dir, profile, "answer"), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        answer_path = profile_file(cache_dir, profile, "answer")
+        fd = os.open(answer_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         try:
             status = os.fstat(fd)
             is_regular = status.st_mode & 0o170000 == 0o100000
             data = os.read(fd, ANSWER_MAX_BYTES) if is_regular else b""
         finally:
             os.close(fd)
-        if not is_regular or not is_private(status) or len(data) >= ANSWER_MAX_BYTES:
+        if not is_regular or not is_private(status, answer_path) or len(data) >= ANSWER_MAX_BYTES:
             return None
-        lines = data.split(b"\n", 6)
-        if len(lines) != 7 or lines[0] != ANSWER_FORMAT.encode() or not now < int(lines[1]):
+        lines = data.split(b"\n", 7)
+        if len(lines) != 8 or lines[0] != ANSWER_FORMAT.encode() or not now < int(lines[1]):
             return None
         config = config_path(explicit_config, environ)
         config_status = os.stat(config)
-        if untrusted_reason(config_status, allow_root=True) is not None:
+        if untrusted_reason(config_status, allow_root=True, path=config) is not None:
             return None
         expected = answer_header(
             int(lines[1]),
@@ -129,11 +163,14 @@ def ready_answer(argv: "Sequence[str]", environ: "Mapping[str, str]", now: float
             file_identity(config_status),
             file_identity(os.stat(profile_file(cache_dir, profile, "json"))),
             facts,
+            lines[6].decode(),
         )
+        if not inputs_hold(lines[6].decode(), environ):
+            return None
     except (OSError, ValueError):
         return None
-    answer = lines[6]
-    if b"\n".join(lines[:6]) + b"\n" != expected.encode() or not answer.endswith(b"}\n"):
+    answer = lines[7]
+    if b"\n".join(lines[:7]) + b"\n" != expected.encode() or not answer.endswith(b"}\n"):
         return None
     return answer
 
@@ -159,7 +196,7 @@ def answer_from_cache(argv: "Sequence[str]", environ: "Mapping[str, str]") -> by
     """The long way: load the configuration as every command does, validate the cached entry,
     record the ready answer."""
     from .cache import Cache
-    from .config import load_config
+    from .config import load_config, validation_inputs
 
     parsed = parse_fast_argv(argv)
     facts = environment_facts(environ)
@@ -171,7 +208,9 @@ def answer_from_cache(argv: "Sequence[str]", environ: "Mapping[str, str]") -> by
     cache = Cache(cache_dir_path(environ))
     try:
         config_before = os.stat(path)
-        profile = load_config(explicit_config, environ).select([name])[0]
+        config = load_config(explicit_config, environ)
+        profile = config.select([name])[0]
+        inputs = encode_inputs(*validation_inputs(config, environ))
         config_after = os.stat(path)
         credentials = cache.read_credentials(profile.name, profile.fingerprint)
         cache_before = os.stat(cache.path(name, "json"))
@@ -182,9 +221,9 @@ def answer_from_cache(argv: "Sequence[str]", environ: "Mapping[str, str]") -> by
     answer = (credentials.process_json() + "\n").encode()
     config_id = file_identity(config_before)
     settled = now - config_after.st_mtime >= CONFIG_SETTLE_SECONDS
-    if settled and config_id == file_identity(config_after):
+    if settled and inputs is not None and config_id == file_identity(config_after):
         deadline = int(credentials.expiration - profile.handout_seconds)
-        header = answer_header(deadline, path, config_id, file_identity(cache_before), facts)
+        header = answer_header(deadline, path, config_id, file_identity(cache_before), facts, inputs)
         record_answer(cache, name, header.encode() + answer, cache_before)
     return answer
 

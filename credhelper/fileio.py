@@ -9,7 +9,7 @@ import stat
 import time
 from types import TracebackType
 
-from .errors import ConfigError, LockTimeout
+from .errors import ConfigError, FileSystemError, LockTimeout
 from .paths import untrusted_reason
 
 PRIVATE_FILE = 0o600
@@ -17,9 +17,19 @@ PRIVATE_DIR = 0o700
 
 
 def make_private_dir(path: str | os.PathLike[str]) -> None:
-    """Create `path` 0700 (and its missing parents) if absent. An existing directory is left as
-    it is: credhelper never chmods a directory it did not create."""
-    os.makedirs(path, mode=PRIVATE_DIR, exist_ok=True)
+    """Create `path` and each missing parent 0700, whatever the umask. An existing directory is
+    left as it is: credhelper never chmods a directory it did not create."""
+    missing: list[str] = []
+    directory = os.path.abspath(path)
+    while not os.path.lexists(directory):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, PRIVATE_DIR)
+        except FileExistsError:
+            continue  # made meanwhile by another process
+        os.chmod(directory, PRIVATE_DIR)  # ours, just made: the umask may have loosened it
 
 
 def trusted_private_dir(path: str | os.PathLike[str], what: str, fix: str, create: bool = True) -> bool:
@@ -27,16 +37,23 @@ def trusted_private_dir(path: str | os.PathLike[str], what: str, fix: str, creat
     runtime directory): created 0700 when absent (with `create`), else refused, ConfigError (78),
     when it is not this user's own and private (paths.untrusted_reason). False when it does not
     exist and was not to be created."""
-    if create:
-        make_private_dir(path)
+    if not os.path.isabs(path):
+        raise ConfigError(f"{os.fspath(path)}: the {what} must be an absolute path; {fix}")
     try:
+        if create:
+            make_private_dir(path)
         info = os.stat(path)
     except FileNotFoundError:
         return False
+    except OSError as error:  # a file in the way, a read-only or full file system, no permission
+        raise FileSystemError(
+            f"cannot create the {what} {error.filename or os.fspath(path)}: {error.strerror}: fix the "
+            f"permissions or free space, or {fix}"
+        ) from None
     if not stat.S_ISDIR(info.st_mode):
         kind = file_kind(info.st_mode)
         raise ConfigError(f"{os.fspath(path)}: the {what} is a {kind}, not a directory; {fix}")
-    reason = untrusted_reason(info)
+    reason = untrusted_reason(info, path=os.fspath(path))
     if reason is not None:
         raise ConfigError(
             f"{os.fspath(path)}: credhelper does not trust this {what}: {reason}, so someone else could "
@@ -145,6 +162,7 @@ class FileTooLarge(OSError):
 
 
 _KINDS = (
+    (stat.S_ISREG, "regular file"),
     (stat.S_ISDIR, "directory"),
     (stat.S_ISFIFO, "FIFO"),
     (stat.S_ISSOCK, "socket"),

@@ -8,6 +8,8 @@ def main() -> None:
         return
     if "exec" in sys.argv[1:]:
         _exec_fast()
+    if "run" in sys.argv[1:]:
+        _hold_daemon_signals()
     try:
         from .cli import run
     except Exception as error:  # a broken installation: still one line, never a traceback
@@ -26,13 +28,27 @@ def _answered_fast() -> bool:
         return False
 
 
+def _hold_daemon_signals() -> None:
+    """The daemon's reload and refresh signals, ignored until its handlers are in place: their
+    default action would end it while it is still importing. It reads its configuration and
+    refreshes at start anyway. (Its children get their defaults back: `signals`.)"""
+    from .fastpath import parse_leading_options
+
+    parsed = parse_leading_options(sys.argv[1:])
+    if parsed is not None and parsed[1][:1] == ["run"]:
+        import signal
+
+        for signum in (signal.SIGHUP, signal.SIGUSR1):
+            signal.signal(signum, signal.SIG_IGN)
+
+
 def _exec_fast() -> None:
     """Plain `exec` on a warm cache becomes the command without loading the CLI; returns when the
     full CLI must take over."""
     try:
         import os
 
-        from .execplain import main_exec_fast
+        from .appexec.plain import main_exec_fast
 
         main_exec_fast(sys.argv[1:], os.environ)
     except Exception:

@@ -12,11 +12,11 @@ if TYPE_CHECKING:
 
 from .errors import ConfigError
 
-ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$", re.ASCII)
-MFA_SERIAL = re.compile(r"^(arn:aws[a-z-]*:iam::\d{12}:mfa/[\w+=,.@/-]+|GAHT[0-9A-Z]{8,})$")
-SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$", re.ASCII)
-REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
-PROFILE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}\Z", re.ASCII)
+MFA_SERIAL = re.compile(r"^(arn:aws[a-z-]*:iam::\d{12}:mfa/[\w+=,.@/-]+|GAHT[0-9A-Z]{8,})\Z")
+SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}\Z", re.ASCII)
+REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d\Z")
+PROFILE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
 MIN_DURATION, MAX_DURATION = 900, 43200
 DEFAULT_DURATION = 3600
 DEFAULT_REFRESH_BEFORE = 1200
@@ -282,7 +282,7 @@ def parse_profile(
     if mfa_command and not mfa_serial:
         raise check.fail("mfa_command", "is set but mfa_serial is not; set mfa_serial too")
     endpoint = check.string("sts_endpoint_url")
-    if endpoint is not None and not re.match(r"^https?://[^\s/]+", endpoint):
+    if endpoint is not None and not ENDPOINT_URL.match(endpoint):
         raise check.fail("sts_endpoint_url", f"{endpoint!r} is not an http(s) URL")
     region = check.string("region", REGION, "expected a region name such as us-east-1")
     bedrock_api_key = check.boolean("bedrock_api_key", False)
@@ -309,7 +309,7 @@ def parse_profile(
         duration_seconds=duration,
         refresh_before_seconds=refresh_before,
         external_id=check.string(
-            "external_id", re.compile(r"^[\w+=,.@:/-]{2,1224}$"), "allowed: 2 to 1224 of \\w+=,.@:/-"
+            "external_id", re.compile(r"^[\w+=,.@:/-]{2,1224}\Z"), "allowed: 2 to 1224 of \\w+=,.@:/-"
         ),
         mfa_serial=mfa_serial,
         mfa_command=mfa_command,
@@ -322,8 +322,25 @@ def parse_profile(
         on_refresh=check.argv("on_refresh"),
         warnings=warnings,
         bedrock_api_key=bedrock_api_key,
-        sts_endpoint=resolve_sts_endpoint(endpoint, region, environ),
+        sts_endpoint=_checked_endpoint(endpoint, region, environ, check),
     )
+
+
+ENDPOINT_URL = re.compile(r"^https?://[^\s/]+")
+
+
+def _checked_endpoint(
+    configured: str | None, region: str | None, environ: Mapping[str, str], check: _Checker
+) -> str:
+    """The resolved STS endpoint; one that a variable gave and that is no http(s) URL is refused
+    here, with the variable's name, rather than failing at the first STS call."""
+    resolved = resolve_sts_endpoint(configured, region, environ)
+    if configured is None and not ENDPOINT_URL.match(resolved):
+        variable = "AWS_ENDPOINT_URL_STS" if environ.get("AWS_ENDPOINT_URL_STS") else "AWS_ENDPOINT_URL"
+        raise check.fail(
+            "sts endpoint", f"{variable}={resolved!r} is not an http(s) URL; fix or unset {variable}"
+        )
+    return resolved
 
 
 def parse_listen_address(text: str, where: str) -> tuple[str, int]:

@@ -70,14 +70,20 @@ def arrived_short(expiration: float, issued_at: float, refresh_before: int) -> b
     return expiration - issued_at < refresh_before
 
 
+def half_life_renewal(expiration: float, now: float) -> float:
+    """When to renew credentials that are due already: at half their remaining life, never sooner
+    than MIN_RENEW_SECONDS. Renewing them at once would bring an equally short set, again and again."""
+    return now + max(MIN_RENEW_SECONDS, (expiration - now) / 2)
+
+
 def renewal_time(
     expiration: float, issued_at: float, now: float, refresh_before: int, duration: int, rng: random.Random
 ) -> float:
-    """When to renew credentials. Those that arrived short are renewed at half their remaining life,
-    never sooner than MIN_RENEW_SECONDS: renewing them at once would bring an equally short set,
-    again and again."""
+    """When the daemon renews credentials it obtained: those that arrived short at half their
+    remaining life (`half_life_renewal`), the others at their refresh point, but not sooner than
+    MIN_SCHEDULED_SECONDS from now."""
     if arrived_short(expiration, issued_at, refresh_before):
-        return now + max(MIN_RENEW_SECONDS, (expiration - now) / 2)
+        return half_life_renewal(expiration, now)
     return max(now + MIN_SCHEDULED_SECONDS, refresh_time(expiration, refresh_before, duration, rng))
 
 

@@ -6,10 +6,12 @@ from typing import Any
 
 from .cache import Cache
 from .credentials import Credentials, format_utc, mask_key_id
-from .envtarget import EnvFileTarget
 from .errors import CredhelperError
 from .profile import Profile
-from .targets import Target, profile_targets, read_target, target_state
+from .targets.base import Target
+from .targets.envfile import EnvFileTarget
+from .targets.files import read_target, target_state
+from .targets.registry import profile_targets
 
 
 def bedrock_key_state(target: Target, credentials: Credentials | None) -> dict[str, str]:

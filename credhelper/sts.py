@@ -58,6 +58,12 @@ def translate_client_error(error: ClientError, profile: Profile, action: str) ->
     code = error.response.get("Error", {}).get("Code", "")
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     source = _source_label(profile)
+    if code == "AccessDenied" and action != "AssumeRole":
+        return AwsRefusedError(
+            f"profile {profile.name}: AWS denied {action} to {source}: check that its key is active "
+            "and that no policy denies the call (`aws sts get-caller-identity` with the same "
+            "credentials shows the same answer)"
+        )
     if code == "AccessDenied":
         return AwsRefusedError(
             f"profile {profile.name}: AWS denied {action} on {profile.role_arn}: check that the "

@@ -17,7 +17,7 @@ from .profile import Profile
 from .refresher import Refresher
 
 if TYPE_CHECKING:
-    from .delivery import DeliveryReport
+    from .targets.delivery import DeliveryReport
 
 
 @dataclass
@@ -39,7 +39,7 @@ def supply(
     Raises a CredhelperError when no credentials could be had; a target that cannot take them is
     in the report's errors. `write_guard` is held while the targets are written.
     """
-    from .delivery import DeliveryReport, deliver
+    from .targets.delivery import DeliveryReport, deliver
 
     credentials = refresher.obtain(profile, wanted.min_seconds_left, wanted.issued_after)
     if credentials.is_expired(refresher.clock()):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from credhelper.localsts import LocalSts, start_local_sts
+from devtools.localsts import LocalSts, start_local_sts
 from tests.stsproxy import StsProxy
 
 if TYPE_CHECKING:

@@ -7,6 +7,7 @@ import textwrap
 
 from tests.conftest import AGENT0_ENV_DEFAULT, UserHome
 from tests.helpers import assert_no_secret, assert_one_line_failure, cached_record, read_env
+from tests.stsproxy import Fault
 
 EXISTING_CREDENTIALS = textwrap.dedent("""\
     # my keys; do not lose this comment
@@ -78,6 +79,18 @@ def test_adopt_keys_with_keys_aws_rejects_changes_nothing(home: UserHome) -> Non
     before = home.snapshot()
     result = home.run("adopt-keys", "--env-file", str(home.app_env), "--profile", "fresh")
     assert_one_line_failure(result, 77, "unknown to AWS")
+    assert home.snapshot() == before
+
+
+def test_adopt_keys_refused_by_aws_names_the_pair_not_a_role(home: UserHome) -> None:
+    put_long_term_key_in_env(home)
+    home.proxy.add_fault(Fault("code", action="GetCallerIdentity", code="AccessDenied"))
+    before = home.snapshot()
+
+    result = home.run("adopt-keys", "--env-file", str(home.app_env), "--profile", "fresh")
+
+    line = assert_one_line_failure(result, 77, "denied GetCallerIdentity", "fresh")
+    assert "role" not in line and "000000000000" not in line, line
     assert home.snapshot() == before
 
 

@@ -20,15 +20,15 @@ from aws_bedrock_token_generator import provide_token
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotocoreCredentials
 
-from credhelper.bedrockkey import (
+from credhelper.credentials import Credentials
+from credhelper.errors import ConfigError
+from credhelper.formats.bedrockkey import (
     TOKEN_VARIABLE,
     bedrock_api_key,
     bedrock_key_id,
     decode_bedrock_api_key,
     is_long_term_bedrock_key,
 )
-from credhelper.credentials import Credentials
-from credhelper.errors import ConfigError
 from credhelper.profile import parse_profiles
 from tests.conftest import AGENT0_ENV_DEFAULT, UserHome
 from tests.daemonproc import DaemonProcess, wait_for
@@ -392,7 +392,7 @@ def test_status_without_the_setting_says_nothing_of_bedrock_keys(home: UserHome)
 def test_the_env_file_is_unchanged_when_the_same_session_is_written_again(tmp_path: Path) -> None:
     """A target written again for the same session (restored after a person's edit, refreshed
     from the cache) keeps its bytes: no write, nothing for a file watcher to react to."""
-    from credhelper.delivery import deliver
+    from credhelper.targets.delivery import deliver
 
     profile = parse(region="us-east-1", bedrock_api_key=True, env_files=[str(tmp_path / ".env")])
     (tmp_path / ".env").write_text(AGENT0_ENV_DEFAULT)
@@ -443,7 +443,7 @@ def test_hooks_never_inherit_a_bedrock_api_key() -> None:
 
 # Prints what the command got, the Bedrock key only as the key id it was signed with and a digest.
 REPORT_BEDROCK = (
-    "import hashlib, json, os; from credhelper.bedrockkey import bedrock_key_id; "
+    "import hashlib, json, os; from credhelper.formats.bedrockkey import bedrock_key_id; "
     f"token = os.environ.get({TOKEN_VARIABLE!r}); "
     "print(json.dumps({'key': os.environ.get('AWS_ACCESS_KEY_ID'), "
     "'bedrock_key': bedrock_key_id(token) if token else None, "

@@ -33,7 +33,7 @@ def sts_answers(url: str) -> bool:
     return True
 
 
-DEMO_KEEP = [sys.executable, "-u", "-m", "credhelper.demo", "--keep"]
+DEMO_KEEP = [sys.executable, "-u", "-m", "devtools.demo", "--keep"]
 
 
 def test_demo_keep_prints_a_world_to_play_in_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:

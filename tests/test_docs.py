@@ -1,5 +1,7 @@
 """The documentation tells the truth where a test can check it: every test and benchmark it names
-exists, and the exit codes it lists are the ones the error classes carry."""
+exists, every promise in the guarantees names one, every link between the documents leads somewhere,
+the README stays short enough to read, and the exit codes it lists are the ones the error classes
+carry."""
 
 from __future__ import annotations
 
@@ -43,6 +45,62 @@ def test_every_test_a_document_names_exists(document: Path) -> None:
         elif function and not re.search(rf"^def {function}\(", path.read_text(), re.M):
             missing.append(f"{file}::{function}")
     assert not missing, f"{document.name} names tests that do not exist: {missing}"
+
+
+def test_every_promise_in_the_guarantees_names_a_test_or_benchmark() -> None:
+    rows = [
+        line
+        for line in (REPO / "docs" / "guarantees.md").read_text().splitlines()
+        if line.startswith("| ") and not line.startswith("| promise |")
+    ]
+    assert len(rows) >= 20, f"docs/guarantees.md lists {len(rows)} promises; its table is gone or cut short"
+    unproven = [row.split(" | ")[0].strip("| ") for row in rows if not named_tests(row.split(" | ", 1)[1])]
+    assert not unproven, f"docs/guarantees.md has promises that name no test or benchmark: {unproven}"
+
+
+README_MOST_LINES = 300
+
+
+def test_the_readme_stays_short_enough_to_read() -> None:
+    lines = len((REPO / "README.md").read_text().splitlines())
+    assert lines <= README_MOST_LINES, (
+        f"README.md has {lines} lines, more than {README_MOST_LINES}: move maintainers' detail under docs/"
+    )
+
+
+FENCE = re.compile(r"^ *```.*?^ *```", re.M | re.S)
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def anchors(text: str) -> set[str]:
+    """The anchors GitHub gives the headings of a Markdown text (code blocks skipped)."""
+    found: set[str] = set()
+    for heading in re.findall(r"^#{1,6} +(.+?) *$", FENCE.sub("", text), re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        anchor, n = slug, 0
+        while anchor in found:
+            n += 1
+            anchor = f"{slug}-{n}"
+        found.add(anchor)
+    return found
+
+
+def leads_somewhere(document: Path, target: str) -> bool:
+    """A relative link (`docs/x.md`, `x.md#a-heading`, `#a-heading`) names a file that exists and,
+    with an anchor, a heading of that file."""
+    path, _, anchor = target.partition("#")
+    linked = (document.parent / path).resolve() if path else document
+    if not linked.exists():
+        return False
+    return not anchor or (linked.suffix == ".md" and anchor in anchors(linked.read_text()))
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: path.name)
+def test_every_link_between_the_documents_leads_to_a_file_and_heading(document: Path) -> None:
+    text = re.sub(r"`[^`\n]*`", "", FENCE.sub("", document.read_text()))
+    relative = [target for target in LINK.findall(text) if not re.match(r"[a-z]+:", target)]
+    broken = [target for target in relative if not leads_somewhere(document, target)]
+    assert not broken, f"{document.name} links to files or headings that do not exist: {broken}"
 
 
 def test_the_architecture_lists_every_exit_code_the_errors_carry() -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from credhelper.doctor import FAIL, OK, WARN, skew_status
+from credhelper.doctor.findings import FAIL, OK, WARN, skew_status
 from tests.conftest import UserHome
 from tests.daemonproc import DaemonProcess
 from tests.helpers import assert_no_secret

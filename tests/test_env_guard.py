@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from credhelper.credentials import Credentials
-from credhelper.envtarget import EnvFileTarget
 from credhelper.errors import LongTermKeyError, TargetError
-from credhelper.nodedotenv import node_parse
-from credhelper.sharedcreds import CredentialsSectionTarget
-from credhelper.targets import write_target
+from credhelper.formats.nodedotenv import node_parse
+from credhelper.targets.credsection import CredentialsSectionTarget
+from credhelper.targets.envfile import EnvFileTarget
+from credhelper.targets.files import write_target
 from tests.conftest import UserHome
 from tests.helpers import assert_one_line_failure
 from tests.nodecheck import node_dotenv_parse

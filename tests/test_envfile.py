@@ -10,7 +10,7 @@ from dotenv import dotenv_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from credhelper.envfile import MANAGED_KEYS, long_term_key_ids, managed_values, merge_env
+from credhelper.formats.dotenv import MANAGED_KEYS, long_term_key_ids, managed_values, merge_env
 from tests.conftest import AGENT0_ENV_DEFAULT
 from tests.nodecheck import node_dotenv_parse
 

@@ -12,14 +12,15 @@ from pathlib import Path
 import pytest
 from dotenv.parser import Binding
 
-from credhelper import envfile
 from credhelper.credentials import Credentials
-from credhelper.envfile import managed_values
-from credhelper.envtarget import EnvFileTarget
 from credhelper.errors import LongTermKeyError, TargetError
-from credhelper.nodedotenv import NodeBinding
-from credhelper.sharedcreds import CredentialsSectionTarget, parse_sections
-from credhelper.targets import target_state, write_target
+from credhelper.formats import dotenv as dotenv_format
+from credhelper.formats.dotenv import managed_values
+from credhelper.formats.ini import parse_sections
+from credhelper.formats.nodedotenv import NodeBinding
+from credhelper.targets.credsection import CredentialsSectionTarget
+from credhelper.targets.envfile import EnvFileTarget
+from credhelper.targets.files import target_state, write_target
 from tests.conftest import AGENT0_ENV_DEFAULT
 
 CREDENTIALS = Credentials("ASIAIOSFODNN7EXAMPLE", "secret/EXAMPLE+1", "token/EXAMPLE=", 2_000_000_000.0)
@@ -142,7 +143,7 @@ def test_a_write_reads_the_file_once_and_its_new_text_once_with_each_reader(
     """DESIGN §11: a write costs a few dotenv reads of the file, not one read per question the
     guard and the merge ask (each read of a 1 MiB `.env` takes a good part of a second)."""
     read: dict[str, list[str]] = {"python-dotenv": [], "Node's dotenv": []}
-    python_parse, node_parse = envfile.parse_stream, envfile.node_bindings
+    python_parse, node_parse = dotenv_format.parse_stream, dotenv_format.node_bindings
 
     def python_reading(stream: io.StringIO) -> Iterator[Binding]:
         read["python-dotenv"].append(stream.getvalue())
@@ -152,8 +153,8 @@ def test_a_write_reads_the_file_once_and_its_new_text_once_with_each_reader(
         read["Node's dotenv"].append(text)
         return node_parse(text)
 
-    monkeypatch.setattr(envfile, "parse_stream", python_reading)
-    monkeypatch.setattr(envfile, "node_bindings", node_reading)
+    monkeypatch.setattr(dotenv_format, "parse_stream", python_reading)
+    monkeypatch.setattr(dotenv_format, "node_bindings", node_reading)
     env = tmp_path / ".env"
     env.write_text(AGENT0_ENV_DEFAULT)
     target = EnvFileTarget(env, region="us-east-1", bedrock_api_key=bedrock_api_key)

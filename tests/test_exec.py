@@ -19,15 +19,11 @@ from typing import Any
 
 import pytest
 
+from credhelper.appexec.environment import child_environment
+from credhelper.appexec.renewal import renewal_failure_message, supervised_renewal_time
+from credhelper.appexec.supervisor import exit_status, wait_limit
 from credhelper.credentials import Credentials
 from credhelper.errors import AwsRefusedError, StsUnavailableError
-from credhelper.execcmd import (
-    child_environment,
-    exit_status,
-    renewal_failure_message,
-    renewal_time,
-    wait_limit,
-)
 from credhelper.profile import Profile
 from credhelper.schedule import WAKE_CHECK_SECONDS, Deadline
 from tests.conftest import UserHome
@@ -816,6 +812,43 @@ def test_hooks_start_with_nothing_ignored_or_blocked(home: UserHome, daemons: li
     assert_as_a_shell_starts_it(hook_status.read_text(), "a hook of the daemon")
 
 
+@contextlib.contextmanager
+def launched_as_a_background_job() -> Iterator[None]:
+    """Processes started meanwhile inherit SIGINT and SIGQUIT ignored, as a script's `cmd &` does."""
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGQUIT)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def test_what_credhelper_supervises_starts_with_nothing_ignored(
+    home: UserHome, daemons: list[DaemonProcess]
+) -> None:
+    """A hook, or a restarted command, is credhelper's child, not the shell's: it starts with no
+    signal ignored, whatever credhelper itself inherited."""
+    status = home.root / "child-status"
+    home.write_config('on_refresh = ["cp", "/proc/self/status", "~/child-status"]\n')
+    with launched_as_a_background_job():
+        assert home.run("refresh").returncode == 0
+    assert _signal_masks(status.read_text())[0] == 0, "a hook of `refresh` starts with signals ignored"
+    status.unlink()
+    with launched_as_a_background_job():
+        daemons.append(DaemonProcess(home))
+    wait_for(lambda: status.exists() and status.read_text(), 30)
+    assert _signal_masks(status.read_text())[0] == 0, "a hook of the daemon starts with signals ignored"
+    daemons[-1].stop()
+    status.unlink()
+    home.write_config()
+    with launched_as_a_background_job():
+        result = home.run(
+            "exec", "bedrock", "--restart-on-refresh", "--", "cp", "/proc/self/status", str(status)
+        )
+    assert result.returncode == 0, result.stderr
+    assert _signal_masks(status.read_text())[0] == 0, "a supervised command starts with signals ignored"
+
+
 # -- decisions (pure) ------------------------------------------------------------------------
 
 
@@ -868,7 +901,7 @@ def test_exit_status_is_128_plus_the_signal(returncode: int, status: int) -> Non
 )
 def test_renewal_time(seconds_left: float, renew_in: float) -> None:
     now = 1_000_000.0
-    at = renewal_time(_credentials(now + seconds_left), _profile(), now, random.Random(1))
+    at = supervised_renewal_time(_credentials(now + seconds_left), _profile(), now, random.Random(1))
     assert renew_in - 30 <= at - now <= renew_in
 
 

@@ -116,7 +116,7 @@ def test_a_cache_entry_replaced_behind_the_answer_is_seen(home: UserHome) -> Non
 def forged(home: UserHome) -> None:
     """The answer file with its recorded credentials replaced, every fact it depends on intact."""
     path = answer_file(home)
-    *header, answer = path.read_bytes().split(b"\n", 6)
+    *header, answer = path.read_bytes().split(b"\n", 7)
     fake = json.loads(answer)
     fake["AccessKeyId"] = "ASIAIOSFODNN7EXAMPLE"
     path.write_bytes(b"\n".join(header) + b"\n" + json.dumps(fake).encode() + b"\n")
@@ -172,7 +172,7 @@ def test_an_answer_past_its_handout_deadline_is_not_served(home: UserHome) -> No
     primed(home)
     forged(home)
     path = answer_file(home)
-    lines = path.read_bytes().split(b"\n", 6)
+    lines = path.read_bytes().split(b"\n", 7)
     lines[1] = str(int(time.time()) - 1).encode()
     path.write_bytes(b"\n".join(lines))
     assert credential_process(home)["AccessKeyId"] == cached_record(home)["AccessKeyId"]
@@ -188,12 +188,9 @@ def test_another_config_file_is_not_answered_from_this_ones_answer(home: UserHom
 
 
 def test_no_answer_is_recorded_against_a_configuration_still_being_edited(home: UserHome) -> None:
-    home.write_config()  # modified just now...
-    # ...and for the whole test: on a busy machine two calls can take longer than the settling
-    # time, and a configuration that old is settled, rightly. Dated a minute ahead it is still
-    # "just modified" (now - mtime < the settling time) however long the calls take.
-    ahead = time.time() + 60
-    os.utime(home.config_file, (ahead, ahead))
+    home.write_config()
+    soon = time.time() + 600  # still being edited for as long as the calls take, however slow the machine
+    os.utime(home.config_file, (soon, soon))
     credential_process(home)
     credential_process(home)
     assert not answer_file(home).exists()

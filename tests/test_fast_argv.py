@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from credhelper.execplain import parse_plain_exec_argv
+from credhelper.appexec.plain import parse_plain_exec_argv
 from credhelper.fastpath import parse_fast_argv
 
 LEADING = [

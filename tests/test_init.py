@@ -21,10 +21,10 @@ from dotenv import dotenv_values
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from credhelper.awsconfig import add_process_profile
 from credhelper.credentials import format_utc
 from credhelper.errors import ConfigError
-from credhelper.init import FileChange, add_profile_to_config, diff_text
+from credhelper.formats.awsconfig import add_process_profile
+from credhelper.init.plan import FileChange, add_profile_to_config, diff_text
 from credhelper.unit import UNIT_TEMPLATE, render_unit, user_manager_answers
 from tests.conftest import AGENT0_ENV_DEFAULT, UserHome
 from tests.helpers import assert_no_secret, assert_one_line_failure, cached_record, read_env
@@ -256,7 +256,7 @@ def test_the_same_profile_spelt_otherwise_in_the_aws_config_is_refused(home: Use
 def test_profile_sections_are_read_as_botocore_reads_them(section: str) -> None:
     from botocore.configloader import build_profile_map
 
-    from credhelper.awsconfig import profile_named_by
+    from credhelper.formats.awsconfig import profile_named_by
 
     expected = list(build_profile_map({section: {"region": "us-east-1"}})["profiles"])
     assert [name for name in [profile_named_by(section)] if name is not None] == expected

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from credhelper.keeper import TargetClaims
 from credhelper.profile import Profile
+from credhelper.targets.keeper import TargetClaims
 from tests.conftest import UserHome
 from tests.daemonproc import DaemonProcess, wait_for
 

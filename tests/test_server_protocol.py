@@ -10,16 +10,9 @@ from collections.abc import Iterator
 import pytest
 
 from credhelper.credentials import Credentials
+from credhelper.endpoint.protocol import BadRequest, UnknownProfile, answer, head_length, parse_head
+from credhelper.endpoint.server import CredentialServer, connection_cap
 from credhelper.errors import CredhelperError
-from credhelper.server import (
-    BadRequest,
-    CredentialServer,
-    UnknownProfile,
-    answer,
-    connection_cap,
-    head_length,
-    parse_head,
-)
 
 TOKEN = "test-token"
 FAKE = Credentials("ASIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "FwoGZXEXAMPLE", 4e9)

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from credhelper.credentials import Credentials
 from credhelper.errors import TargetError
-from credhelper.sharedcreds import CredentialsSectionTarget, parse_sections
+from credhelper.formats.ini import parse_sections
+from credhelper.targets.credsection import CredentialsSectionTarget
 
 CREDENTIALS = Credentials("ASIAIOSFODNN7EXAMPLE", "secret/EXAMPLE+1", "token/EXAMPLE=", 2_000_000_000.0)
 TARGET = CredentialsSectionTarget(Path("/home/u/.aws/apps"), section="app")

@@ -106,3 +106,50 @@ def test_a_credentials_file_the_write_would_refuse_is_refused_before_sts(home: U
     assert_one_line_failure(result, 78, str(shared))
     assert shared.read_text() == text
     assert home.proxy.count("AssumeRole") == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root's own rule")
+@pytest.mark.parametrize("leads_to", ["a-file-of-root", "a-new-file-in-roots-directory"])
+def test_root_never_follows_another_users_symlink_into_a_file_not_theirs(
+    home: UserHome, shared_dir: Path, leads_to: str
+) -> None:
+    """As root, a user's link is followed only to that user's own file: else whoever owns the link
+    could have root append credentials to, or create, any file."""
+    roots = shared_dir / "roots"
+    roots.mkdir(mode=0o755)
+    aimed_at = roots / "environment"
+    if leads_to == "a-file-of-root":
+        aimed_at.write_text("PATH=/usr/bin\n")
+    users = shared_dir / "app"
+    users.mkdir()
+    os.chown(users, ATTACKER, ATTACKER)
+    link = users / ".env"
+    link.symlink_to(aimed_at)
+    os.lchown(link, ATTACKER, ATTACKER)
+    home.write_config(env_files=f'["{link}"]')
+
+    result = home.run("refresh", "bedrock")
+
+    assert_one_line_failure(result, 78, str(link), "symlink owned by another user")
+    assert not aimed_at.exists() or aimed_at.read_text() == "PATH=/usr/bin\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root's own rule")
+def test_root_follows_a_users_symlink_to_that_users_own_file(home: UserHome, shared_dir: Path) -> None:
+    """The neighbour: root keeping another user's .env, which that user keeps as a link."""
+    users = shared_dir / "app"
+    users.mkdir()
+    real = users / "real.env"
+    real.write_text("APP=1\n")
+    link = users / ".env"
+    link.symlink_to(real)
+    for path in (users, real):
+        os.chown(path, ATTACKER, ATTACKER)
+    os.lchown(link, ATTACKER, ATTACKER)
+    home.write_config(env_files=f'["{link}"]')
+
+    result = home.run("refresh", "bedrock")
+
+    assert result.returncode == 0, result.stderr
+    assert "AWS_SESSION_TOKEN=" in real.read_text()
+    assert real.stat().st_uid == ATTACKER and link.is_symlink()

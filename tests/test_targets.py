@@ -284,12 +284,12 @@ def test_every_restore_of_a_world_readable_env_warns(home: UserHome) -> None:
     try:
         key_id = daemon.wait_written()
         for round_number in (1, 2):
-            # A world-readable .env overwritten with the app's defaults. (Made readable first: a
-            # chmod after the write may come after the daemon's restore, on a busy machine.)
-            os.chmod(home.app_env, 0o644)
-            home.app_env.write_text(AGENT0_ENV_DEFAULT)
-            wait_for(lambda: daemon.env_key_id() == key_id, timeout=5)
-            wait_for(lambda n=round_number: daemon.log.count("readable by other users") >= n, timeout=5)
+            fresh = home.app_env.with_name(".env.default")  # `cp .env.default .env` under umask 022,
+            fresh.write_text(AGENT0_ENV_DEFAULT)  # in one step: the daemon never sees it half made
+            os.chmod(fresh, 0o644)
+            os.replace(fresh, home.app_env)
+            wait_for(lambda: daemon.env_key_id() == key_id, timeout=15)
+            wait_for(lambda n=round_number: daemon.log.count("readable by other users") >= n, timeout=15)
         assert stat.S_IMODE(home.app_env.stat().st_mode) == 0o644  # the file's mode is kept
     finally:
         daemon.stop()

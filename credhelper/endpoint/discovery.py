@@ -1,0 +1,139 @@
+"""Where an app finds the daemon's endpoint: the token file and endpoint.json the daemon publishes
+in the runtime directory, and the record read back only when it is this user's own, private, and
+left by the daemon running now (docs/architecture.md, section 6)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigError, CredhelperError
+from ..fileio import PRIVATE_FILE, atomic_write, read_regular_file, remove_quietly, trusted_private_dir
+from ..paths import (
+    CACHE_DIR_FIX,
+    daemon_lock_path,
+    daemon_pid_path,
+    endpoint_path,
+    is_trusted,
+    runtime_dir,
+    token_path,
+    untrusted_reason,
+)
+
+if TYPE_CHECKING:
+    from .server import CredentialServer
+
+
+SMALL_FILE_MAX_BYTES = 64 * 1024  # endpoint.json, the pid file: read without following a symlink
+RUNTIME_DIR_FIX = "remove it, or set XDG_RUNTIME_DIR to a directory of your own"
+
+
+def publish_endpoint(server: CredentialServer, environ: Mapping[str, str], cache_dir: str) -> None:
+    """Write the token file (0600) and endpoint.json, which `credhelper env` reads."""
+    directory = runtime_dir(environ, cache_dir)
+    info = {"url": server.url, "token_file": token_path(environ, cache_dir), "pid": str(os.getpid())}
+    try:
+        trusted_private_dir(directory, "runtime directory", RUNTIME_DIR_FIX)
+        atomic_write(token_path(environ, cache_dir), server.token.encode(), PRIVATE_FILE)
+        atomic_write(endpoint_path(environ, cache_dir), json.dumps(info).encode(), PRIVATE_FILE)
+    except OSError as error:
+        unpublish_endpoint(environ, cache_dir)
+        where = error.filename or directory
+        raise CredhelperError(
+            f"cannot write the endpoint's token in {where}: {error.strerror}; make {directory} "
+            "writable, or set XDG_RUNTIME_DIR to a writable directory of your own"
+        ) from None
+
+
+def unpublish_endpoint(environ: Mapping[str, str], cache_dir: str) -> None:
+    """Remove the token file and endpoint.json, unless the directory is not this user's."""
+    if not is_trusted(runtime_dir(environ, cache_dir)):
+        return
+    for path in (endpoint_path(environ, cache_dir), token_path(environ, cache_dir)):
+        # In an unwritable directory they stay; `credhelper env` checks the daemon's lock anyway.
+        with contextlib.suppress(OSError):
+            remove_quietly(path)
+
+
+def read_endpoint(environ: Mapping[str, str], cache_dir: str) -> dict[str, str] | None:
+    """The endpoint record, read only from a runtime directory and a file that are this user's
+    own and private (paths.untrusted_reason): else someone could send apps to their endpoint."""
+    if not trusted_private_dir(runtime_dir(environ, cache_dir), "runtime directory", RUNTIME_DIR_FIX, False):
+        return None
+    record = endpoint_path(environ, cache_dir)
+    try:
+        found = read_regular_file(record, SMALL_FILE_MAX_BYTES)
+    except OSError:
+        return None
+    if found is None:
+        return None
+    reason = untrusted_reason(found[1], path=record)
+    if reason is not None:
+        raise ConfigError(
+            f"{record}: credhelper does not trust this endpoint record: {reason}; {RUNTIME_DIR_FIX}"
+        )
+    try:
+        info = json.loads(found[0])
+    except ValueError:
+        return None
+    if not isinstance(info, dict) or not all(isinstance(info.get(k), str) for k in ("url", "token_file")):
+        return None
+    return info
+
+
+def daemon_lock_held(cache_dir: str) -> bool:
+    """Whether a daemon holds its lock now: if this process can take it, none runs."""
+    try:
+        fd = os.open(daemon_lock_path(cache_dir), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # releases the lock if it was taken
+    return False
+
+
+def _alive(pid_text: str) -> bool:
+    if not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except OSError:  # gone, or another user's process: not our daemon either way
+        return False
+    return True
+
+
+def live_endpoint(environ: Mapping[str, str], cache_dir: str) -> dict[str, str] | None:
+    """The endpoint of the daemon running now, or None: never one a dead daemon left behind."""
+    trusted_private_dir(cache_dir, "cache directory", CACHE_DIR_FIX, create=False)  # the daemon's lock
+    info = read_endpoint(environ, cache_dir)
+    if info is None or not daemon_lock_held(cache_dir) or not _alive(str(info.get("pid", ""))):
+        return None
+    try:
+        pid_file = read_regular_file(daemon_pid_path(cache_dir), SMALL_FILE_MAX_BYTES)
+    except OSError:
+        return None
+    if pid_file is not None and pid_file[0].decode(errors="replace").strip() != info["pid"]:
+        return None
+    return info
+
+
+def running_endpoint(environ: Mapping[str, str], cache_dir: str) -> dict[str, str]:
+    """The endpoint of the daemon running now (`live_endpoint`); an error saying how to start one
+    when none runs."""
+    info = live_endpoint(environ, cache_dir)
+    if info is None:
+        raise CredhelperError(
+            "no credentials endpoint is running: start `credhelper run --serve` "
+            "(or set serve in a [daemon] table), then run this again"
+        )
+    return info
