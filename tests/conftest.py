@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import compileall
+import contextlib
+import importlib
 import os
 import subprocess
 import sys
@@ -42,30 +44,58 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Byte-compiles credhelper once, before any test (in pytest-xdist's controller, or the only
-    process): the suite starts credhelper many hundreds of times, each with
-    PYTHONDONTWRITEBYTECODE=1 so that no test writes into the tree, and without the compiled
-    files each start would compile credhelper's source anew (about a tenth of the suite's CPU).
+    """Compiles once, in pytest-xdist's controller (or the only process), what would otherwise be
+    compiled again and again: PYTHONDONTWRITEBYTECODE=1 (set on this machine, and by the tests for
+    every command they start, so that no test writes into the tree) leaves no compiled file behind.
+    - credhelper: the suite starts it many hundreds of times, each start compiling its source
+      anew (about a tenth of the suite's CPU).
+    - the test modules, with pytest's assertion rewriting: each worker imports all of them, and
+      rewrote and compiled them all itself (two seconds of CPU per worker, at its start).
 
     Under pytest-xdist, tests are handed out one at a time (--maxschedchunk 1 unless given): its
     load scheduling otherwise starts each worker on a run of consecutive tests, which would give
     one worker every test marked `slow`, first in the order (below)."""
     if not hasattr(config, "workerinput"):
         compileall.compile_dir(REPO / "credhelper", quiet=1)
+        if config.getoption("numprocesses", None):
+            _rewrite_test_modules_once()
     if config.getoption("maxschedchunk", None) is None and config.getoption("numprocesses", None):
         config.option.maxschedchunk = 1
 
 
+def _rewrite_test_modules_once() -> None:
+    """Imports every test module through pytest's rewriting import hook with compiled files
+    written, for the workers to read. A module that fails to import is left to the workers to
+    report, as they always do."""
+    writes_no_bytecode = sys.dont_write_bytecode
+    sys.dont_write_bytecode = False
+    try:
+        for path in sorted((REPO / "tests").glob("test_*.py")):
+            with contextlib.suppress(Exception, pytest.skip.Exception):
+                importlib.import_module(f"tests.{path.stem}")
+    finally:
+        sys.dont_write_bytecode = writes_no_bytecode
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests marked `slow` first, longest first, then the rest in their usual order: those that
-    wait on real time start at once on every worker, side by side, and the short ones fill in
-    around them, instead of one starting last and holding up the end of the run."""
+    """The tests marked `slow` (long waits on real time, little CPU) spread over the first half of
+    the run, longest first, each followed by an even share of the others in their usual order.
+    Every long wait then starts early, none holds up the end of the run, and while some workers
+    wait the others keep both cores busy (all of them waiting at once would leave the CPU idle)."""
 
     def seconds(item: pytest.Item) -> float:
         marker = item.get_closest_marker("slow")
         return float(marker.kwargs.get("seconds", 1)) if marker is not None else 0.0
 
-    items.sort(key=seconds, reverse=True)  # stable: the same order on every worker
+    slow = sorted((item for item in items if seconds(item)), key=seconds, reverse=True)
+    if not slow:
+        return
+    rest = [item for item in items if not seconds(item)]
+    share = len(rest) // (2 * len(slow))
+    ordered: list[pytest.Item] = []
+    for index, item in enumerate(slow):
+        ordered += [item, *rest[index * share : (index + 1) * share]]
+    items[:] = ordered + rest[len(slow) * share :]  # the same order on every worker
 
 
 @pytest.fixture(scope="session")

@@ -130,6 +130,7 @@ def test_throttling_keeps_the_old_credentials_then_recovers(
     def last_error() -> str:
         return str(json.loads(home.run("status", "--json").stdout)[0]["last_error"] or "")
 
+    wait_for(lambda: "Throttling" in daemon.log, timeout=30)  # then `status`, not a `status` every 0.2 s
     wait_for(lambda: "Throttling" in last_error(), timeout=30, interval=0.2)
     assert daemon.env_key_id() == first, "the old credentials left the .env while STS throttled"
     assert daemon.process.poll() is None
