@@ -100,7 +100,12 @@ def run_exec(
         if server is not None:
             server.start()
         supervisor = Supervisor(profile, refresher, command, options, environ, server)
-        return supervisor.run(credentials)
+        if server is None:
+            return supervisor.run(credentials)
+        from .awsconfig import served_config
+
+        with served_config(environ, refresher.cache.directory) as supervisor.config_file:
+            return supervisor.run(credentials)
     finally:
         if server is not None:
             server.stop()
@@ -148,6 +153,7 @@ class Supervisor:
         self.terminal = Terminal()
         self.wakeup = Wakeup()
         self.guard: GroupGuard | None = None
+        self.config_file: str | None = None  # under --endpoint, the config file the command reads
 
     def run(self, credentials: Credentials) -> int:
         nothing_blocked_here()
@@ -213,7 +219,7 @@ class Supervisor:
 
     def _child_values(self, credentials: Credentials) -> dict[str, str]:
         if self.server is not None:
-            return served_command_values(self.profile, self.server.url, self.server.token)
+            return served_command_values(self.profile, self.server.url, self.server.token, self.config_file)
         return credential_values(credentials, self.profile, self.clock.wall())
 
     def _start(self, credentials: Credentials) -> subprocess.Popen[bytes]:
