@@ -4,6 +4,7 @@ never left hanging, in a pipeline on a terminal or not (real processes, real pty
 from __future__ import annotations
 
 import os
+import select
 import shlex
 import signal
 import subprocess
@@ -82,3 +83,45 @@ def test_a_restart_ends_a_stopped_command_without_waiting_for_the_grace_period()
             child.wait()
     assert returncode == -signal.SIGTERM, "the stopped command must end on the restart's SIGTERM, not SIGKILL"
     assert took < 5, f"the restart waited {took:.1f} s of the 20 s grace period on a stopped command"
+
+
+def test_under_a_job_control_shell_fg_and_ctrl_z_work_as_for_the_command_alone(home: UserHome) -> None:
+    """Real bash: `exec ... &` of a command that reads the terminal shows as stopped and reads
+    what is typed after `fg`; Ctrl-Z in `exec ... | cat` stops the whole job, and after `fg`
+    the command has the terminal again."""
+    out = home.root.parent / "typed"
+    command = [sys.executable, "-c", f"open({str(out)!r}, 'w').write(input())"]
+    exec_line = shlex.join([sys.executable, "-m", "credhelper", "exec", "bedrock", "--restart-on-refresh"])
+    exec_line += " -- " + shlex.join(command)
+    controller, terminal = os.openpty()
+    seen = b""
+
+    def screen() -> bytes:
+        nonlocal seen
+        while select.select([controller], [], [], 0.05)[0]:
+            seen += os.read(controller, 4096)
+        return seen
+
+    def typed(text: bytes) -> str:
+        os.write(controller, text)
+        return str(wait_for(lambda: out.exists() and out.read_text(), 30))
+
+    try:
+        on_a_terminal(home, terminal, "bash", "--norc", "--noprofile", "-i")
+        os.write(controller, b"set -b\n")  # job changes reported at once, not at the next prompt
+        os.write(controller, f"{exec_line} &\n".encode())
+        wait_for(lambda: b"Stopped" in screen(), 30)
+        os.write(controller, b"fg\n")
+        assert typed(b"hello\n") == "hello", "after fg, the command must read the terminal"
+        out.unlink()
+        os.write(controller, f"{exec_line} | cat\n".encode())
+        wait_for(lambda: b"| cat" in screen(), 10)
+        time.sleep(2)  # the command is reading the terminal it was lent
+        os.write(controller, b"\x1a")
+        wait_for(lambda: screen().count(b"Stopped") >= 2, 30)
+        os.write(controller, b"fg\n")
+        assert typed(b"again\n") == "again", "after Ctrl-Z and fg, the command must have the terminal"
+        os.write(controller, b"exit\n")
+    finally:
+        os.close(controller)
+        os.close(terminal)
