@@ -3,13 +3,31 @@
 import sys
 
 
+def _runs_the_daemon(argv: list[str]) -> bool:
+    """Whether `argv` is `[--config P] [--log-level L] run ...` (either option as `--opt=value`)."""
+    rest = argv[1:]
+    while rest and rest[0].partition("=")[0] in ("--config", "--log-level"):
+        rest = rest[1:] if "=" in rest[0] else rest[2:]
+    return rest[:1] == ["run"]
+
+
+# Here, at the first line of credhelper that runs, before anything else is imported: the daemon's
+# reload and refresh signals (SIGHUP, SIGUSR1) ignored until its handlers are in place, whose
+# default action would end it while it is still starting (`systemctl reload` right after
+# `start`). It reads its configuration and refreshes at start anyway. What comes before this is
+# the interpreter's own start. (Its children get their defaults back: `signals`.)
+if _runs_the_daemon(sys.argv):
+    import signal
+
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+
+
 def main() -> None:
     if "credential-process" in sys.argv[1:] and _answered_fast():
         return
     if "exec" in sys.argv[1:]:
         _exec_fast()
-    if "run" in sys.argv[1:]:
-        _hold_daemon_signals()
     try:
         from .cli import run
     except Exception as error:  # a broken installation: still one line, never a traceback
@@ -26,20 +44,6 @@ def _answered_fast() -> bool:
         return main_fast(sys.argv[1:])
     except Exception:
         return False
-
-
-def _hold_daemon_signals() -> None:
-    """The daemon's reload and refresh signals, ignored until its handlers are in place: their
-    default action would end it while it is still importing. It reads its configuration and
-    refreshes at start anyway. (Its children get their defaults back: `signals`.)"""
-    from .fastpath import parse_leading_options
-
-    parsed = parse_leading_options(sys.argv[1:])
-    if parsed is not None and parsed[1][:1] == ["run"]:
-        import signal
-
-        for signum in (signal.SIGHUP, signal.SIGUSR1):
-            signal.signal(signum, signal.SIG_IGN)
 
 
 def _exec_fast() -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+
+from credhelper.appexec.awsconfig import without_default_credentials
 from credhelper.appexec.environment import credential_values, endpoint_values, served_command_values
 from credhelper.credentials import Credentials
 from credhelper.profile import Profile
@@ -51,3 +54,42 @@ def test_env_names_the_daemons_token_file_and_exec_hands_its_command_the_token()
     assert "AWS_BEARER_TOKEN_BEDROCK" not in served, "an empty key would stop Bedrock calls being signed"
     with_key = Profile("bedrock", ROLE, "s", region="us-east-1", bedrock_api_key=True)
     assert served_command_values(with_key, URL, "t0ken")["AWS_BEARER_TOKEN_BEDROCK"] == ""
+
+
+def test_under_the_endpoint_the_shared_credentials_file_is_an_empty_one() -> None:
+    profile = Profile("bedrock", ROLE, "s", region="us-east-1")
+    served = served_command_values(profile, URL, "t0ken")
+    assert served["AWS_SHARED_CREDENTIALS_FILE"] == os.devnull, "a [default] pair would win over the endpoint"
+    assert "AWS_CONFIG_FILE" not in served, "the user's config stays when it gives no credentials"
+    assert served_command_values(profile, URL, "t0ken", "/c/copy")["AWS_CONFIG_FILE"] == "/c/copy"
+
+
+USER_CONFIG = """\
+# mine
+[default]
+region = eu-west-3
+aws_access_key_id = AKIAIOSFODNN7EXAMPLE
+Aws_Secret_Access_Key: not-a-real-secret
+credential_process = /bin/echo
+  continued
+s3 =
+  addressing_style = path
+sso_start_url = https://example.awsapps.com/start
+max_attempts = 7
+
+[profile   default]
+role_arn = arn:aws:iam::123456789012:role/X
+[profile other]
+aws_access_key_id = AKIAOTHEREXAMPLE0000
+region = us-west-2
+"""
+
+
+def test_the_config_copy_loses_only_the_default_profiles_credentials() -> None:
+    copy = without_default_credentials(USER_CONFIG)
+    assert copy == (
+        "# mine\n[default]\nregion = eu-west-3\ns3 =\n  addressing_style = path\nmax_attempts = 7\n\n"
+        "[profile   default]\n[profile other]\naws_access_key_id = AKIAOTHEREXAMPLE0000\nregion = us-west-2\n"
+    )
+    assert without_default_credentials("[default]\nregion = eu-west-3\n[profile x]\nrole_arn = r\n") is None
+    assert without_default_credentials("") is None

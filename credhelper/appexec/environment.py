@@ -5,6 +5,7 @@ standard library and a few light credhelper modules only; the rest is imported w
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 from ..credentials import Credentials
@@ -24,6 +25,7 @@ REMOVED_VARIABLES = frozenset(
         "AWS_SECURITY_TOKEN",
         "AWS_CREDENTIAL_EXPIRATION",
         "AWS_BEARER_TOKEN_BEDROCK",
+        "AWS_CREDENTIAL_FILE",  # botocore's legacy credentials file, read before a container endpoint
     }
 )
 REMOVED_PREFIXES = ("AWS_CONTAINER_",)
@@ -93,14 +95,22 @@ def endpoint_values(
     return values
 
 
-def served_command_values(profile: Profile, url: str, token: str) -> dict[str, str]:
+def served_command_values(
+    profile: Profile, url: str, token: str, config_file: str | None = None
+) -> dict[str, str]:
     """What the command of exec --endpoint gets: the endpoint's variables, and empty values for
-    what its dotenv could otherwise load from the profile's .env. The Bedrock key is hidden only
+    what its dotenv could otherwise load from the profile's .env. An SDK's default chain reads the
+    shared files before the endpoint (`awsconfig`): the credentials file is an empty one, and the
+    config file `config_file` when given (the user's without its default profile's credentials).
+    The Bedrock key is hidden only
     for a profile that writes one (`bedrock_api_key`): botocore and the JS SDK take an
     AWS_BEARER_TOKEN_BEDROCK that is set, even empty, as a key to use instead of the credentials,
     so for every other profile it stays unset and Bedrock calls are signed with the endpoint's
     credentials."""
     values = dict.fromkeys(HIDDEN_FROM_DOTENV, "")
+    values["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+    if config_file is not None:
+        values["AWS_CONFIG_FILE"] = config_file
     if profile.bedrock_api_key:
         from ..formats.bedrockkey import TOKEN_VARIABLE
 

@@ -6,11 +6,31 @@ all the controlling terminal and its foreground group is credhelper's, the comma
 the terminal's foreground group: Ctrl-C, Ctrl-\\ and terminal reads reach the command directly
 and once, while credhelper, now in a background group, never sees them. (The alternative, keeping
 the command in credhelper's group and ignoring SIGINT in credhelper, would leave no way to stop
-the command's children at a restart without stopping credhelper.) In a pipeline
-(`credhelper exec ... | less`) the terminal stays with the job, whose other members read it.
+the command's children at a restart without stopping credhelper.)
+
+In a pipeline (`credhelper exec ... | less`, `... | tee log`) the terminal stays with the job,
+whose other members may read it. The command, in a group of its own, is then a background group
+of the terminal, and the kernel stops it (SIGTTIN, SIGTTOU) when it reads the terminal or sets
+its modes. credhelper watches for that stop: while its own group is the terminal's foreground
+group it lends the command's group the terminal's foreground and continues it, so the command
+reads the terminal as it would have in the job (what the user types goes to the command; a
+member of the job that reads the terminal meanwhile, `less`, waits its turn). When the command
+ends or is restarted, the foreground goes back to credhelper's group, and with it to the rest of
+the job; a restarted command gets it again the same way, the first time it needs it. When exec's
+own job is in the background (`credhelper exec ... &`), exec stops itself with the same signal,
+so the shell shows the job stopped as it would show the command alone; at `fg` the command gets
+the terminal and goes on. A Ctrl-Z that stops the command while it has the terminal stops exec's
+job too, and `fg` gives the command the terminal back. The foreground is only ever taken back
+from the command's group, never from a shell that has taken it meanwhile.
+
+Every signal that asks the command to end (SIGTERM, SIGINT, SIGHUP, SIGQUIT, and the SIGTERM of a
+restart) is followed by SIGCONT, as a shell does when it ends a stopped job: a stopped group would
+otherwise keep it pending for ever.
 
 However exec ends, the command's group ends with it: the kernel sends the command SIGTERM when
-exec dies (PR_SET_PDEATHSIG), and the guardian (`guardian`) ends the rest of its group.
+exec dies (PR_SET_PDEATHSIG), and the guardian (`guardian`) ends the rest of its group. A process
+that leaves the group (`setsid`, or a job-control shell's own jobs) is out of its reach: see
+docs/delivery.md.
 """
 
 from __future__ import annotations
@@ -68,15 +88,9 @@ def start_in_own_group(
         raise not_runnable(command[0], error) from None
 
 
-def hand_terminal_to(child: subprocess.Popen[bytes]) -> None:
-    give_terminal_to(child.pid)
-    # It may have tried the terminal before it was the foreground group, and been stopped.
-    signal_group(child.pid, signal.SIGCONT)
-
-
-def reap(child: subprocess.Popen[bytes], owns_terminal: bool) -> int | None:
-    """The child's return code once it has ended, else None. When it was stopped from the
-    terminal (Ctrl-Z), credhelper stops too, so that the shell sees its job stopped."""
+def reap(child: subprocess.Popen[bytes], terminal: Terminal) -> int | None:
+    """The child's return code once it has ended, else None. A stop is the terminal's business
+    (`Terminal.child_stopped`)."""
     if child.returncode is not None:
         return child.returncode
     try:
@@ -84,22 +98,20 @@ def reap(child: subprocess.Popen[bytes], owns_terminal: bool) -> int | None:
     except ChildProcessError:
         return child.poll()
     if pid == 0:
+        terminal.poll(child)
         return None
     if os.WIFSTOPPED(status):
-        if owns_terminal:
-            suspend_with(child)
+        terminal.child_stopped(child, os.WSTOPSIG(status))
         return None
     child.returncode = os.waitstatus_to_exitcode(status)
     return child.returncode
 
 
-def suspend_with(child: subprocess.Popen[bytes]) -> None:
-    give_terminal_to(os.getpgrp())
-    os.kill(os.getpid(), signal.SIGSTOP)
-    # Continued: by `fg` (the terminal is credhelper's again: hand it on) or by `bg`.
-    if terminal_is_ours():
-        give_terminal_to(child.pid)
-    signal_group(child.pid, signal.SIGCONT)
+def end_signal(group: int, signum: int) -> None:
+    """Ask the group to end, as a shell ends a job: the signal, then SIGCONT, so that a stopped
+    group (Ctrl-Z, or stopped reading the terminal) acts on it instead of keeping it pending."""
+    signal_group(group, signum)
+    signal_group(group, signal.SIGCONT)
 
 
 def stop_group(
@@ -107,24 +119,24 @@ def stop_group(
     grace_seconds: float,
     clock: Clock,
     wait: Callable[[float], None],
-    owns_terminal: bool,
+    terminal: Terminal,
 ) -> int:
-    """Stop the child's whole group: SIGTERM, the grace period, then SIGKILL. Its return code.
-    `wait(seconds)` sleeps at most that long, and less when a signal arrives."""
+    """Stop the child's whole group: SIGTERM (and SIGCONT), the grace period, then SIGKILL. Its
+    return code. `wait(seconds)` sleeps at most that long, and less when a signal arrives."""
     group = child.pid
-    signal_group(group, signal.SIGTERM)
+    end_signal(group, signal.SIGTERM)
     end = clock.mono() + grace_seconds
-    while reap(child, owns_terminal) is None and clock.mono() < end:
+    while reap(child, terminal) is None and clock.mono() < end:
         wait(end - clock.mono())
-    while reap(child, owns_terminal) is not None and group_alive(group) and clock.mono() < end:
+    while reap(child, terminal) is not None and group_alive(group) and clock.mono() < end:
         wait(min(GROUP_POLL_SECONDS, end - clock.mono()))
-    if reap(child, owns_terminal) is None or group_alive(group):
+    if reap(child, terminal) is None or group_alive(group):
         signal_group(group, signal.SIGKILL)
         child.wait()
         end = clock.mono() + KILLED_GROUP_WAIT_SECONDS
         while group_alive(group) and clock.mono() < end:
             wait(GROUP_POLL_SECONDS)
-    returncode = reap(child, owns_terminal)
+    returncode = reap(child, terminal)
     assert returncode is not None
     return returncode
 
@@ -171,11 +183,72 @@ def group_alive(group: int) -> bool:
     return True
 
 
+class Terminal:
+    """exec's controlling terminal and the command's group (the module's docstring says how)."""
+
+    def __init__(self) -> None:
+        # The whole foreground job: the command gets the terminal from the start.
+        self.alone = terminal_is_ours()
+        # The command was stopped for the terminal while exec's job was in the background: it
+        # gets the terminal when exec's job is in the foreground again (`fg`).
+        self.waiting = False
+
+    def started(self, child: subprocess.Popen[bytes]) -> None:
+        self.waiting = False
+        if self.alone and foreground_group() == os.getpgrp():
+            self._lend(child)
+
+    def ended(self, child: subprocess.Popen[bytes]) -> None:
+        """The command ended (or was stopped for a restart): the terminal goes back to exec's
+        group if the command's group has it."""
+        self.waiting = False
+        if foreground_group() == child.pid:
+            give_terminal_to(os.getpgrp())
+
+    def poll(self, child: subprocess.Popen[bytes]) -> None:
+        """After each wake (a SIGCONT from `fg` among them): a command waiting for the terminal
+        gets it once exec's job is in the foreground."""
+        if self.waiting and foreground_group() == os.getpgrp():
+            self.waiting = False
+            self._lend(child)
+
+    def child_stopped(self, child: subprocess.Popen[bytes], stopsig: int) -> None:
+        ours = os.getpgrp()
+        foreground = foreground_group()
+        if foreground == child.pid:
+            # Ctrl-Z (or a stop signal) while the command has the terminal: exec's job stops too,
+            # so that the shell sees it stopped; at `fg` the command gets the terminal again.
+            give_terminal_to(ours)
+            if self.alone:
+                os.kill(os.getpid(), signal.SIGSTOP)
+            else:  # as the terminal would have stopped the job: all of exec's group
+                signal_group(ours, signal.SIGTSTP)
+            if foreground_group() == ours:
+                give_terminal_to(child.pid)
+            signal_group(child.pid, signal.SIGCONT)
+        elif stopsig in (signal.SIGTTIN, signal.SIGTTOU):
+            if foreground == ours:  # exec's job has the terminal, and the command needs it
+                self._lend(child)
+                return
+            # exec's job is in the background: it stops as the command did, so that the shell
+            # shows it; at `fg` (the SIGCONT wakes the supervisor) the command gets the terminal.
+            self.waiting = True
+            os.kill(os.getpid(), stopsig)
+            self.poll(child)
+        # Any other stop (a `kill -STOP` of the command) is left as it is.
+
+    def _lend(self, child: subprocess.Popen[bytes]) -> None:
+        give_terminal_to(child.pid)
+        # It may have tried the terminal before it was the foreground group, and been stopped.
+        signal_group(child.pid, signal.SIGCONT)
+
+
 def terminal_is_ours() -> bool:
     """Whether stdin, stdout and stderr are all the controlling terminal and its foreground group
-    is credhelper's: only then does the command get the terminal's foreground. In a pipeline
-    (`credhelper exec ... | less`), the other members of the job read the terminal too: handing
-    it to the command's group would stop them, and the shell would show the whole job stopped."""
+    is credhelper's: only then does the command get the terminal's foreground from the start. In
+    a pipeline (`credhelper exec ... | less`), the other members of the job read the terminal
+    too: handing it to the command's group at once would stop them, and the shell would show the
+    whole job stopped."""
     try:
         # tcgetpgrp fails (ENOTTY) on anything but the caller's controlling terminal.
         return all(os.tcgetpgrp(fd) == os.getpgrp() for fd in (0, 1, 2))
@@ -183,13 +256,38 @@ def terminal_is_ours() -> bool:
         return False
 
 
+def _open_terminal() -> int | None:
+    """The controlling terminal, whatever stdin, stdout and stderr are; None without one."""
+    try:
+        return os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None
+
+
+def foreground_group() -> int | None:
+    """The controlling terminal's foreground process group; None without a terminal."""
+    fd = _open_terminal()
+    if fd is None:
+        return None
+    try:
+        return os.tcgetpgrp(fd)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def give_terminal_to(group: int) -> None:
     # From a background group, tcsetpgrp raises SIGTTOU (which would stop credhelper) unless it
     # is blocked; blocked, the call just succeeds and no signal is left pending.
+    fd = _open_terminal()
+    if fd is None:
+        return
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTTOU})
     try:
-        os.tcsetpgrp(0, group)
+        os.tcsetpgrp(fd, group)
     except OSError:
         pass  # the terminal went away, or the group did
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        os.close(fd)

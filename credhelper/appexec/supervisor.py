@@ -12,7 +12,6 @@ group ends with it (`guardian`).
 from __future__ import annotations
 
 import logging
-import os
 import random
 import signal
 import subprocess
@@ -30,15 +29,7 @@ from ..schedule import WAKE_CHECK_SECONDS, SystemClock
 from ..signals import nothing_blocked_here
 from ..wakeup import Wakeup
 from .environment import child_environment, credential_values, served_command_values
-from .groups import (
-    give_terminal_to,
-    hand_terminal_to,
-    reap,
-    start_guard,
-    start_in_own_group,
-    stop_group,
-    terminal_is_ours,
-)
+from .groups import Terminal, end_signal, reap, start_guard, start_in_own_group, stop_group
 from .guardian import GroupGuard
 from .options import ExecOptions
 from .plain import replace_process
@@ -109,7 +100,12 @@ def run_exec(
         if server is not None:
             server.start()
         supervisor = Supervisor(profile, refresher, command, options, environ, server)
-        return supervisor.run(credentials)
+        if server is None:
+            return supervisor.run(credentials)
+        from .awsconfig import served_config
+
+        with served_config(environ, refresher.cache.directory) as supervisor.config_file:
+            return supervisor.run(credentials)
     finally:
         if server is not None:
             server.stop()
@@ -152,9 +148,10 @@ class Supervisor:
         self.child: subprocess.Popen[bytes] | None = None
         self.pending: list[int] = []  # signals that arrived before the child existed
         self.ending = False
-        self.owns_terminal = terminal_is_ours()
+        self.terminal = Terminal()
         self.wakeup = Wakeup()
         self.guard: GroupGuard | None = None
+        self.config_file: str | None = None  # under --endpoint, the config file the command reads
 
     def run(self, credentials: Credentials) -> int:
         nothing_blocked_here()
@@ -167,8 +164,8 @@ class Supervisor:
                 if self.guard is not None:
                     self.guard.close()  # the guardian ends what is left of the command's group
                 self._restore_signals(previous)
-                if self.owns_terminal:
-                    give_terminal_to(os.getpgrp())
+                if self.child is not None:
+                    self.terminal.ended(self.child)
 
     def _supervise(self, credentials: Credentials) -> int:
         held, deadline = credentials, None
@@ -191,7 +188,7 @@ class Supervisor:
             deadline = self.renewals.succeeded(held)
         in_flight: Renewal | None = None
         while True:
-            returncode = reap(child, self.owns_terminal)
+            returncode = reap(child, self.terminal)
             if returncode is not None:
                 return exit_status(returncode)  # at once, a renewal in flight or not
             if in_flight is None:
@@ -220,17 +217,16 @@ class Supervisor:
 
     def _child_values(self, credentials: Credentials) -> dict[str, str]:
         if self.server is not None:
-            return served_command_values(self.profile, self.server.url, self.server.token)
+            return served_command_values(self.profile, self.server.url, self.server.token, self.config_file)
         return credential_values(credentials, self.profile, self.clock.wall())
 
     def _start(self, credentials: Credentials) -> subprocess.Popen[bytes]:
         env = child_environment(self.environ, self._child_values(credentials))
         child = start_in_own_group(self.command, env, self.guard)
         self.child = child
-        if self.owns_terminal:
-            hand_terminal_to(child)
+        self.terminal.started(child)
         for signum in self.pending:
-            signal_group(child.pid, signum)
+            self._pass_on(child.pid, signum)
         self.pending.clear()
         log.info("started %s (pid %d)", self.command[0], child.pid)
         return child
@@ -239,7 +235,9 @@ class Supervisor:
         """Stop the child's whole group for a restart; its return code."""
         log.info("restarting %s (pid %d) onto renewed credentials", self.command[0], child.pid)
         self.ending = False
-        return stop_group(child, self.options.grace_seconds, self.clock, self._wait, self.owns_terminal)
+        returncode = stop_group(child, self.options.grace_seconds, self.clock, self._wait, self.terminal)
+        self.terminal.ended(child)
+        return returncode
 
     def _wait(self, timeout: float | None) -> None:
         """Sleep until a signal arrives (the child's exit included), a renewal ends, or `timeout`
@@ -254,15 +252,27 @@ class Supervisor:
             if self.child is None:
                 self.pending.append(signum)
             else:
-                signal_group(self.child.pid, signum)
+                self._pass_on(self.child.pid, signum)
 
         def child_changed(signum: int, frame: FrameType | None) -> None:
             pass  # the wakeup fd already woke the main loop
 
         previous: dict[int, object] = {}
-        for signum in (*FORWARDED_SIGNALS, signal.SIGCHLD):
-            previous[signum] = signal.signal(signum, child_changed if signum == signal.SIGCHLD else forward)
+        for signum in FORWARDED_SIGNALS:
+            previous[signum] = signal.signal(signum, forward)
+        # SIGCONT: exec's job continued (`fg`), when the command may be waiting for the terminal.
+        for signum in (signal.SIGCHLD, signal.SIGCONT):
+            previous[signum] = signal.signal(signum, child_changed)
         return previous
+
+    @staticmethod
+    def _pass_on(group: int, signum: int) -> None:
+        """A signal for the command's group; one asking it to end is followed by SIGCONT, as a
+        shell ends a stopped job. (Not the others: a SIGWINCH must not undo a `kill -STOP`.)"""
+        if signum in ENDING_SIGNALS:
+            end_signal(group, signum)
+        else:
+            signal_group(group, signum)
 
     def _restore_signals(self, previous: dict[int, object]) -> None:
         for signum, handler in previous.items():
