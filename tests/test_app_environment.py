@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-from credhelper.appexec.awsconfig import without_default_credentials
 from credhelper.appexec.environment import credential_values, endpoint_values, served_command_values
 from credhelper.credentials import Credentials
+from credhelper.formats.awsconfig import without_default_credentials
 from credhelper.profile import Profile
 
 ROLE = "arn:aws:iam::123456789012:role/BedrockAccessRole"

@@ -66,6 +66,33 @@ def test_keys_rotate_and_every_snapshot_holds_one_issued_set(
     assert home.proxy.count("AssumeRole") == len(issued)
 
 
+@pytest.mark.parametrize("how", ["truncated-in-place", "created-anew"])
+def test_a_person_writing_a_target_slowly_in_place_loses_nothing(
+    home: UserHome, daemons: list[DaemonProcess], how: str
+) -> None:
+    """An editor or `cp` writing over a target in place truncates it (or creates it) and writes an
+    instant later; on a busy machine that instant can last longer than the daemon lets a change
+    settle. The daemon waits for the writer to close the file: a restore in between would rename
+    a new file over the one being written, and the person's text would land in the replaced file."""
+    daemon = start(daemons, home)
+    key_id = daemon.wait_written()
+    if how == "created-anew":
+        home.app_env.unlink()
+        wait_for(lambda: daemon.env_key_id() == key_id, timeout=10)
+        home.app_env.unlink()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    fd = os.open(home.app_env, flags, 0o600)
+    try:
+        time.sleep(1.0)  # twenty times the daemon's settling time
+        os.write(fd, (AGENT0_ENV_DEFAULT + "ADDED_BY_A_PERSON=yes\n").encode())
+    finally:
+        os.close(fd)
+    wait_for(lambda: daemon.env_key_id() == key_id, timeout=10, interval=0.02)
+    values = read_env(home.app_env)
+    assert values.get("ADDED_BY_A_PERSON") == "yes", "the person's text went into a replaced file"
+    assert values["COOKIE_SECRET"] == "change-me-to-a-long-random-string"
+
+
 def test_overwritten_edited_and_deleted_targets_come_back_within_a_second(
     home: UserHome, daemons: list[DaemonProcess]
 ) -> None:

@@ -100,7 +100,7 @@ def served_command_values(
 ) -> dict[str, str]:
     """What the command of exec --endpoint gets: the endpoint's variables, and empty values for
     what its dotenv could otherwise load from the profile's .env. An SDK's default chain reads the
-    shared files before the endpoint (`awsconfig`): the credentials file is an empty one, and the
+    shared files before the endpoint (`sharedfiles`): the credentials file is an empty one, and the
     config file `config_file` when given (the user's without its default profile's credentials).
     The Bedrock key is hidden only
     for a profile that writes one (`bedrock_api_key`): botocore and the JS SDK take an

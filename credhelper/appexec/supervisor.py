@@ -102,7 +102,7 @@ def run_exec(
         supervisor = Supervisor(profile, refresher, command, options, environ, server)
         if server is None:
             return supervisor.run(credentials)
-        from .awsconfig import served_config
+        from .sharedfiles import served_config
 
         with served_config(environ, refresher.cache.directory) as supervisor.config_file:
             return supervisor.run(credentials)

@@ -5,6 +5,7 @@ which sections botocore reads as a profile. Text in, text out, no I/O (the file 
 from __future__ import annotations
 
 import configparser
+import re
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
@@ -82,3 +83,52 @@ def add_process_profile(path: Path, text: str, profile: str, values: Mapping[str
             f"remove that section, pick another --profile, or pass --no-aws-config"
         )
     return set_section(text, section, values)
+
+
+# Settings of a profile that give it credentials of its own (botocore's providers, in chain order).
+CREDENTIAL_SETTINGS = frozenset(
+    {
+        "role_arn",
+        "source_profile",
+        "credential_source",
+        "web_identity_token_file",
+        "sso_session",
+        "sso_start_url",
+        "sso_account_id",
+        "sso_role_name",
+        "sso_region",
+        "login_session",
+        "credential_process",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "aws_security_token",
+    }
+)
+SECTION = re.compile(r"^\s*\[\s*(.*?)\s*\]")
+KEY = re.compile(r"\s*([^=:]+?)\s*[=:]")  # configparser's delimiters, as botocore reads it
+
+
+def without_default_credentials(text: str) -> str | None:
+    """`text` (a config file) for a command that must get its credentials from an endpoint:
+    without the default profile's credential settings, their nested
+    lines included; None when it has none."""
+    kept: list[str] = []
+    in_default = dropping = changed = False
+    for line in text.splitlines(keepends=True):
+        header = SECTION.match(line)
+        if header:
+            in_default = profile_named_by(" ".join(header.group(1).split())) == "default"
+            dropping = False
+        elif line[:1] in (" ", "\t") and line.strip():  # a value's continuation, or a nested key
+            if dropping:
+                continue
+        elif in_default and (key := KEY.match(line)):
+            dropping = key.group(1).lower() in CREDENTIAL_SETTINGS
+            if dropping:
+                changed = True
+                continue
+        else:
+            dropping = False
+        kept.append(line)
+    return "".join(kept) if changed else None
