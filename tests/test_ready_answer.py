@@ -1,5 +1,6 @@
 """The ready answer of credential-process (fastpath.py) holds only while everything it was recorded
-against holds: every environment variable the configuration's expansion read."""
+against holds: every environment variable the configuration's expansion read, and the exact
+spelling of the profile name asked for."""
 
 from __future__ import annotations
 
@@ -92,3 +93,24 @@ def test_a_changed_variable_that_keeps_the_configuration_valid_gives_the_current
     assert result.returncode == 0, result.stderr
     assert cached_record(home)["AccessKeyId"] in result.stdout
     assert answer.read_bytes() != before, "the answer was not recorded again for the new value"
+
+
+# -- 2. the profile name as spelled ----------------------------------------------------------------
+
+
+def test_an_answer_is_served_only_for_the_profile_name_it_was_recorded_for(home: UserHome) -> None:
+    """`credential-process Bedrock` where the configuration has only `bedrock`: an unknown profile
+    (78), even where both names reach one cache entry and one answer file, as they do on a
+    case-insensitive file system (made here with hard links)."""
+    recorded(home)
+    cache = home.cache_dir
+    os.link(cache / "bedrock.json", cache / "Bedrock.json")
+    # The link changed the entry's ctime: this call takes the long way and records the answer again.
+    assert home.run("credential-process", "bedrock").returncode == 0
+    os.link(cache / "bedrock.answer", cache / "Bedrock.answer")
+    assert home.run("credential-process", "bedrock").returncode == 0
+
+    result = home.run("credential-process", "Bedrock")
+
+    assert_one_line_failure(result, 78, "unknown profile 'Bedrock'")
+    assert "ASIA" not in result.stdout
