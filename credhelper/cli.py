@@ -261,7 +261,7 @@ def env_command(app: AppContext, profile: str, output: str, static: bool) -> Non
         credentials = app.refresher().obtain(selected, selected.handout_seconds)
         values = credential_values(credentials, selected, time.time())
     else:
-        endpoint = running_endpoint(os.environ, app.cache().directory)
+        endpoint = running_endpoint(os.environ, app.cache().directory, selected)
         values = endpoint_values(selected, endpoint["url"], token_file=endpoint["token_file"])
     click.echo(format_variables(values, output))
 

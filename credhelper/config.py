@@ -13,7 +13,14 @@ from .errors import ConfigError
 from .paths import config_path, expand_user_path
 from .profile import Profile, parse_daemon, parse_profiles
 
-__all__ = ["Config", "check_target_paths", "config_from_data", "expand_path", "load_config"]
+__all__ = [
+    "Config",
+    "check_target_paths",
+    "config_from_data",
+    "expand_path",
+    "expanded_variables",
+    "load_config",
+]
 
 
 @dataclass(frozen=True)
@@ -84,19 +91,27 @@ _VARIABLE = re.compile(r"\$(\w+)|\$\{([^}]*)\}", re.ASCII)  # as posixpath.expan
 def validation_inputs(
     config: Config, environ: Mapping[str, str]
 ) -> tuple[dict[str, str | None], dict[str, str]]:
-    """What validating `config` read besides the file itself: the environment variables its
-    target paths name (HOME for `~`), and each expanded target path's resolved form. The same
-    configuration is valid again only while these are unchanged (the ready answer records them)."""
+    """What validating `config` read besides the file itself: every environment variable the
+    expansion of its target paths read (`expanded_variables`), set or not, and each expanded
+    target path's resolved form. The same configuration is valid again only while these are
+    unchanged (the ready answer records them)."""
     names: set[str] = set()
     resolved: dict[str, str] = {}
     for profile in config.profiles.values():
         for _, raw, _ in _configured(profile):
-            names.update(a or b for a, b in _VARIABLE.findall(raw))
-            if raw.startswith("~"):
-                names.add("HOME")
+            names.update(expanded_variables(raw))
             path = expand_user_path(raw)
             resolved[path] = os.path.realpath(path)
     return {name: environ.get(name) for name in sorted(names)}, resolved
+
+
+def expanded_variables(raw: str) -> list[str]:
+    """The variables `expand_user_path(raw)` reads: HOME for a leading `~` (read even when unset,
+    for then the password database answers), and every `$NAME` and `${NAME}` that
+    os.path.expandvars meets in what os.path.expanduser gives, which is the text after HOME's
+    value has been put in: a `$VAR` inside HOME, or inside a home directory, is read as well."""
+    names = ["HOME"] if raw.startswith("~") else []
+    return names + [a or b for a, b in _VARIABLE.findall(os.path.expanduser(raw))]
 
 
 def check_target_paths(profiles: Mapping[str, Profile], source: str) -> None:

@@ -2,8 +2,10 @@
 
 SDKs run the helper every time they refresh, in every process that uses the profile. Whoever serves
 a cache hit the long way (configuration parsed, cached entry validated) leaves a ready answer beside
-the cache entry, with what it depends on: the configuration file's identity, the cache entry's
-identity, the user the default session name comes from, and the deadline for handing it out. The next
+the cache entry, with what it depends on: the profile's name as the caller spelled it, the
+configuration file's identity, the cache entry's identity, the user the default session name comes
+from, what validating the configuration read from the environment, and the deadline for handing it
+out. The next
 call checks those with a few `stat` calls and answers with one `read` and one `write`, importing
 nothing beyond `os`, `sys` and `time` (which the interpreter has loaded already). Any mismatch, doubt
 or damage: the long way, which writes the answer again; anything unusual there (other options, bad
@@ -23,7 +25,10 @@ if TYPE_CHECKING:
 
     from .cache import Cache
 
-ANSWER_FORMAT = "credhelper-answer/1"
+# /2: the profile's name in the header (two spellings of a name can share one file: a case-insensitive
+# file system). An answer of an older format is damaged to this one: the long way, which rewrites it.
+ANSWER_FORMAT = "credhelper-answer/2"
+HEADER_LINES = 8
 ANSWER_MAX_BYTES = 65536
 # A configuration modified this recently may change again within its file system's timestamp
 # resolution, unseen by its identity: no answer is recorded against it until it has settled.
@@ -92,8 +97,12 @@ def is_private(status: os.stat_result, path: str) -> bool:
     return untrusted_reason(status, path=path) is None and not status.st_mode & 0o077
 
 
-def answer_header(deadline: int, config: str, config_id: str, cache_id: str, facts: str, inputs: str) -> str:
-    return f"{ANSWER_FORMAT}\n{deadline}\n{config}\n{config_id}\n{cache_id}\n{facts}\n{inputs}\n"
+def answer_header(
+    deadline: int, profile: str, config: str, config_id: str, cache_id: str, facts: str, inputs: str
+) -> str:
+    """HEADER_LINES lines: the answer is for exactly this profile name (the file it is in may be
+    another name's too), this configuration, this cache entry and this environment, until then."""
+    return f"{ANSWER_FORMAT}\n{deadline}\n{profile}\n{config}\n{config_id}\n{cache_id}\n{facts}\n{inputs}\n"
 
 
 ITEM, VALUE = "\x1f", "\x1e"
@@ -150,27 +159,31 @@ def ready_answer(argv: "Sequence[str]", environ: "Mapping[str, str]", now: float
             os.close(fd)
         if not is_regular or not is_private(status, answer_path) or len(data) >= ANSWER_MAX_BYTES:
             return None
-        lines = data.split(b"\n", 7)
-        if len(lines) != 8 or lines[0] != ANSWER_FORMAT.encode() or not now < int(lines[1]):
+        lines = data.split(b"\n", HEADER_LINES)
+        if len(lines) != HEADER_LINES + 1 or lines[0] != ANSWER_FORMAT.encode() or not now < int(lines[1]):
             return None
+        if lines[2] != profile.encode():
+            return None  # another spelling's answer, in a file both names map to
         config = config_path(explicit_config, environ)
         config_status = os.stat(config)
         if untrusted_reason(config_status, allow_root=True, path=config) is not None:
             return None
+        inputs = lines[HEADER_LINES - 1].decode()
         expected = answer_header(
             int(lines[1]),
+            profile,
             config,
             file_identity(config_status),
             file_identity(os.stat(profile_file(cache_dir, profile, "json"))),
             facts,
-            lines[6].decode(),
+            inputs,
         )
-        if not inputs_hold(lines[6].decode(), environ):
+        if not inputs_hold(inputs, environ):
             return None
     except (OSError, ValueError):
         return None
-    answer = lines[7]
-    if b"\n".join(lines[:7]) + b"\n" != expected.encode() or not answer.endswith(b"}\n"):
+    answer = lines[HEADER_LINES]
+    if b"\n".join(lines[:HEADER_LINES]) + b"\n" != expected.encode() or not answer.endswith(b"}\n"):
         return None
     return answer
 
@@ -223,7 +236,7 @@ def answer_from_cache(argv: "Sequence[str]", environ: "Mapping[str, str]") -> by
     settled = now - config_after.st_mtime >= CONFIG_SETTLE_SECONDS
     if settled and inputs is not None and config_id == file_identity(config_after):
         deadline = int(credentials.expiration - profile.handout_seconds)
-        header = answer_header(deadline, path, config_id, file_identity(cache_before), facts, inputs)
+        header = answer_header(deadline, name, path, config_id, file_identity(cache_before), facts, inputs)
         record_answer(cache, name, header.encode() + answer, cache_before)
     return answer
 

@@ -46,6 +46,18 @@ CACHE_DIR_FIX = (
 )
 
 
+def cache_dir_setting(environ: "Mapping[str, str]") -> str:
+    """The variable that chose `cache_dir_path(environ)`: what to change to move the cache."""
+    if environ.get("CREDHELPER_CACHE_DIR"):
+        return "CREDHELPER_CACHE_DIR"
+    return "XDG_CACHE_HOME" if _xdg(environ, "XDG_CACHE_HOME") else "HOME"
+
+
+def ignored_xdg(environ: "Mapping[str, str]", name: str) -> bool:
+    """Whether XDG base directory variable `name` is set to a relative path, which `_xdg` ignores."""
+    return bool(environ.get(name)) and not _xdg(environ, name)
+
+
 def runtime_dir(environ: "Mapping[str, str]", cache_dir: str) -> str:
     """Where the endpoint's token and record live: `$XDG_RUNTIME_DIR/credhelper`, else the cache."""
     base = _xdg(environ, "XDG_RUNTIME_DIR")

@@ -71,19 +71,38 @@ def main(argv: list[str] | None = None) -> None:
         help="leave the local STS running with a scratch HOME to try commands in, until Ctrl-C",
     )
     options = parser.parse_args(argv)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when started ignoring it
+        signal.signal(signal.SIGINT, interrupted)
+    try:
+        say("Starting the embedded local STS (moto) on 127.0.0.1, authentication enforced")
+        sts = start_local_sts()  # interrupted in here, its server thread is a daemon thread
+        try:
+            print(f"STS endpoint: {sts.url}")
+            print(f"IAM user bedrock-developer, access key {masked(sts.access_key_id)}")
+            print(f"Role: {sts.role_arn}")
+            if options.keep:
+                keep_running(sts)
+            else:
+                tour(sts, options.seconds)
+        finally:
+            sts.stop()
+    except KeyboardInterrupt:
+        print("\ndemo: interrupted: the local STS is stopped and the scratch HOME removed", file=sys.stderr)
+        sys.exit(INTERRUPTED)
 
-    say("Starting the embedded local STS (moto) on 127.0.0.1, authentication enforced")
-    sts = start_local_sts()
-    print(f"STS endpoint: {sts.url}")
-    print(f"IAM user bedrock-developer, access key {masked(sts.access_key_id)}")
-    print(f"Role: {sts.role_arn}")
-    if options.keep:
-        keep_running(sts)
-        return
-    tour(sts, options.seconds)
+
+INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a job Ctrl-C ended
+
+
+def interrupted(signum: int, frame: object) -> None:
+    """The first Ctrl-C stops the demo (KeyboardInterrupt, through every cleanup on the way out);
+    one typed while it cleans up cannot cut that short."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 def tour(sts: LocalSts, seconds: int) -> None:
+    """The walk-through, in a scratch HOME that is removed however it ends."""
     home, env = scratch_home(
         sts,
         "credhelper-demo-",
@@ -94,6 +113,13 @@ def tour(sts: LocalSts, seconds: int) -> None:
             'env_files = ["~/agent0/.env"]',
         ),
     )
+    try:
+        walk_through(home, env, seconds)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def walk_through(home: Path, env: dict[str, str], seconds: int) -> None:
     config = home / ".config" / "credhelper" / "config.toml"
     app = home / "agent0"
     app.mkdir()
@@ -146,8 +172,6 @@ def tour(sts: LocalSts, seconds: int) -> None:
     print("Daemon log:")
     print("\n".join("  " + masked(line) for line in output.rstrip().splitlines()))
     say("Done. Try it on your own app: see the README's quick start.")
-    sts.stop()
-    shutil.rmtree(home, ignore_errors=True)
 
 
 def credhelper_command() -> str:
@@ -212,7 +236,7 @@ def keep_running(sts: LocalSts) -> None:
         while True:
             signal.pause()
     except KeyboardInterrupt:
-        pass
+        pass  # how --keep is meant to end: exit 0
     finally:
         sts.stop()
         shutil.rmtree(home, ignore_errors=True)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import clean_environment
 from tests.daemonproc import wait_for
@@ -85,3 +89,105 @@ def test_demo_keep_prints_a_world_to_play_in_and_stops_cleanly_on_ctrl_c(tmp_pat
         if demo.poll() is None:
             os.killpg(demo.pid, signal.SIGKILL)
             demo.wait()
+
+
+DEMO_TOUR = [sys.executable, "-u", "-m", "devtools.demo", "--seconds", "120"]
+
+
+@pytest.mark.parametrize(
+    "moment",
+    ["== Starting the embedded local STS", "== 4. The daemon"],
+    ids=["while-the-sts-starts", "while-the-daemon-runs"],
+)
+def test_ctrl_c_stops_the_demo_with_one_line_and_exit_130(tmp_path: Path, moment: str) -> None:
+    """Ctrl-C on a terminal: SIGINT to the whole foreground process group (the demo and the
+    credhelper daemon it runs). The demo ends at once with one line, 130 as a shell reports it, and
+    leaves no STS, no daemon and no scratch HOME behind; no traceback from anyone."""
+    output_path = tmp_path / "demo.out"
+    with output_path.open("w") as output:
+        demo = subprocess.Popen(
+            [sys.executable, "-c", AS_A_TERMINAL_JOB, *DEMO_TOUR],
+            env=clean_environment(tmp_path),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=REPO,
+            start_new_session=True,
+        )
+    try:
+        wait_for(lambda: moment in output_path.read_text() or demo.poll() is not None, 120)
+        assert demo.poll() is None, output_path.read_text()
+        os.killpg(demo.pid, signal.SIGINT)
+        status = demo.wait(60)  # seconds; the bound is for a hang
+        printed = output_path.read_text()
+        assert status == 130, printed
+        assert "Traceback" not in printed and "KeyboardInterrupt" not in printed, printed
+        assert printed.strip().splitlines()[-1] == (
+            "demo: interrupted: the local STS is stopped and the scratch HOME removed"
+        ), printed
+        with pytest.raises(ProcessLookupError):
+            os.killpg(demo.pid, 0)  # nothing of the demo's process group is left running
+        home = re.search(r"A scratch HOME at (\S+),", printed)
+        assert home is None or not Path(home.group(1)).exists(), "the scratch HOME was left behind"
+        sts_url = re.search(r"STS endpoint: (\S+)", printed)
+        assert sts_url is None or not sts_answers(sts_url.group(1)), "the local STS still runs"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(demo.pid, signal.SIGKILL)
+        demo.wait()
+
+
+FAKE_PYTHON = """#!/bin/sh
+echo "python $*" >> "$CALLS"
+case "$*" in *"pip install"*) exit "${PIP_STATUS:-0}" ;; esac
+"""
+FAKE_PYTHON3 = """#!/bin/sh
+echo "python3 $*" >> "$CALLS"
+mkdir -p "$3/bin" && cp "$FAKE_PYTHON" "$3/bin/python"
+"""
+
+
+def test_dev_installs_only_on_a_fresh_clone_or_a_changed_pyproject(tmp_path: Path) -> None:
+    """`sh dev demo` in a copy of the checkout's entry point, with a python that only says what it
+    was asked: pip runs on a fresh clone, not again while pyproject.toml is the same (a new mtime
+    alone changes nothing), again when it changes, and again after an install that failed."""
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    shutil.copy(REPO / "dev", clone / "dev")
+    shutil.copy(REPO / "pyproject.toml", clone / "pyproject.toml")
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for name, text in (("python", FAKE_PYTHON), ("python3", FAKE_PYTHON3)):
+        (tools / name).write_text(text)
+        (tools / name).chmod(0o755)
+    calls = tmp_path / "calls"
+    env = {
+        **clean_environment(tmp_path),
+        "PATH": f"{tools}:{os.environ['PATH']}",
+        "CALLS": str(calls),
+        "FAKE_PYTHON": str(tools / "python"),
+    }
+
+    def dev_demo(**variables: str) -> list[str]:
+        calls.write_text("")
+        result = subprocess.run(
+            ["sh", str(clone / "dev"), "demo", "--seconds", "1"],
+            env={**env, **variables},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+        lines = calls.read_text().splitlines()
+        assert result.returncode == (0 if lines[-1].startswith("python -m devtools.demo") else 1), result
+        return ["venv" if "-m venv" in line else "pip" if "pip install" in line else "demo" for line in lines]
+
+    assert dev_demo() == ["venv", "pip", "demo"]  # a fresh clone
+    assert dev_demo() == ["demo"]
+    os.utime(clone / "pyproject.toml")
+    assert dev_demo() == ["demo"]
+    with (clone / "pyproject.toml").open("a") as pyproject:
+        pyproject.write("# a new dependency\n")
+    assert dev_demo(PIP_STATUS="1") == ["pip"]  # failed: set -e stops dev before the demo
+    assert dev_demo() == ["pip", "demo"]
+    assert dev_demo() == ["demo"]

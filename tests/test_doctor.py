@@ -277,3 +277,32 @@ def test_a_binding_only_node_reads_fails_as_the_write_would(home: UserHome) -> N
     failing = [line for line in lines if line.startswith("fail") and "bedrock: target " in line]
     assert failing, result.stdout
     assert home.app_env.read_text() == text
+
+
+def test_a_relative_cache_dir_is_reported_as_the_cache_setting_to_fix(set_up: UserHome) -> None:
+    """Not "the runtime directory must be an absolute path" (the endpoint record lives in the cache
+    directory without XDG_RUNTIME_DIR), nor one line instead of the findings: the cache check
+    names CREDHELPER_CACHE_DIR and the fix, and every other check still runs."""
+    set_up.env["CREDHELPER_CACHE_DIR"] = "rel/cache"
+
+    result, statuses = doctor(set_up)
+
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    cache = line_of(result, FAIL, "cache")
+    assert "rel/cache" in cache and "CREDHELPER_CACHE_DIR" in cache and "absolute path" in cache
+    assert "runtime directory" not in result.stdout + result.stderr
+    assert "not checked" in line_of(result, FAIL, "daemon")
+    assert statuses["source credentials"] == statuses["role"] == OK, result.stdout
+
+
+def test_a_relative_xdg_cache_home_is_reported_as_ignored(set_up: UserHome) -> None:
+    """credhelper ignores a relative XDG_CACHE_HOME, as the XDG specification says: doctor says
+    so, and which directory it uses instead."""
+    set_up.env["XDG_CACHE_HOME"] = "rel"
+
+    result, statuses = doctor(set_up)
+
+    warning = line_of(result, WARN, "cache")
+    assert "XDG_CACHE_HOME=rel" in warning and "ignores it" in warning, result.stdout
+    assert str(set_up.cache_dir) in warning
+    assert statuses["daemon"] == FAIL and "no `credhelper run` holds the lock" in result.stdout

@@ -284,3 +284,32 @@ def test_daemon_restores_a_credentials_file_section(home: UserHome) -> None:
         assert home.proxy.count("AssumeRole") == 1
     finally:
         daemon.stop()
+
+
+def test_env_hands_out_the_daemons_endpoint_only_for_the_sts_endpoint_this_shell_chooses(
+    home: UserHome, tmp_path: Path
+) -> None:
+    """Credentials are cached for where they came from (profile.resolve_sts_endpoint): `env` in a
+    shell whose AWS_ENDPOINT_URL_STS / AWS_ENDPOINT_URL choose another STS than the daemon's would
+    point its apps at credentials of the wrong one."""
+    home.write_config(sts_endpoint_url="")  # the variables choose
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    home.env["XDG_RUNTIME_DIR"] = str(runtime)
+    daemon = DaemonProcess(
+        home, "--serve", "127.0.0.1:0", env=dict(home.env, AWS_ENDPOINT_URL_STS=home.proxy.url)
+    )
+    try:
+        daemon.wait_running()
+        for variable in ("AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"):  # either way, the daemon's STS
+            same = home.run("env", "bedrock", **{variable: home.proxy.url})
+            assert same.returncode == 0, same.stderr
+            assert "AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:" in same.stdout
+
+        other = home.run("env", "bedrock", AWS_ENDPOINT_URL_STS=home.sts.url)
+        regional = home.run("env", "bedrock")
+    finally:
+        daemon.stop()
+    assert_one_line_failure(other, 1, home.proxy.url, home.sts.url, "$AWS_ENDPOINT_URL_STS", "--static")
+    assert_one_line_failure(regional, 1, "https://sts.us-east-1.amazonaws.com", "region's default")
+    assert "AWS_CONTAINER" not in other.stdout + regional.stdout

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from credhelper.fastpath import ANSWER_FORMAT, HEADER_LINES
 from tests.conftest import UserHome
 from tests.helpers import assert_one_line_failure, cached_record
 
@@ -116,7 +117,7 @@ def test_a_cache_entry_replaced_behind_the_answer_is_seen(home: UserHome) -> Non
 def forged(home: UserHome) -> None:
     """The answer file with its recorded credentials replaced, every fact it depends on intact."""
     path = answer_file(home)
-    *header, answer = path.read_bytes().split(b"\n", 7)
+    *header, answer = path.read_bytes().split(b"\n", HEADER_LINES)
     fake = json.loads(answer)
     fake["AccessKeyId"] = "ASIAIOSFODNN7EXAMPLE"
     path.write_bytes(b"\n".join(header) + b"\n" + json.dumps(fake).encode() + b"\n")
@@ -157,14 +158,14 @@ def test_an_answer_owned_by_another_user_is_not_trusted(home: UserHome, which: s
 
 @pytest.mark.parametrize(
     "damage",
-    [b"", b"credhelper-answer/1\n", b"credhelper-answer/1\nsoon\n" + b"x\n" * 5, b"\xff" * 70000],
+    [b"", b"credhelper-answer/2\n", b"credhelper-answer/2\nsoon\n" + b"x\n" * 6, b"\xff" * 70000],
     ids=["empty", "truncated", "bad-deadline", "oversized"],
 )
 def test_a_damaged_answer_takes_the_long_way_and_is_rewritten(home: UserHome, damage: bytes) -> None:
     primed(home)
     answer_file(home).write_bytes(damage)
     assert credential_process(home)["AccessKeyId"] == cached_record(home)["AccessKeyId"]
-    assert answer_file(home).read_bytes().startswith(b"credhelper-answer/1\n")
+    assert answer_file(home).read_bytes().startswith(ANSWER_FORMAT.encode() + b"\n")
     assert hit_imports(home, "credential-process", "bedrock") <= HIT_IMPORTS
 
 
@@ -172,7 +173,7 @@ def test_an_answer_past_its_handout_deadline_is_not_served(home: UserHome) -> No
     primed(home)
     forged(home)
     path = answer_file(home)
-    lines = path.read_bytes().split(b"\n", 7)
+    lines = path.read_bytes().split(b"\n", HEADER_LINES)
     lines[1] = str(int(time.time()) - 1).encode()
     path.write_bytes(b"\n".join(lines))
     assert credential_process(home)["AccessKeyId"] == cached_record(home)["AccessKeyId"]

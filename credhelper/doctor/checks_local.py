@@ -12,7 +12,16 @@ from collections.abc import Mapping
 from ..config import Config
 from ..endpoint.discovery import daemon_lock_held, live_endpoint
 from ..fileio import read_regular_file
-from ..paths import CACHE_DIR_FIX, daemon_pid_path, runtime_dir, token_path, untrusted_reason
+from ..paths import (
+    CACHE_DIR_FIX,
+    cache_dir_path,
+    cache_dir_setting,
+    daemon_pid_path,
+    ignored_xdg,
+    runtime_dir,
+    token_path,
+    untrusted_reason,
+)
 from ..unit import UNIT_NAME, user_manager
 from .findings import FAIL, OK, WARN, Finding, exported_credentials
 
@@ -32,7 +41,42 @@ def check_environment(environ: Mapping[str, str]) -> list[Finding]:
     ]
 
 
-def check_cache(directory: str) -> list[Finding]:
+def check_cache(environ: Mapping[str, str]) -> list[Finding]:
+    """The cache directory, and the setting that chose it when it is not what that setting says."""
+    directory = cache_dir_path(environ)
+    setting = cache_dir_setting(environ)
+    if not os.path.isabs(directory):
+        fix = (
+            "set CREDHELPER_CACHE_DIR to an absolute path, or unset it to use ~/.cache/credhelper"
+            if setting == "CREDHELPER_CACHE_DIR"
+            else f"set {setting} to an absolute path"
+        )
+        return [
+            Finding(
+                None,
+                "cache",
+                FAIL,
+                f"the cache directory {directory} (from {setting}={environ.get(setting, '')}) is not an "
+                "absolute path, so every command refuses it (it would be another directory in every "
+                f"working directory): {fix}",
+            )
+        ]
+    findings = []
+    if setting != "CREDHELPER_CACHE_DIR" and ignored_xdg(environ, "XDG_CACHE_HOME"):
+        findings.append(
+            Finding(
+                None,
+                "cache",
+                WARN,
+                f"XDG_CACHE_HOME={environ['XDG_CACHE_HOME']} is not an absolute path, so credhelper "
+                f"ignores it, as the XDG specification says, and keeps its cache in {directory}: set "
+                "XDG_CACHE_HOME to an absolute path, or unset it",
+            )
+        )
+    return findings + cache_directory_findings(directory)
+
+
+def cache_directory_findings(directory: str) -> list[Finding]:
     try:
         info = os.stat(directory)
     except FileNotFoundError:

@@ -3,6 +3,7 @@ the checks of the configuration, the machine and each profile."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -10,7 +11,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from ..cache import Cache, cache_dir_path
-from ..config import load_config
+from ..config import Config, load_config
 from ..endpoint.discovery import read_endpoint
 from ..errors import CredhelperError
 from ..profile import Profile
@@ -74,7 +75,10 @@ def profile_checks(
 ) -> list[tuple[str | None, str, Check]]:
     make_gateway = new_sts_gateway
     name = profile.name
-    current = cache.read_credentials(name, profile.fingerprint)
+    try:
+        current = cache.read_credentials(name, profile.fingerprint)
+    except CredhelperError:  # a cache directory that cannot be used: the cache finding says why
+        current = None
     endpoint = make_gateway().endpoint(profile)
     blocked = unreadable_aws_file(environ)
     checks: list[tuple[str | None, str, Check]] = [
@@ -94,6 +98,23 @@ def profile_checks(
     return checks
 
 
+def failed(check: str, detail: str) -> Check:
+    """A check whose failure is known before it runs."""
+    return lambda: [Finding(None, check, FAIL, detail)]
+
+
+def endpoint_checks(
+    environ: Mapping[str, str], directory: str, config: Config
+) -> list[tuple[str | None, str, Check]]:
+    """The endpoint's check, when one is configured or a daemon published one; a runtime
+    directory that cannot be trusted is that check's failure, not doctor's."""
+    try:
+        served = config.serve or read_endpoint(environ, directory) is not None
+    except CredhelperError as error:
+        return [(None, "endpoint", failed("endpoint", str(error)))]
+    return [(None, "endpoint", lambda: check_endpoint(environ, directory, config))] if served else []
+
+
 def diagnose(
     config_option: str | None, names: tuple[str, ...], environ: Mapping[str, str], timeout: float
 ) -> list[Finding]:
@@ -107,12 +128,15 @@ def diagnose(
     cache = Cache(directory)
     checks: list[tuple[str | None, str, Check]] = [
         (None, "environment", lambda: check_environment(environ)),
-        (None, "cache", lambda: check_cache(directory)),
+        (None, "cache", lambda: check_cache(environ)),
         (None, "credentials file", lambda: check_shared_credentials(environ)),
-        (None, "daemon", lambda: check_daemon(directory, config)),
     ]
-    if config.serve or read_endpoint(environ, directory) is not None:
-        checks.append((None, "endpoint", lambda: check_endpoint(environ, directory, config)))
+    if os.path.isabs(directory):
+        checks.append((None, "daemon", lambda: check_daemon(directory, config)))
+        checks += endpoint_checks(environ, directory, config)
+    else:  # the daemon's lock and (without XDG_RUNTIME_DIR) its endpoint record are in there
+        unusable = f"not checked: its lock is in the cache directory {directory}"
+        checks.append((None, "daemon", failed("daemon", unusable)))
     for profile in profiles:
         checks += profile_checks(profile, environ, cache, timeout)
     return findings + run_bounded(checks, timeout)

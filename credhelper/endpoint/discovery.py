@@ -25,17 +25,22 @@ from ..paths import (
 )
 
 if TYPE_CHECKING:
+    from ..profile import Profile
     from .server import CredentialServer
 
 
 SMALL_FILE_MAX_BYTES = 64 * 1024  # endpoint.json, the pid file: read without following a symlink
 RUNTIME_DIR_FIX = "remove it, or set XDG_RUNTIME_DIR to a directory of your own"
+# The variables that choose a profile's STS endpoint when its configuration does not
+# (profile.resolve_sts_endpoint): the daemon publishes its own values, "" for unset.
+STS_VARIABLES = ("AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL")
 
 
 def publish_endpoint(server: CredentialServer, environ: Mapping[str, str], cache_dir: str) -> None:
     """Write the token file (0600) and endpoint.json, which `credhelper env` reads."""
     directory = runtime_dir(environ, cache_dir)
     info = {"url": server.url, "token_file": token_path(environ, cache_dir), "pid": str(os.getpid())}
+    info.update({name: environ.get(name, "") for name in STS_VARIABLES})
     try:
         trusted_private_dir(directory, "runtime directory", RUNTIME_DIR_FIX)
         atomic_write(token_path(environ, cache_dir), server.token.encode(), PRIVATE_FILE)
@@ -127,13 +132,55 @@ def live_endpoint(environ: Mapping[str, str], cache_dir: str) -> dict[str, str] 
     return info
 
 
-def running_endpoint(environ: Mapping[str, str], cache_dir: str) -> dict[str, str]:
-    """The endpoint of the daemon running now (`live_endpoint`); an error saying how to start one
-    when none runs."""
+def running_endpoint(environ: Mapping[str, str], cache_dir: str, profile: Profile) -> dict[str, str]:
+    """The endpoint of the daemon running now (`live_endpoint`), for `profile` as loaded in
+    `environ`; an error saying how to start one when none runs, or what differs when the daemon
+    gets this profile's credentials from another STS endpoint (`daemon_sts_endpoint`)."""
     info = live_endpoint(environ, cache_dir)
     if info is None:
         raise CredhelperError(
             "no credentials endpoint is running: start `credhelper run --serve` "
             "(or set serve in a [daemon] table), then run this again"
         )
+    served = daemon_sts_endpoint(info, profile)
+    if served is None:
+        raise CredhelperError(
+            f"the running daemon (pid {info['pid']}) does not say which STS endpoint it gets "
+            "credentials from (it predates this credhelper): restart it, then run this again"
+        )
+    if served != profile.sts_endpoint:
+        raise CredhelperError(
+            f"the running daemon gets profile {profile.name}'s credentials from {shown_url(served)}, "
+            f"but {chosen_by(environ)} here chooses {shown_url(profile.sts_endpoint)}, and credentials "
+            "of one STS are never handed out for another: give the daemon and this shell the same "
+            f"AWS_ENDPOINT_URL_STS and AWS_ENDPOINT_URL, or use `credhelper env {profile.name} --static`"
+        )
     return info
+
+
+def daemon_sts_endpoint(info: Mapping[str, object], profile: Profile) -> str | None:
+    """The STS endpoint the daemon that published `info` resolves for `profile`: the one rule
+    (profile.resolve_sts_endpoint) applied to the daemon's variables; None when the record does
+    not hold them."""
+    from ..profile import resolve_sts_endpoint
+
+    variables: dict[str, str] = {}
+    for name in STS_VARIABLES:
+        value = info.get(name)
+        if not isinstance(value, str):
+            return None
+        variables[name] = value
+    return resolve_sts_endpoint(profile.sts_endpoint_url, profile.region, variables)
+
+
+def chosen_by(environ: Mapping[str, str]) -> str:
+    """What chose the STS endpoint of a profile without `sts_endpoint_url` in `environ`."""
+    name = next((name for name in STS_VARIABLES if environ.get(name)), None)
+    return f"${name}" if name else "the region's default (no AWS_ENDPOINT_URL_STS or AWS_ENDPOINT_URL)"
+
+
+def shown_url(url: str) -> str:
+    """A URL as a message may show it: without a user name or password in it."""
+    scheme, separator, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    return f"{scheme}{separator}{host.rpartition('@')[2]}{slash}{path}" if separator else url
