@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import stat
 import time
@@ -11,6 +12,10 @@ from types import TracebackType
 
 from .errors import ConfigError, FileSystemError, LockTimeout
 from .paths import untrusted_reason
+
+TYPE_CHECKING = False  # not typing's: it would cost the hot path an import
+if TYPE_CHECKING:
+    from typing import Any
 
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
@@ -60,6 +65,28 @@ def trusted_private_dir(path: str | os.PathLike[str], what: str, fix: str, creat
             f"plant credentials there; {fix}"
         )
     return True
+
+
+def read_trusted_json(path: str, what: str, fix: str, limit: int) -> dict[str, Any] | None:
+    """The JSON object in one of credhelper's own small files (a cache entry, the endpoint
+    record), or None when there is none or it is damaged: not a regular file (never followed if a
+    symlink, never blocked on), over `limit` bytes, not a JSON object. A file that is not this
+    user's own and private (paths.untrusted_reason) is refused, ConfigError (78): someone else
+    could have planted it."""
+    try:
+        found = read_regular_file(path, limit)
+    except OSError:
+        return None
+    if found is None:
+        return None
+    reason = untrusted_reason(found[1], path=path)
+    if reason is not None:
+        raise ConfigError(f"{path}: credhelper does not trust this {what}: {reason}; {fix}")
+    try:
+        data = json.loads(found[0])
+    except (ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def open_directory(path: str | os.PathLike[str], no_symlinks: bool = False) -> int:
