@@ -12,9 +12,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .credentials import LONGEST_SESSION_SECONDS, Credentials, plausible_epoch
-from .errors import ConfigError
-from .fileio import atomic_write, file_kind, file_lock, read_regular_file, remove_quietly, trusted_private_dir
-from .paths import CACHE_DIR_FIX, cache_dir_path, profile_file, untrusted_reason
+from .fileio import atomic_write, file_kind, file_lock, read_trusted_json, remove_quietly, trusted_private_dir
+from .paths import CACHE_DIR_FIX, cache_dir_path, profile_file
 
 __all__ = ["Cache", "cache_dir_path"]
 
@@ -30,23 +29,9 @@ def _load_json(path: str) -> dict[str, Any] | None:
     """The file's JSON object, or None. Opened without following a symlink or blocking, read up to
     a small limit: a FIFO, a device, a symlink or a huge file is ignored, and replaced at the next
     write, rather than hanging the command or eating its memory."""
-    try:
-        found = read_regular_file(path, CACHE_FILE_MAX_BYTES)
-    except OSError:
-        return None
-    if found is None:
-        return None
-    reason = untrusted_reason(found[1], path=path)
-    if reason is not None:
-        raise ConfigError(
-            f"{path}: credhelper does not trust this cache file: {reason}; remove it (credhelper "
-            "writes a new one)"
-        )
-    try:
-        data = json.loads(found[0])
-    except (ValueError, RecursionError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_trusted_json(
+        path, "cache file", "remove it (credhelper writes a new one)", CACHE_FILE_MAX_BYTES
+    )
 
 
 def _replace(path: str, data: bytes) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import stat
 import time
@@ -11,6 +12,10 @@ from types import TracebackType
 
 from .errors import ConfigError, FileSystemError, LockTimeout
 from .paths import untrusted_reason
+
+TYPE_CHECKING = False  # not typing's: it would cost the hot path an import
+if TYPE_CHECKING:
+    from typing import Any
 
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
@@ -62,17 +67,58 @@ def trusted_private_dir(path: str | os.PathLike[str], what: str, fix: str, creat
     return True
 
 
-def fsync_dir(path: str | os.PathLike[str]) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+def read_trusted_json(path: str, what: str, fix: str, limit: int) -> dict[str, Any] | None:
+    """The JSON object in one of credhelper's own small files (a cache entry, the endpoint
+    record), or None when there is none or it is damaged: not a regular file (never followed if a
+    symlink, never blocked on), over `limit` bytes, not a JSON object. A file that is not this
+    user's own and private (paths.untrusted_reason) is refused, ConfigError (78): someone else
+    could have planted it."""
     try:
-        os.fsync(fd)
-    finally:
+        found = read_regular_file(path, limit)
+    except OSError:
+        return None
+    if found is None:
+        return None
+    reason = untrusted_reason(found[1], path=path)
+    if reason is not None:
+        raise ConfigError(f"{path}: credhelper does not trust this {what}: {reason}; {fix}")
+    try:
+        data = json.loads(found[0])
+    except (ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def open_directory(path: str | os.PathLike[str], no_symlinks: bool = False) -> int:
+    """A directory opened for reading, to write, rename and fsync in through `dir_fd` while its
+    path may change. With `no_symlinks`, `path` must be absolute and real (os.path.realpath):
+    each component is opened without following a symlink, so one swapped in on the way since
+    the path was resolved fails (ENOTDIR) rather than leading elsewhere."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+    if not no_symlinks:
+        return os.open(path, flags)
+    text = os.fspath(path)
+    if not text.startswith("/"):
+        raise ValueError(f"not an absolute path: {text}")
+    parts = [part for part in text.split("/") if part]
+    # O_PATH on the way: a directory one may only search (mode 711) is passed as a lookup passes it.
+    fd = os.open("/", (os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) if parts else flags)
+    try:
+        for number, part in enumerate(parts, 1):
+            if part in (".", ".."):
+                raise ValueError(f"not a real path: {text}")
+            way = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC if number < len(parts) else flags
+            fd, parent = os.open(part, way | os.O_NOFOLLOW, dir_fd=fd), fd
+            os.close(parent)
+    except BaseException:
         os.close(fd)
+        raise
+    return fd
 
 
-def remove_quietly(path: str | os.PathLike[str]) -> None:
+def remove_quietly(path: str | os.PathLike[str], dir_fd: int | None = None) -> None:
     try:  # noqa: SIM105 - contextlib would cost the hot path an import
-        os.unlink(path)
+        os.unlink(path, dir_fd=dir_fd)
     except FileNotFoundError:
         pass
 
@@ -92,19 +138,18 @@ def _give_to(fd: int, owner: tuple[int, int]) -> None:
             pass
 
 
-def write_temp(
-    directory: str | os.PathLike[str],
-    stem: str,
-    data: bytes,
-    mode: int,
-    owner: tuple[int, int] | None = None,
-) -> str:
-    """A new file beside its destination, fully written and fsynced, with exactly `mode` (and
-    `owner`'s uid and gid, when given)."""
+def write_temp(dir_fd: int, stem: str, data: bytes, mode: int, owner: tuple[int, int] | None = None) -> str:
+    """A new file beside its destination in the directory open at `dir_fd`, fully written and
+    fsynced, with exactly `mode` (and `owner`'s uid and gid, when given). Returns its name there."""
     for attempt in range(100):
-        temp = os.path.join(directory, f".{stem}.credhelper-{os.getpid()}-{attempt}.tmp")
+        temp = f".{stem}.credhelper-{os.getpid()}-{attempt}.tmp"
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE)
+            fd = os.open(
+                temp,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                PRIVATE_FILE,
+                dir_fd=dir_fd,
+            )
         except FileExistsError:
             continue
         try:
@@ -117,27 +162,32 @@ def write_temp(
             os.fsync(fd)
         except BaseException:
             os.close(fd)
-            remove_quietly(temp)
+            remove_quietly(temp, dir_fd)
             raise
         os.close(fd)
         return temp
-    raise OSError(errno.EEXIST, f"cannot create a temporary file in {directory}")
+    raise OSError(errno.EEXIST, f"cannot create a temporary file for {stem}")
 
 
-def replace_file(temp: str | os.PathLike[str], destination: str | os.PathLike[str]) -> None:
+def replace_file(dir_fd: int, temp: str, name: str) -> None:
+    """Rename `temp` over `name`, both in the directory open at `dir_fd`, and fsync the directory;
+    `temp` is removed if the rename fails."""
     try:
-        os.replace(temp, destination)
+        os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
-        remove_quietly(temp)
+        remove_quietly(temp, dir_fd)
         raise
-    fsync_dir(os.path.dirname(os.path.abspath(destination)))
+    os.fsync(dir_fd)
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = PRIVATE_FILE) -> None:
     """Temp file in the same directory, fsync, rename over, fsync the directory."""
-    absolute = os.path.abspath(path)
-    directory, name = os.path.split(absolute)
-    replace_file(write_temp(directory, name, data, mode), absolute)
+    directory, name = os.path.split(os.path.abspath(path))
+    dir_fd = open_directory(directory)
+    try:
+        replace_file(dir_fd, write_temp(dir_fd, name, data, mode), name)
+    finally:
+        os.close(dir_fd)
 
 
 def read_bytes_or_none(path: str | os.PathLike[str]) -> bytes | None:
@@ -177,23 +227,27 @@ def file_kind(mode: int) -> str:
 
 
 def read_regular_file(
-    path: str | os.PathLike[str], limit: int | None = None, follow_symlinks: bool = False
+    path: str | os.PathLike[str],
+    limit: int | None = None,
+    follow_symlinks: bool = False,
+    dir_fd: int | None = None,
 ) -> tuple[bytes, os.stat_result] | None:
     """The bytes and fstat of a regular file, or None when it does not exist. Opened without
     blocking and checked with fstat before a byte is read, so a FIFO or device cannot hang the
     caller; at most `limit` bytes are read (more raise FileTooLarge). Without `follow_symlinks`
-    a symlink is refused: the caller resolved it already, and one appearing since is a race."""
+    a symlink is refused: the caller resolved it already, and one appearing since is a race.
+    With `dir_fd`, a relative `path` is opened in the directory open there."""
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     if not follow_symlinks:
         flags |= os.O_NOFOLLOW
     try:
-        fd = os.open(path, flags)
+        fd = os.open(path, flags, dir_fd=dir_fd)
     except FileNotFoundError:
         return None
     except OSError as error:
         if error.errno in (errno.ENXIO, errno.ELOOP, errno.EOPNOTSUPP):  # a socket; a symlink
             try:
-                kind = file_kind(os.lstat(path).st_mode)
+                kind = file_kind(os.stat(path, dir_fd=dir_fd, follow_symlinks=False).st_mode)
             except OSError:
                 raise error from None
             raise NotRegularFile(path, kind) from None

@@ -17,7 +17,7 @@ import stat
 TYPE_CHECKING = False  # neither typing nor __future__: each would cost the hot path an import
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
     from pathlib import Path
 
 # -- locations -----------------------------------------------------------------------------------
@@ -223,20 +223,45 @@ def is_trusted(path: str, allow_root: bool = False) -> bool:
     return untrusted_reason(info, allow_root, path) is None
 
 
-def untrusted_route(path: str, owners: "frozenset[int]", directories: bool = True) -> "str | None":
+def untrusted_route(path: str, owners: "frozenset[int]") -> "str | None":
     """Why the way to `path` cannot be trusted, or None: a symlink on it (followed as the kernel
-    would) owned by someone not in `owners` (whoever owns a link decides where it leads), or, with
-    `directories`, a directory above the end that someone else could swap an entry of (owned by
-    another user than this one or root, or writable by others without the sticky bit)."""
+    would) owned by someone not in `owners` (whoever owns a link decides where it leads), or a
+    directory above the end that someone else could swap an entry of (owned by another user than
+    this one or root, or writable by others without the sticky bit)."""
     uid = os.geteuid()
+    for step, where, owner in _route(path):
+        if step == "directory" and (reason := _swappable(where, uid)) is not None:
+            return f"{where}: {reason}"
+        if step == "symlink" and owner not in owners:
+            return f"{where} is a symlink owned by another user (uid {owner})"
+    return None
+
+
+def resolve_route(path: str) -> "tuple[str | None, list[tuple[str, int]]]":
+    """Where `path` leads, walked as the kernel walks it (None for a loop of links), and each
+    symlink followed on the way with its owner: the links checked are the ones that led there,
+    where os.path.realpath and a separate check could each see another state of a changing path."""
+    links: list[tuple[str, int]] = []
+    for step, where, owner in _route(path):
+        if step == "symlink":
+            links.append((where, owner))
+        elif step == "end":
+            return where, links
+    return None, links
+
+
+def _route(path: str) -> "Iterator[tuple[str, str, int]]":
+    """The walk to `path` (a symlink then ..), step by step: ("directory", d, -1) before a step out
+    of d, ("symlink", link, its owner) for each link followed, and last ("end", where the walk
+    leads, -1); no end after a loop of links."""
     # Not os.path.abspath: it drops `link/..` as text, where the kernel follows the link first.
     pending = [part for part in os.path.join(os.getcwd(), path).split("/") if part and part != "."]
     current = "/"
     for _ in range(4096):  # a loop of links ends the walk; opening the path then says ELOOP
-        if directories and pending and (reason := _swappable(current, uid)) is not None:
-            return f"{current}: {reason}"
         if not pending:
-            return None
+            yield "end", current, -1
+            return
+        yield "directory", current, -1
         part = pending.pop(0)
         if part == "..":
             current = os.path.dirname(current)
@@ -244,18 +269,17 @@ def untrusted_route(path: str, owners: "frozenset[int]", directories: bool = Tru
         candidate = os.path.join(current, part)
         try:
             info = os.lstat(candidate)
-        except OSError:
-            return None  # nothing there (yet) to follow
+        except OSError:  # nothing there (yet) to follow
+            yield "end", os.path.normpath(os.path.join(candidate, *pending)), -1
+            return
         if not stat.S_ISLNK(info.st_mode):
             current = candidate
             continue
-        if info.st_uid not in owners:
-            return f"{candidate} is a symlink owned by another user (uid {info.st_uid})"
+        yield "symlink", candidate, info.st_uid
         link = os.readlink(candidate)
         if link.startswith("/"):
             current = "/"
         pending[:0] = [part for part in link.split("/") if part]
-    return None
 
 
 def _swappable(directory: str, uid: int) -> "str | None":

@@ -5,11 +5,10 @@ from __future__ import annotations
 import fcntl
 import os
 
+from ..endpoint.discovery import recorded_daemon_pid
 from ..errors import CredhelperError, FileSystemError
-from ..fileio import atomic_write, open_lock_file, read_regular_file, remove_quietly, trusted_private_dir
+from ..fileio import atomic_write, open_lock_file, remove_quietly, trusted_private_dir
 from ..paths import CACHE_DIR_FIX, daemon_lock_path, daemon_pid_path
-
-PID_FILE_MAX_BYTES = 64
 
 
 class DaemonLock:
@@ -44,10 +43,9 @@ class DaemonLock:
 
     def _recorded_pid(self) -> str:
         try:
-            found = read_regular_file(self.pid_path, PID_FILE_MAX_BYTES)
+            return recorded_daemon_pid(self.cache_dir) or "?"
         except OSError:
             return "?"
-        return found[0].decode(errors="replace").strip() or "?" if found is not None else "?"
 
     def release(self) -> None:
         if self.fd >= 0:

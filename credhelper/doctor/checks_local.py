@@ -10,13 +10,12 @@ import urllib.request
 from collections.abc import Mapping
 
 from ..config import Config
-from ..endpoint.discovery import daemon_lock_held, live_endpoint
+from ..endpoint.discovery import daemon_lock_held, live_endpoint, recorded_daemon_pid
 from ..fileio import read_regular_file
 from ..paths import (
     CACHE_DIR_FIX,
     cache_dir_path,
     cache_dir_setting,
-    daemon_pid_path,
     ignored_xdg,
     runtime_dir,
     token_path,
@@ -116,11 +115,10 @@ def check_daemon(directory: str, config: Config) -> list[Finding]:
     has_targets = any(p.env_files or p.credentials_files for p in config.profiles.values())
     if daemon_lock_held(directory):
         try:
-            found = read_regular_file(daemon_pid_path(directory), 64)
+            pid = recorded_daemon_pid(directory) or "?"
         except OSError:
-            found = None
-        pid = found[0].decode(errors="replace") if found is not None else "?"
-        findings.append(Finding(None, "daemon", OK, f"`credhelper run` is running (pid {pid.strip()})"))
+            pid = "?"
+        findings.append(Finding(None, "daemon", OK, f"`credhelper run` is running (pid {pid})"))
     else:
         findings.append(
             Finding(

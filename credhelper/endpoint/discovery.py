@@ -11,8 +11,15 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError, CredhelperError
-from ..fileio import PRIVATE_FILE, atomic_write, read_regular_file, remove_quietly, trusted_private_dir
+from ..errors import CredhelperError
+from ..fileio import (
+    PRIVATE_FILE,
+    atomic_write,
+    read_regular_file,
+    read_trusted_json,
+    remove_quietly,
+    trusted_private_dir,
+)
 from ..paths import (
     CACHE_DIR_FIX,
     daemon_lock_path,
@@ -21,7 +28,6 @@ from ..paths import (
     is_trusted,
     runtime_dir,
     token_path,
-    untrusted_reason,
 )
 
 if TYPE_CHECKING:
@@ -29,7 +35,8 @@ if TYPE_CHECKING:
     from .server import CredentialServer
 
 
-SMALL_FILE_MAX_BYTES = 64 * 1024  # endpoint.json, the pid file: read without following a symlink
+SMALL_FILE_MAX_BYTES = 64 * 1024  # endpoint.json: read without following a symlink
+PID_FILE_MAX_BYTES = 64
 RUNTIME_DIR_FIX = "remove it, or set XDG_RUNTIME_DIR to a directory of your own"
 # The variables that choose a profile's STS endpoint when its configuration does not
 # (profile.resolve_sts_endpoint): the daemon publishes its own values, "" for unset.
@@ -70,22 +77,8 @@ def read_endpoint(environ: Mapping[str, str], cache_dir: str) -> dict[str, str] 
     if not trusted_private_dir(runtime_dir(environ, cache_dir), "runtime directory", RUNTIME_DIR_FIX, False):
         return None
     record = endpoint_path(environ, cache_dir)
-    try:
-        found = read_regular_file(record, SMALL_FILE_MAX_BYTES)
-    except OSError:
-        return None
-    if found is None:
-        return None
-    reason = untrusted_reason(found[1], path=record)
-    if reason is not None:
-        raise ConfigError(
-            f"{record}: credhelper does not trust this endpoint record: {reason}; {RUNTIME_DIR_FIX}"
-        )
-    try:
-        info = json.loads(found[0])
-    except ValueError:
-        return None
-    if not isinstance(info, dict) or not all(isinstance(info.get(k), str) for k in ("url", "token_file")):
+    info = read_trusted_json(record, "endpoint record", RUNTIME_DIR_FIX, SMALL_FILE_MAX_BYTES)
+    if info is None or not all(isinstance(info.get(k), str) for k in ("url", "token_file")):
         return None
     return info
 
@@ -107,6 +100,13 @@ def daemon_lock_held(cache_dir: str) -> bool:
     return False
 
 
+def recorded_daemon_pid(cache_dir: str) -> str | None:
+    """What the daemon wrote in its pid file (stripped), or None when there is no pid file.
+    Never blocks or follows a symlink; a file that is not a small regular file raises OSError."""
+    found = read_regular_file(daemon_pid_path(cache_dir), PID_FILE_MAX_BYTES)
+    return found[0].decode(errors="replace").strip() if found is not None else None
+
+
 def _alive(pid_text: str) -> bool:
     if not pid_text.isdigit():
         return False
@@ -124,10 +124,10 @@ def live_endpoint(environ: Mapping[str, str], cache_dir: str) -> dict[str, str] 
     if info is None or not daemon_lock_held(cache_dir) or not _alive(str(info.get("pid", ""))):
         return None
     try:
-        pid_file = read_regular_file(daemon_pid_path(cache_dir), SMALL_FILE_MAX_BYTES)
+        recorded = recorded_daemon_pid(cache_dir)
     except OSError:
         return None
-    if pid_file is not None and pid_file[0].decode(errors="replace").strip() != info["pid"]:
+    if recorded is not None and recorded != info["pid"]:
         return None
     return info
 

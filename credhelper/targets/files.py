@@ -12,6 +12,7 @@ import errno
 import hashlib
 import logging
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +29,14 @@ from ..fileio import (
     FileTooLarge,
     NotRegularFile,
     file_lock,
+    open_directory,
     read_regular_file,
     remove_quietly,
     replace_file,
     write_temp,
 )
 from ..interfaces import KeyPairCheck, Target
-from ..paths import target_lock_path, untrusted_route
+from ..paths import resolve_route, target_lock_path
 
 log = logging.getLogger("credhelper.targets")  # the name it had as one module: log filters keep working
 MAX_TARGET_BYTES = 1 << 20
@@ -75,10 +77,14 @@ def os_failure(label: str, verb: str, error: OSError) -> TargetWriteError:
     return TargetWriteError(f"{label}: cannot {verb}: {error.strerror or error}; {fix}")
 
 
-def read_target_file(path: Path, label: str, setting: str) -> Snapshot | None:
-    """The file at `path` (already resolved), never blocking; None when it does not exist."""
+def read_target_file(path: Path, label: str, setting: str, dir_fd: int | None = None) -> Snapshot | None:
+    """The file at `path` (already resolved), never blocking; None when it does not exist. With
+    `dir_fd` (its directory, opened by `open_target_directory`), read by name in that directory."""
     try:
-        found = read_regular_file(path, limit=MAX_TARGET_BYTES)
+        if dir_fd is None:
+            found = read_regular_file(path, limit=MAX_TARGET_BYTES)
+        else:
+            found = read_regular_file(path.name, limit=MAX_TARGET_BYTES, dir_fd=dir_fd)
     except NotRegularFile as error:
         raise TargetError(
             f"{label}: is a {error.kind}, not a regular file; point {setting} at a regular file "
@@ -95,25 +101,6 @@ def read_target_file(path: Path, label: str, setting: str) -> Snapshot | None:
         return None
     data, info = found
     return Snapshot(data, _decode(label, data), info.st_mode & 0o7777, (info.st_uid, info.st_gid))
-
-
-def _refuse_foreign_symlink(configured: Path, label: str, setting: str) -> None:
-    """Whoever owns a symlink on the way to a target decides where credentials go: only this
-    user's and root's are followed. Root writing for another user also follows that user's own
-    links, but only to a file (or, for a new one, a directory) of that same user: never a link
-    of one user into root's or a third user's files."""
-    uid = os.geteuid()
-    owners = {0, uid}
-    if uid == 0:
-        real = os.path.realpath(configured)
-        with contextlib.suppress(OSError):
-            owners.add(os.stat(real if os.path.exists(real) else os.path.dirname(real)).st_uid)
-    reason = untrusted_route(str(configured), frozenset(owners), directories=False)
-    if reason is not None:
-        raise TargetError(
-            f"{label}: {reason}, who could send the credentials anywhere; credhelper does not follow "
-            f"it: remove it or point {setting} at a path of your own"
-        )
 
 
 def refuse_unsafe_owner(label: str, found: Snapshot) -> None:
@@ -135,11 +122,67 @@ def refuse_unsafe_owner(label: str, found: Snapshot) -> None:
 def resolved(configured: Path, label: str, setting: str) -> Path:
     """The file a target path points at (through symlinks none but this user or root owns), in
     a directory that exists."""
-    _refuse_foreign_symlink(configured, label, setting)
-    path = Path(os.path.realpath(configured))
-    if not path.parent.is_dir():
+    return _resolved(configured, label, setting)[0]
+
+
+def _resolved(configured: Path, label: str, setting: str) -> tuple[Path, os.stat_result]:
+    """`resolved`, and the status of the directory it is in, as checked.
+
+    Whoever owns a symlink on the way to a target decides where credentials go: only this
+    user's and root's are followed. Root writing for another user also follows that user's own
+    links, but only to a file (or, for a new one, a directory) of that same user: never a link
+    of one user into root's or a third user's files. The links checked are those of the one walk
+    that found the file (paths.resolve_route)."""
+    real, links = resolve_route(str(configured))
+    if real is None:
+        raise TargetError(f"{label}: too many levels of symbolic links; fix {setting}")
+    path = Path(real)
+    uid = os.geteuid()
+    owners = {0, uid}
+    if uid == 0:
+        try:
+            owners.add(os.stat(path, follow_symlinks=False).st_uid)
+        except FileNotFoundError:
+            with contextlib.suppress(OSError):
+                owners.add(os.stat(path.parent).st_uid)
+        except OSError:
+            pass
+    for link, owner in links:
+        if owner not in owners:
+            raise TargetError(
+                f"{label}: {link} is a symlink owned by another user (uid {owner}), who could send the "
+                f"credentials anywhere; credhelper does not follow it: remove it or point {setting} at a "
+                "path of your own"
+            )
+    try:
+        directory = os.stat(path.parent)
+    except OSError:
+        directory = None
+    if directory is None or not stat.S_ISDIR(directory.st_mode):
         raise TargetError(f"{label}: directory {path.parent} does not exist; create it or fix {setting}")
-    return path
+    return path, directory
+
+
+def open_target_directory(path: Path, checked: os.stat_result, label: str) -> int:
+    """The directory of `path` (resolved) opened, for every later read, write and rename to go
+    through: a directory on the way swapped since it was checked (by whoever owns the one above
+    it: a user whose file root keeps) cannot send the write elsewhere. Refused when the one open
+    is not the one `checked`."""
+    changed = TargetError(
+        f"{label}: directory {path.parent} was replaced while credhelper opened it; credhelper writes "
+        "only into the directory it checked: try again"
+    )
+    try:
+        dir_fd = open_directory(path.parent, no_symlinks=True)
+    except OSError as error:
+        if error.errno in (errno.ENOTDIR, errno.ELOOP, errno.ENOENT):  # a symlink or nothing in the way
+            raise changed from None
+        raise os_failure(label, "open its directory", error) from None
+    info = os.fstat(dir_fd)
+    if (info.st_dev, info.st_ino) != (checked.st_dev, checked.st_ino):
+        os.close(dir_fd)
+        raise changed
+    return dir_fd
 
 
 def read_target(target: Target) -> Snapshot | None:
@@ -227,12 +270,15 @@ def rewrite_file(
     and group are kept (a new file: `new_file_mode`, ours), except that a file whose new text
     `holds_secret` ends 0600. No temp file outlives the call. Returns False when the file already
     had the content. `warn_if_readable`: the file holds credentials whatever its text, so a mode
-    that lets others read it is worth a warning at every write."""
-    path = resolved(configured, label, setting)
+    that lets others read it is worth a warning at every write. Every read, write and rename after
+    the check goes through the directory checked, opened once (`open_target_directory`)."""
+    path, directory = _resolved(configured, label, setting)
     lock_path = target_lock_path(os.fspath(lock_dir), hashlib.sha256(str(path).encode()).hexdigest()[:16])
+    dir_fd = open_target_directory(path, directory, label)
     try:
         with file_lock(lock_path, timeout=LOCK_SECONDS):
             return _rewrite_locked(
+                dir_fd,
                 path,
                 transform,
                 label,
@@ -250,6 +296,8 @@ def rewrite_file(
             LOCK_SECONDS,
             f"{label}: {who} has held its lock for {LOCK_SECONDS:.0f} s; if it is stuck, stop it",
         ) from None
+    finally:
+        os.close(dir_fd)
 
 
 def _no_secret(text: str) -> bool:
@@ -270,6 +318,7 @@ def _mode_for(label: str, mode: int, holds_secret: bool) -> int:
 
 
 def _rewrite_locked(
+    dir_fd: int,
     path: Path,
     transform: Callable[[str], str],
     label: str,
@@ -279,7 +328,7 @@ def _rewrite_locked(
     new_file_mode: int,
     warn_if_readable: bool,
 ) -> bool:
-    before = read_target_file(path, label, setting)
+    before = read_target_file(path, label, setting, dir_fd)
     if before is not None:
         refuse_unsafe_owner(label, before)
     merged = transform(before.text if before is not None else "")
@@ -291,7 +340,7 @@ def _rewrite_locked(
     for _ in range(MAX_MERGE_ROUNDS):
         mode = _mode_for(label, mode, secret)
         try:
-            written = write_temp(path.parent, path.name, merged.encode("utf-8"), mode, owner)
+            written = write_temp(dir_fd, path.name, merged.encode("utf-8"), mode, owner)
         except OSError as error:
             raise os_failure(label, "write it", error) from None
         temp: str | None = written
@@ -299,10 +348,10 @@ def _rewrite_locked(
             if before_rename is not None:
                 before_rename()
             # A person may have saved the file while the merge ran: merge their version instead.
-            now = read_target_file(path, label, setting)
+            now = read_target_file(path, label, setting, dir_fd)
             if (now.data if now else None) == (before.data if before else None):
                 try:
-                    replace_file(written, path)
+                    replace_file(dir_fd, written, path.name)
                 except OSError as error:
                     raise os_failure(label, "write it", error) from None
                 temp = None
@@ -315,7 +364,7 @@ def _rewrite_locked(
                 return True
         finally:
             if temp is not None:
-                remove_quietly(temp)
+                remove_quietly(temp, dir_fd)
         before = now
         if now is not None:
             refuse_unsafe_owner(label, now)
