@@ -275,8 +275,12 @@ def _route(path: str) -> "Iterator[tuple[str, str, int]]":
         if not stat.S_ISLNK(info.st_mode):
             current = candidate
             continue
+        try:
+            link = os.readlink(candidate)
+        except OSError:  # no longer a symlink: the path changed since lstat; look at it again
+            pending.insert(0, part)
+            continue
         yield "symlink", candidate, info.st_uid
-        link = os.readlink(candidate)
         if link.startswith("/"):
             current = "/"
         pending[:0] = [part for part in link.split("/") if part]
