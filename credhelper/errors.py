@@ -85,6 +85,10 @@ class TargetWriteError(FileSystemError):
     """The operating system refused a target's read or write: permission, disk full, read-only."""
 
 
+class TargetBeingWritten(TargetWriteError):
+    """Another process has the target open for writing: written once it closes the file."""
+
+
 class InternalError(CredhelperError):
     """A bug: an exception nobody expected, kept to one line."""
 

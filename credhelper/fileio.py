@@ -274,6 +274,37 @@ def read_regular_file(
         os.close(fd)
 
 
+F_SETLEASE = getattr(fcntl, "F_SETLEASE", 1024)
+
+
+def being_written(dir_fd: int, name: str) -> bool:
+    """Whether another process holds the file `name` open for writing (an editor or `cp` writing
+    it in place: truncated, its new text an instant later). The kernel grants a read lease only on
+    a file nobody has open for writing; the lease is released at once. False when the file is not
+    there, or the file system grants no leases (nothing is known: the caller goes on)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError:
+        return False
+    try:
+        fcntl.fcntl(fd, F_SETLEASE, fcntl.F_RDLCK)  # released by the close below
+    except OSError as error:
+        return error.errno == errno.EAGAIN
+    finally:
+        os.close(fd)
+    return False
+
+
+def writers_gone(dir_fd: int, name: str, seconds: float) -> bool:
+    """Whether every other writer of `name` closed it within `seconds` (polled every 20 ms)."""
+    deadline = time.monotonic() + seconds
+    while being_written(dir_fd, name):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def lock_holder(fd: int) -> int | None:
     """The pid holding an flock on the file open at `fd`, from /proc/locks; None if unknown."""
     info = os.fstat(fd)

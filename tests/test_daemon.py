@@ -77,11 +77,8 @@ def test_a_person_writing_a_target_slowly_in_place_loses_nothing(
     daemon = start(daemons, home)
     key_id = daemon.wait_written()
     if how == "created-anew":
-        home.app_env.unlink()
-        wait_for(lambda: daemon.env_key_id() == key_id, timeout=10)
-        home.app_env.unlink()
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    fd = os.open(home.app_env, flags, 0o600)
+        home.app_env.unlink()  # and created at once, well within the daemon's settling time
+    fd = os.open(home.app_env, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         time.sleep(1.0)  # twenty times the daemon's settling time
         os.write(fd, (AGENT0_ENV_DEFAULT + "ADDED_BY_A_PERSON=yes\n").encode())

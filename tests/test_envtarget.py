@@ -13,7 +13,7 @@ import pytest
 from dotenv.parser import Binding
 
 from credhelper.credentials import Credentials
-from credhelper.errors import LongTermKeyError, TargetError
+from credhelper.errors import LongTermKeyError, TargetBeingWritten, TargetError
 from credhelper.formats import dotenv as dotenv_format
 from credhelper.formats.dotenv import managed_values
 from credhelper.formats.ini import parse_sections
@@ -228,3 +228,40 @@ def test_status_of_a_fifo_target_is_refused_without_blocking(tmp_path: Path) -> 
     os.mkfifo(tmp_path / ".env")
     state = target_state(EnvFileTarget(tmp_path / ".env"), CREDENTIALS)
     assert state.startswith("refused: ") and "FIFO" in state
+
+
+def test_a_write_waits_for_a_process_writing_the_file_in_place_and_merges_its_text(tmp_path: Path) -> None:
+    """An editor or `cp` writing in place truncates the file and writes an instant later: a rename
+    in between would put the credentials over an empty file and send the person's text into the
+    file replaced. The write waits for the writer to close the file, then merges its text."""
+    env = tmp_path / ".env"
+    env.write_text(AGENT0_ENV_DEFAULT)
+    fd = os.open(env, os.O_WRONLY | os.O_TRUNC)
+
+    def finish_writing() -> None:
+        os.write(fd, (AGENT0_ENV_DEFAULT + "ADDED_BY_A_PERSON=yes\n").encode())
+        os.close(fd)
+
+    late = threading.Timer(0.5, finish_writing)
+    late.start()
+    try:
+        assert write(env, tmp_path)
+    finally:
+        late.join()
+    values = managed_values(env.read_text())
+    assert "ADDED_BY_A_PERSON=yes" in env.read_text(), "the person's text went into the file replaced"
+    assert values["AWS_ACCESS_KEY_ID"] == [CREDENTIALS.access_key_id]
+
+
+def test_a_file_kept_open_for_writing_is_refused_untouched(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text(AGENT0_ENV_DEFAULT)
+    fd = os.open(env, os.O_WRONLY | os.O_APPEND)
+    try:
+        with pytest.raises(TargetBeingWritten, match="open for writing"):
+            write(env, tmp_path, writer_wait=0.1)
+        assert env.read_text() == AGENT0_ENV_DEFAULT
+        assert temp_files(tmp_path) == []
+    finally:
+        os.close(fd)
+    assert write(env, tmp_path, writer_wait=0.1)  # closed: written at once

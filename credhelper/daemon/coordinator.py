@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 
 from ..config import Config
 from ..credentials import Credentials
-from ..errors import CredhelperError, as_credhelper_error
+from ..errors import CredhelperError, TargetBeingWritten, as_credhelper_error
 from ..interfaces import Clock, Notify, World
 from ..policy import (
     Mode,
@@ -380,6 +380,9 @@ class Coordinator:
 
 def _log_delivery(profile: Profile, report: DeliveryReport) -> None:
     for error in report.errors:
-        log.error("%s", error)
+        if isinstance(error, TargetBeingWritten):
+            log.info("%s", error)
+        else:
+            log.error("%s", error)
     for path in report.written:
         log.info("profile %s: wrote %s", profile.name, path)

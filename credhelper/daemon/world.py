@@ -89,7 +89,11 @@ class SystemWorld:
 
     def restore(self, profile: Profile, credentials: Credentials) -> DeliveryReport:
         with self.write_gate:
-            return deliver(profile, credentials, self.cache.directory, self.environ, run_hook=False)
+            # Never waiting on the scheduler thread: a target being written is restored on the
+            # file event of its writer's close.
+            return deliver(
+                profile, credentials, self.cache.directory, self.environ, run_hook=False, writer_wait=0.0
+            )
 
     def record_state(self, name: str, changes: dict[str, object]) -> None:
         """Best effort: the state file is for `status`; a full disk must not stop the schedule."""

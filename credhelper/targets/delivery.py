@@ -14,7 +14,7 @@ from ..interfaces import KeyPairCheck
 from ..paths import shared_credentials_path
 from ..profile import Profile
 from .credsection import holds_key_pair
-from .files import check_target, os_failure, write_target
+from .files import WRITER_WAIT_SECONDS, check_target, os_failure, write_target
 from .registry import profile_targets
 
 log = logging.getLogger("credhelper.delivery")
@@ -56,14 +56,16 @@ def deliver(
     lock_dir: str | Path,
     environ: Mapping[str, str],
     run_hook: bool = True,
+    writer_wait: float = WRITER_WAIT_SECONDS,
 ) -> DeliveryReport:
-    """Write every target; one failing target does not stop the others. Hooks run after all."""
+    """Write every target; one failing target does not stop the others. Hooks run after all.
+    `writer_wait`: how long a target another process is writing in place is waited for."""
     report = DeliveryReport()
     adopted = adopted_checker(environ)
     targets = profile_targets(profile)
     for target in targets:
         try:
-            changed = write_target(target, credentials, lock_dir, adopted)
+            changed = write_target(target, credentials, lock_dir, adopted, writer_wait=writer_wait)
         except CredhelperError as error:
             report.errors.append(error)
             continue

@@ -21,6 +21,7 @@ from ..credentials import Credentials
 from ..errors import (
     CredhelperError,
     LockTimeout,
+    TargetBeingWritten,
     TargetError,
     TargetWriteError,
 )
@@ -34,6 +35,7 @@ from ..fileio import (
     remove_quietly,
     replace_file,
     write_temp,
+    writers_gone,
 )
 from ..interfaces import KeyPairCheck, Target
 from ..paths import resolve_route, target_lock_path
@@ -44,6 +46,8 @@ MAX_MERGE_ROUNDS = 20
 READABLE_BY_OTHERS = 0o044
 WRITABLE_BY_OTHERS = 0o002
 LOCK_SECONDS = 30.0
+# How long a write waits for another process to close the file it is writing in place.
+WRITER_WAIT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -234,6 +238,7 @@ def write_target(
     lock_dir: str | Path,
     adopted: KeyPairCheck,
     before_rename: Callable[[], None] | None = None,
+    writer_wait: float = WRITER_WAIT_SECONDS,
 ) -> bool:
     """Guard, render and write one target. Returns False when it already held the credentials."""
 
@@ -249,6 +254,7 @@ def write_target(
         before_rename,
         holds_secret=target.must_be_private,
         warn_if_readable=True,
+        writer_wait=writer_wait,
     )
 
 
@@ -262,6 +268,7 @@ def rewrite_file(
     holds_secret: Callable[[str], bool] | None = None,
     new_file_mode: int = PRIVATE_FILE,
     warn_if_readable: bool = False,
+    writer_wait: float = WRITER_WAIT_SECONDS,
 ) -> bool:
     """The one writer of every file credhelper changes that may hold a secret (targets, the shared
     credentials file, init's files): `transform` (text in, text out; it may refuse by raising) is
@@ -270,7 +277,8 @@ def rewrite_file(
     and group are kept (a new file: `new_file_mode`, ours), except that a file whose new text
     `holds_secret` ends 0600. No temp file outlives the call. Returns False when the file already
     had the content. `warn_if_readable`: the file holds credentials whatever its text, so a mode
-    that lets others read it is worth a warning at every write. Every read, write and rename after
+    that lets others read it is worth a warning at every write. A file another process has open for
+writing is waited for, `writer_wait` seconds at most (`_wait_for_writer`). Every read, write and rename after
     the check goes through the directory checked, opened once (`open_target_directory`)."""
     path, directory = _resolved(configured, label, setting)
     lock_path = target_lock_path(os.fspath(lock_dir), hashlib.sha256(str(path).encode()).hexdigest()[:16])
@@ -287,6 +295,7 @@ def rewrite_file(
                 holds_secret or _no_secret,
                 new_file_mode,
                 warn_if_readable,
+                writer_wait,
             )
     except LockTimeout as error:
         who = f"process {error.holder}" if error.holder is not None else "another credhelper process"
@@ -298,6 +307,17 @@ def rewrite_file(
         ) from None
     finally:
         os.close(dir_fd)
+
+
+def _wait_for_writer(dir_fd: int, name: str, label: str, seconds: float) -> None:
+    """Never rename over a file another process is writing in place: its text would land in the
+    file replaced, and be lost. Waits up to `seconds` for it to close the file (then its text is
+    merged), or refuses; the daemon writes the file again when the writer closes it (a file event)."""
+    if not writers_gone(dir_fd, name, seconds):
+        raise TargetBeingWritten(
+            f"{label}: another process has it open for writing; credhelper writes it once that "
+            "process closes it (or run `credhelper refresh` again then)"
+        )
 
 
 def _no_secret(text: str) -> bool:
@@ -327,6 +347,7 @@ def _rewrite_locked(
     holds_secret: Callable[[str], bool],
     new_file_mode: int,
     warn_if_readable: bool,
+    writer_wait: float,
 ) -> bool:
     before = read_target_file(path, label, setting, dir_fd)
     if before is not None:
@@ -348,6 +369,7 @@ def _rewrite_locked(
             if before_rename is not None:
                 before_rename()
             # A person may have saved the file while the merge ran: merge their version instead.
+            _wait_for_writer(dir_fd, path.name, label, writer_wait)
             now = read_target_file(path, label, setting, dir_fd)
             if (now.data if now else None) == (before.data if before else None):
                 try:
