@@ -187,13 +187,18 @@ def test_sigterm_right_after_sigusr1_stops_the_daemon_within_2_s(
         daemon.wait_running()
         daemon.signal(signal.SIGUSR1)
         daemon.signal(signal.SIGTERM)
-        started = time.monotonic()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            daemon.process.wait(10)
-        took = time.monotonic() - started
+        took = seconds_to_exit(daemon, 10)
         assert daemon.process.poll() == 0 and took < 3.0, (
             f"attempt {attempt + 1}: the daemon took {took:.1f} s to stop on SIGTERM after SIGUSR1"
         )
+
+
+def seconds_to_exit(daemon: DaemonProcess, timeout: float) -> float:
+    """How long the daemon took to exit, waiting at most `timeout` seconds."""
+    started = time.monotonic()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        daemon.process.wait(timeout)
+    return time.monotonic() - started
 
 
 def test_a_burst_of_signals_never_wedges_the_daemon(home: UserHome, daemons: list[DaemonProcess]) -> None:
@@ -207,10 +212,7 @@ def test_a_burst_of_signals_never_wedges_the_daemon(home: UserHome, daemons: lis
         daemon.signal(signal.SIGHUP)
     daemon.signal(signal.SIGTERM)
     daemon.signal(signal.SIGTERM)
-    started = time.monotonic()
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        daemon.process.wait(15)
-    took = time.monotonic() - started
+    took = seconds_to_exit(daemon, 15)
     assert daemon.process.poll() == 0 and took < 5.0, f"the daemon took {took:.1f} s to stop after a burst"
 
 

@@ -40,12 +40,11 @@ def sts_answers(url: str) -> bool:
 DEMO_KEEP = [sys.executable, "-u", "-m", "devtools.demo", "--keep"]
 
 
-def test_demo_keep_prints_a_world_to_play_in_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
-    env = clean_environment(tmp_path)
-    output_path = tmp_path / "demo.out"
+def start_demo(arguments: list[str], env: dict[str, str], output_path: Path) -> subprocess.Popen[bytes]:
+    """The demo as a terminal's job would run it, everything it prints going to `output_path`."""
     with output_path.open("w") as output:
-        demo = subprocess.Popen(
-            [sys.executable, "-c", AS_A_TERMINAL_JOB, *DEMO_KEEP],
+        return subprocess.Popen(
+            [sys.executable, "-c", AS_A_TERMINAL_JOB, *arguments],
             env=env,
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -53,6 +52,12 @@ def test_demo_keep_prints_a_world_to_play_in_and_stops_cleanly_on_ctrl_c(tmp_pat
             cwd=REPO,
             start_new_session=True,
         )
+
+
+def test_demo_keep_prints_a_world_to_play_in_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    env = clean_environment(tmp_path)
+    output_path = tmp_path / "demo.out"
+    demo = start_demo(DEMO_KEEP, env, output_path)
     try:
         wait_for(lambda: "Ctrl-C here stops it" in output_path.read_text() or demo.poll() is not None, 60)
         printed = output_path.read_text()
@@ -104,16 +109,7 @@ def test_ctrl_c_stops_the_demo_with_one_line_and_exit_130(tmp_path: Path, moment
     credhelper daemon it runs). The demo ends at once with one line, 130 as a shell reports it, and
     leaves no STS, no daemon and no scratch HOME behind; no traceback from anyone."""
     output_path = tmp_path / "demo.out"
-    with output_path.open("w") as output:
-        demo = subprocess.Popen(
-            [sys.executable, "-c", AS_A_TERMINAL_JOB, *DEMO_TOUR],
-            env=clean_environment(tmp_path),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=REPO,
-            start_new_session=True,
-        )
+    demo = start_demo(DEMO_TOUR, clean_environment(tmp_path), output_path)
     try:
         wait_for(lambda: moment in output_path.read_text() or demo.poll() is not None, 120)
         assert demo.poll() is None, output_path.read_text()
