@@ -153,3 +153,40 @@ def test_root_follows_a_users_symlink_to_that_users_own_file(home: UserHome, sha
     assert result.returncode == 0, result.stderr
     assert "AWS_SESSION_TOKEN=" in real.read_text()
     assert real.stat().st_uid == ATTACKER and link.is_symlink()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root's own rule")
+@pytest.mark.parametrize(
+    ("directory_mode", "directory_owner", "kept"),
+    [
+        (0o1777, 0, False),  # /tmp: anyone could have put the file there
+        (0o775, 0, False),  # a directory of root's that a group may write to
+        (0o755, VICTIM, False),  # a third user's directory
+        (0o755, 0, True),  # a directory only root may write: root put the user's file there
+        (0o700, ATTACKER, True),  # the user's own directory
+    ],
+    ids=["shared-sticky", "group-writable-roots", "a-third-users", "only-roots", "the-users-own"],
+)
+def test_root_keeps_another_users_file_only_where_no_one_else_could_have_put_it(
+    home: UserHome, shared_dir: Path, directory_mode: int, directory_owner: int, kept: bool
+) -> None:
+    """Root keeping another user's file keeps its owner; but a file planted in a shared directory
+    by whoever wants to read root's credentials is not another user's to keep."""
+    directory = shared_dir / "app"
+    directory.mkdir()
+    planted = directory / ".env"
+    planted.write_text("APP=1\n")
+    os.chmod(planted, 0o644)
+    os.chown(planted, ATTACKER, ATTACKER)
+    os.chown(directory, directory_owner, directory_owner)
+    os.chmod(directory, directory_mode)
+    home.write_config(env_files=f'["{planted}"]')
+
+    result = home.run("refresh", "bedrock")
+
+    if kept:
+        assert result.returncode == 0, result.stderr
+        assert "AWS_SESSION_TOKEN=" in planted.read_text() and planted.stat().st_uid == ATTACKER
+    else:
+        assert_one_line_failure(result, 78, str(planted), "whoever can write there could have put it")
+        assert planted.read_text() == "APP=1\n"

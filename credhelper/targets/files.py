@@ -7,12 +7,10 @@ that may hold a secret, targets or not.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import logging
 import os
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +28,6 @@ from ..fileio import (
     FileTooLarge,
     NotRegularFile,
     file_lock,
-    open_directory,
     read_regular_file,
     remove_quietly,
     replace_file,
@@ -38,13 +35,13 @@ from ..fileio import (
     writers_gone,
 )
 from ..interfaces import KeyPairCheck, Target
-from ..paths import resolve_route, target_lock_path
+from ..paths import target_lock_path
+from .location import open_target_directory, refuse_unsafe_owner, resolved_with_directory
 
 log = logging.getLogger("credhelper.targets")  # the name it had as one module: log filters keep working
 MAX_TARGET_BYTES = 1 << 20
 MAX_MERGE_ROUNDS = 20
 READABLE_BY_OTHERS = 0o044
-WRITABLE_BY_OTHERS = 0o002
 LOCK_SECONDS = 30.0
 # How long a write waits for another process to close the file it is writing in place.
 WRITER_WAIT_SECONDS = 2.0
@@ -107,93 +104,12 @@ def read_target_file(path: Path, label: str, setting: str, dir_fd: int | None = 
     return Snapshot(data, _decode(label, data), info.st_mode & 0o7777, (info.st_uid, info.st_gid))
 
 
-def refuse_unsafe_owner(label: str, found: Snapshot) -> None:
-    """Credentials never go into a file others may write, or (unless running as root) one that
-    another user owns: they could read every secret credhelper puts there."""
-    if found.mode & WRITABLE_BY_OTHERS:
-        raise TargetError(
-            f"{label}: any user can write this file (mode {found.mode:o}); credhelper puts no "
-            "credentials in it: chmod 600 it (or remove it and let credhelper create it)"
-        )
-    uid = os.geteuid()
-    if uid != 0 and found.owner[0] != uid:
-        raise TargetError(
-            f"{label}: owned by another user (uid {found.owner[0]}), who could read the credentials; "
-            "credhelper writes only files of your own: remove it or point the profile at your own file"
-        )
-
-
-def resolved(configured: Path, label: str, setting: str) -> Path:
-    """The file a target path points at (through symlinks none but this user or root owns), in
-    a directory that exists."""
-    return _resolved(configured, label, setting)[0]
-
-
-def _resolved(configured: Path, label: str, setting: str) -> tuple[Path, os.stat_result]:
-    """`resolved`, and the status of the directory it is in, as checked.
-
-    Whoever owns a symlink on the way to a target decides where credentials go: only this
-    user's and root's are followed. Root writing for another user also follows that user's own
-    links, but only to a file (or, for a new one, a directory) of that same user: never a link
-    of one user into root's or a third user's files. The links checked are those of the one walk
-    that found the file (paths.resolve_route)."""
-    real, links = resolve_route(str(configured))
-    if real is None:
-        raise TargetError(f"{label}: too many levels of symbolic links; fix {setting}")
-    path = Path(real)
-    uid = os.geteuid()
-    owners = {0, uid}
-    if uid == 0:
-        try:
-            owners.add(os.stat(path, follow_symlinks=False).st_uid)
-        except FileNotFoundError:
-            with contextlib.suppress(OSError):
-                owners.add(os.stat(path.parent).st_uid)
-        except OSError:
-            pass
-    for link, owner in links:
-        if owner not in owners:
-            raise TargetError(
-                f"{label}: {link} is a symlink owned by another user (uid {owner}), who could send the "
-                f"credentials anywhere; credhelper does not follow it: remove it or point {setting} at a "
-                "path of your own"
-            )
-    try:
-        directory = os.stat(path.parent)
-    except OSError:
-        directory = None
-    if directory is None or not stat.S_ISDIR(directory.st_mode):
-        raise TargetError(f"{label}: directory {path.parent} does not exist; create it or fix {setting}")
-    return path, directory
-
-
-def open_target_directory(path: Path, checked: os.stat_result, label: str) -> int:
-    """The directory of `path` (resolved) opened, for every later read, write and rename to go
-    through: a directory on the way swapped since it was checked (by whoever owns the one above
-    it: a user whose file root keeps) cannot send the write elsewhere. Refused when the one open
-    is not the one `checked`."""
-    changed = TargetError(
-        f"{label}: directory {path.parent} was replaced while credhelper opened it; credhelper writes "
-        "only into the directory it checked: try again"
-    )
-    try:
-        dir_fd = open_directory(path.parent, no_symlinks=True)
-    except OSError as error:
-        if error.errno in (errno.ENOTDIR, errno.ELOOP, errno.ENOENT):  # a symlink or nothing in the way
-            raise changed from None
-        raise os_failure(label, "open its directory", error) from None
-    info = os.fstat(dir_fd)
-    if (info.st_dev, info.st_ino) != (checked.st_dev, checked.st_ino):
-        os.close(dir_fd)
-        raise changed
-    return dir_fd
-
-
 def read_target(target: Target) -> Snapshot | None:
     label, setting = target.label, target.setting
-    found = read_target_file(resolved(target.path, label, setting), label, setting)
+    path, directory = resolved_with_directory(target.path, label, setting)
+    found = read_target_file(path, label, setting)
     if found is not None:
-        refuse_unsafe_owner(target.label, found)
+        refuse_unsafe_owner(label, setting, found.mode, found.owner[0], directory)
     return found
 
 
@@ -280,9 +196,12 @@ def rewrite_file(
     that lets others read it is worth a warning at every write. A file another process has open for
 writing is waited for, `writer_wait` seconds at most (`_wait_for_writer`). Every read, write and rename after
     the check goes through the directory checked, opened once (`open_target_directory`)."""
-    path, directory = _resolved(configured, label, setting)
+    path, directory = resolved_with_directory(configured, label, setting)
     lock_path = target_lock_path(os.fspath(lock_dir), hashlib.sha256(str(path).encode()).hexdigest()[:16])
-    dir_fd = open_target_directory(path, directory, label)
+    try:
+        dir_fd = open_target_directory(path, directory, label)
+    except OSError as error:
+        raise os_failure(label, "open its directory", error) from None
     try:
         with file_lock(lock_path, timeout=LOCK_SECONDS):
             return _rewrite_locked(
@@ -349,9 +268,14 @@ def _rewrite_locked(
     warn_if_readable: bool,
     writer_wait: float,
 ) -> bool:
+    directory = os.fstat(dir_fd)
+
+    def refuse_unsafe(found: Snapshot) -> None:
+        refuse_unsafe_owner(label, setting, found.mode, found.owner[0], directory)
+
     before = read_target_file(path, label, setting, dir_fd)
     if before is not None:
-        refuse_unsafe_owner(label, before)
+        refuse_unsafe(before)
     merged = transform(before.text if before is not None else "")
     secret = holds_secret(merged)
     if before is not None and merged == before.text and not (secret and before.mode != PRIVATE_FILE):
@@ -389,7 +313,7 @@ def _rewrite_locked(
                 remove_quietly(temp, dir_fd)
         before = now
         if now is not None:
-            refuse_unsafe_owner(label, now)
+            refuse_unsafe(now)
         merged = transform(now.text if now is not None else "")
         secret = holds_secret(merged)
         if now is not None:
