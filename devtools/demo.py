@@ -237,10 +237,9 @@ def keep_running(sts: LocalSts) -> None:
             signal.pause()
     except KeyboardInterrupt:
         pass  # how --keep is meant to end: exit 0
-    finally:
-        sts.stop()
+    finally:  # the local STS is stopped by main, once: a second stop would wait for ever
         shutil.rmtree(home, ignore_errors=True)
-        print(f"\nStopped the local STS; removed {home}.", flush=True)
+        print(f"\nRemoved {home}; stopping the local STS.", flush=True)
 
 
 if __name__ == "__main__":
