@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .credentials import LONGEST_SESSION_SECONDS, Credentials, plausible_epoch
+from .errors import LockTimeout
 from .fileio import atomic_write, file_kind, file_lock, read_trusted_json, remove_quietly, trusted_private_dir
 from .paths import CACHE_DIR_FIX, cache_dir_path, profile_file
 
@@ -65,6 +66,20 @@ class Cache:
     def lock(self, profile: str, timeout: float = 120.0) -> file_lock:
         self.ensure()
         return file_lock(self.path(profile, "lock"), timeout)
+
+    def mfa_prompt_lock(self, profile: str, timeout: float) -> file_lock:
+        """Held while a person is asked for the profile's MFA code, and only then."""
+        self.ensure()
+        return file_lock(self.path(profile, "mfa.lock"), timeout)
+
+    def mfa_prompt_held(self, profile: str) -> tuple[bool, int | None]:
+        """Whether a process is asking a person for the profile's MFA code now, and its pid when
+        known. The lock is taken for a moment to tell: an asker waits longer than that for it."""
+        try:
+            with self.mfa_prompt_lock(profile, timeout=0):
+                return False, None
+        except LockTimeout as held:
+            return True, held.holder
 
     def read_credentials(self, profile: str, fingerprint: str, kind: str = "json") -> Credentials | None:
         """The cached credentials, or None for a missing, damaged, foreign or stale-settings file."""

@@ -78,18 +78,24 @@ def file_identity(status: os.stat_result) -> str:
     return f"{status.st_dev} {status.st_ino} {status.st_size} {status.st_mtime_ns} {status.st_ctime_ns}"
 
 
+# The user the default session name is made of, and the variables that choose the STS endpoint
+# (profile.resolve_sts_endpoint): credentials are cached for where they came from.
+FACT_VARIABLES = (
+    "LOGNAME",
+    "USER",
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_ENDPOINT_URL",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+)
+
+
 def environment_facts(environ: "Mapping[str, str]") -> str | None:
-    """What the answer depends on besides the configuration: the user the default session name is
-    made of, and the variables that choose the STS endpoint (credentials are cached for where they
-    came from). None when a value cannot be recorded on one line."""
-    facts = "\t".join(
-        (
-            f"{environ.get('LOGNAME') or environ.get('USER') or ''}@{os.uname().nodename}",
-            environ.get("AWS_ENDPOINT_URL_STS", ""),
-            environ.get("AWS_ENDPOINT_URL", ""),
-        )
-    )
-    return None if "\n" in facts or "\r" in facts else facts
+    """What the answer depends on besides the configuration: FACT_VARIABLES (set or not) and the
+    host name, in encode_inputs' encoding (an endpoint URL may hold a tab). None when a value
+    cannot be recorded on one line."""
+    facts: dict[str, str | None] = {name: environ.get(name) for name in FACT_VARIABLES}
+    facts["uname -n"] = os.uname().nodename  # a name no variable has
+    return encode_inputs(facts, {})
 
 
 def is_private(status: os.stat_result, path: str) -> bool:

@@ -72,13 +72,16 @@ def code_from_terminal(profile: Profile) -> str | None:
     return code
 
 
-def mfa_code(profile: Profile, interactive: bool) -> str:
-    if profile.mfa_command:
-        return code_from_command(profile)
-    code = code_from_terminal(profile) if interactive else None
-    if code is None:
-        raise MfaCodeNeeded(
-            f"profile {profile.name}: an MFA code is needed and none can be had here: run "
-            f"`credhelper refresh {profile.name}` in a terminal, or set mfa_command"
+def code_needed(profile: Profile, asking: bool, asker: int | None = None) -> MfaCodeNeeded:
+    """The failure of a process that needs a code and cannot ask for one: another process is
+    asking a person for it (`asking`, its pid `asker` when known), or nobody can be asked here."""
+    if asking:
+        who = f"process {asker}" if asker is not None else "another credhelper process"
+        return MfaCodeNeeded(
+            f"profile {profile.name}: an MFA code is needed and {who} is asking for it on its "
+            "terminal now: type the code there, then try again"
         )
-    return code
+    return MfaCodeNeeded(
+        f"profile {profile.name}: an MFA code is needed and none can be had here: run "
+        f"`credhelper refresh {profile.name}` in a terminal, or set mfa_command"
+    )

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from typing import Any
 
+from .endpointurl import ENDPOINT_URL, configured_urls_ignored, shown_url
 from .errors import ConfigError
 from .windows import SHORT_SESSION_SECONDS, handout_seconds
 
@@ -50,11 +51,15 @@ NO_ENVIRONMENT: Mapping[str, str] = {}
 
 def resolve_sts_endpoint(configured: str | None, region: str | None, environ: Mapping[str, str]) -> str:
     """The one STS address every call and check of a profile uses, and its credentials are cached
-    for: the profile's `sts_endpoint_url`, then the variables botocore honours, then the region's."""
+    for: the profile's `sts_endpoint_url`, then the variables botocore honours (unless
+    AWS_IGNORE_CONFIGURED_ENDPOINT_URLS says to ignore them, as botocore does), then the region's.
+    `sts_endpoint_url` is credhelper's explicit setting, like botocore's `endpoint_url` argument,
+    which that variable does not touch either."""
+    honoured: Mapping[str, str] = NO_ENVIRONMENT if configured_urls_ignored(environ) else environ
     return (
         configured
-        or environ.get("AWS_ENDPOINT_URL_STS")
-        or environ.get("AWS_ENDPOINT_URL")
+        or honoured.get("AWS_ENDPOINT_URL_STS")
+        or honoured.get("AWS_ENDPOINT_URL")
         or f"https://sts.{region or DEFAULT_REGION}.amazonaws.com"
     )
 
@@ -278,7 +283,7 @@ def parse_profile(
         raise check.fail("mfa_command", "is set but mfa_serial is not; set mfa_serial too")
     endpoint = check.string("sts_endpoint_url")
     if endpoint is not None and not ENDPOINT_URL.match(endpoint):
-        raise check.fail("sts_endpoint_url", f"{endpoint!r} is not an http(s) URL")
+        raise check.fail("sts_endpoint_url", f"{shown_url(endpoint)!r} is not an http(s) URL")
     region = check.string("region", REGION, "expected a region name such as us-east-1")
     bedrock_api_key = check.boolean("bedrock_api_key", False)
     if bedrock_api_key and region is None:
@@ -321,9 +326,6 @@ def parse_profile(
     )
 
 
-ENDPOINT_URL = re.compile(r"^https?://[^\s/]+")
-
-
 def _checked_endpoint(
     configured: str | None, region: str | None, environ: Mapping[str, str], check: _Checker
 ) -> str:
@@ -332,8 +334,9 @@ def _checked_endpoint(
     resolved = resolve_sts_endpoint(configured, region, environ)
     if configured is None and not ENDPOINT_URL.match(resolved):
         variable = "AWS_ENDPOINT_URL_STS" if environ.get("AWS_ENDPOINT_URL_STS") else "AWS_ENDPOINT_URL"
+        shown = shown_url(resolved)
         raise check.fail(
-            "sts endpoint", f"{variable}={resolved!r} is not an http(s) URL; fix or unset {variable}"
+            "sts endpoint", f"{variable}={shown!r} is not an http(s) URL; fix or unset {variable}"
         )
     return resolved
 

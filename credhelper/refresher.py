@@ -13,7 +13,7 @@ from .cache import Cache
 from .credentials import Credentials, mask_key_id
 from .errors import CredhelperError, LockTimeout, MfaCodeNeeded, as_credhelper_error
 from .logsetup import register_secret
-from .mfa import mfa_code
+from .mfa import code_from_command, code_from_terminal, code_needed
 from .policy import Want, short_session_warning, will_do
 from .profile import Profile
 from .windows import MFA_SESSION_MIN_SECONDS
@@ -36,6 +36,16 @@ def new_sts_gateway() -> StsGateway:
     from .sts import StsGateway
 
     return StsGateway()
+
+
+# How long a process that would ask for an MFA code waits for another one's prompt to end before
+# saying that the other is asking: long enough for a check (mfa_prompt_holder), far shorter than a person.
+MFA_PROMPT_LOCK_WAIT = 1.0
+
+
+class _AskFirst(Exception):
+    """The profile's MFA session has to be made from a code a person types: the lock is let go
+    and the person asked first."""
 
 
 class Refresher:
@@ -78,17 +88,40 @@ class Refresher:
         if found is not None and will_do(found, wanted, self.clock()):
             return _registered(found)
         try:
-            with self.cache.lock(profile.name):
-                found = self.cache.read_credentials(profile.name, profile.fingerprint)
-                if found is not None and will_do(found, wanted, self.clock()):
-                    return _registered(found)  # another process refreshed while we waited
-                return self._fetch(profile)  # _fetch registers what it got
+            try:
+                return self._obtain_locked(profile, wanted, None)
+            except _AskFirst:
+                code = self._ask_for_code(profile)  # with no lock held: a person may take minutes
+            return self._obtain_locked(profile, wanted, code)
         except Exception as error:
             failure = as_credhelper_error(error, f"keep credentials of profile {profile.name} in the cache")
             self._record_failure(profile, failure)
             if failure is error:
                 raise
             raise failure from error
+
+    def _obtain_locked(self, profile: Profile, wanted: Want, code: str | None) -> Credentials:
+        """Under the profile's cache lock: the cache looked at again, else new credentials (with the
+        MFA `code` when one was typed). Raises _AskFirst when a person must type a code first."""
+        with self.cache.lock(profile.name):
+            found = self.cache.read_credentials(profile.name, profile.fingerprint)
+            if found is not None and will_do(found, wanted, self.clock()):
+                return _registered(found)  # another process refreshed while we waited
+            return self._fetch(profile, code)  # _fetch registers what it got
+
+    def _ask_for_code(self, profile: Profile) -> str:
+        """A code typed at the terminal, asked while holding only the profile's MFA prompt lock:
+        whoever needs the profile meanwhile is told at once that this process is asking, instead
+        of waiting for a person behind the cache lock. A second process that would ask too is
+        told the same, rather than prompting on its own terminal for a code one of them would waste."""
+        try:
+            with self.cache.mfa_prompt_lock(profile.name, timeout=MFA_PROMPT_LOCK_WAIT):
+                code = code_from_terminal(profile)
+        except LockTimeout as held:
+            raise code_needed(profile, asking=True, asker=held.holder) from None
+        if code is None:
+            raise code_needed(profile, asking=False)
+        return code
 
     def _record_failure(self, profile: Profile, error: CredhelperError) -> None:
         """Best effort: a full disk or a held state lock must not hide the failure being reported."""
@@ -106,8 +139,8 @@ class Refresher:
         except (CredhelperError, OSError) as state_error:
             log.debug("profile %s: cannot record the failure in its state: %s", profile.name, state_error)
 
-    def _fetch(self, profile: Profile) -> Credentials:
-        via = self._mfa_session(profile) if profile.mfa_serial else None
+    def _fetch(self, profile: Profile, code: str | None = None) -> Credentials:
+        via = self._mfa_session(profile, code) if profile.mfa_serial else None
         credentials = self.gateway.assume_role(profile, via)
         credentials = Credentials(
             access_key_id=credentials.access_key_id,
@@ -140,11 +173,18 @@ class Refresher:
         )
         return credentials
 
-    def _mfa_session(self, profile: Profile) -> Credentials:
+    def _mfa_session(self, profile: Profile, code: str | None) -> Credentials:
+        """The MFA session, made now from `code` (or mfa_command's) when the cached one is missing
+        or too short. Never asks a person: that happens with no lock held (_AskFirst)."""
         session = self.cache.read_credentials(profile.name, profile.mfa_fingerprint, kind="mfa.json")
         if session is not None and session.seconds_left(self.clock()) >= MFA_SESSION_MIN_SECONDS:
             return _registered(session)
-        code = mfa_code(profile, self.interactive)
+        if code is None and profile.mfa_command:
+            code = code_from_command(profile)  # bounded by mfa.MFA_COMMAND_TIMEOUT
+        if code is None:
+            if self.interactive:
+                raise _AskFirst
+            raise code_needed(profile, *self.cache.mfa_prompt_held(profile.name))
         session = _registered(self.gateway.get_session_token(profile, code))
         self.cache.write_credentials(profile.name, profile.mfa_fingerprint, session, kind="mfa.json")
         return session

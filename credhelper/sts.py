@@ -24,7 +24,9 @@ from botocore.exceptions import (
 )
 
 from .credentials import Credentials
+from .endpointurl import shown_url, userinfo_of
 from .errors import AwsRefusedError, ConfigError, CredhelperError, StsUnavailableError
+from .logsetup import register_secret
 from .profile import DEFAULT_REGION, Profile
 
 CLIENT_CONFIG = BotocoreConfig(
@@ -113,6 +115,7 @@ def translate_client_error(error: ClientError, profile: Profile, action: str) ->
 
 
 def translate_botocore_error(error: BotoCoreError, profile: Profile, endpoint: str) -> CredhelperError:
+    shown = shown_url(endpoint)  # never a password in the URL: this line is printed and recorded
     if isinstance(error, ProfileNotFound):
         return ConfigError(
             f"profile {profile.name}: source_profile {profile.source_profile!r} is not in "
@@ -129,14 +132,15 @@ def translate_botocore_error(error: BotoCoreError, profile: Profile, endpoint: s
         return AwsRefusedError(f"profile {profile.name}: {_source_label(profile)} failed: {error}")
     if isinstance(error, EndpointConnectionError | ConnectionClosedError | ReadTimeoutError):
         return StsUnavailableError(
-            f"profile {profile.name}: STS at {endpoint} could not be reached after retries: "
+            f"profile {profile.name}: STS at {shown} could not be reached after retries: "
             "check the network, or sts_endpoint_url"
         )
     if "connect" in type(error).__name__.lower() or "timeout" in type(error).__name__.lower():
         return StsUnavailableError(
-            f"profile {profile.name}: STS at {endpoint} could not be reached: {type(error).__name__}"
+            f"profile {profile.name}: STS at {shown} could not be reached: {type(error).__name__}"
         )
-    return CredhelperError(f"profile {profile.name}: STS call failed: {type(error).__name__}: {error}")
+    text = str(error).replace(endpoint, shown)  # botocore's text may quote the URL
+    return CredhelperError(f"profile {profile.name}: STS call failed: {type(error).__name__}: {text}")
 
 
 def _credentials_from(response: Mapping[str, Any], assumed_role_arn: str) -> Credentials:
@@ -195,6 +199,7 @@ class StsGateway:
             key = ("session", via.access_key_id, region, endpoint)
         client = self._clients.get(key)
         if client is None:
+            register_secret(userinfo_of(endpoint))  # botocore's debug log shows the URL
             session = self._session(profile.source_profile)
             extra: dict[str, Any] = {}
             if via is not None:

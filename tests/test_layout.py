@@ -16,7 +16,7 @@ MAX_LINES = 400
 # The layers, lowest first (docs/architecture.md draws them): a module imports from its own layer
 # or those below it. A name stands for the module or the package of that name.
 LAYERS = (
-    ("leaves", ("errors", "paths", "credentials", "windows", "interfaces")),
+    ("leaves", ("errors", "paths", "credentials", "windows", "interfaces", "endpointurl")),
     ("process leaves", ("signals", "wakeup", "sdnotify", "logsetup")),
     ("pure core", ("profile", "policy", "schedule", "formats")),
     ("primitives", ("fileio", "children", "configfile", "config", "unit")),

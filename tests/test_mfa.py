@@ -11,6 +11,8 @@ import subprocess
 import sys
 import tempfile
 import termios
+import time
+from collections.abc import Callable
 
 import pytest
 
@@ -23,11 +25,12 @@ WAIT = 60  # seconds before a test that would hang fails instead; nothing here i
 
 
 def run_on_a_terminal(
-    home: UserHome, *args: str, typed: bytes, stdin_is_the_terminal: bool = True
+    home: UserHome, *args: str, typed: bytes | Callable[[], bytes], stdin_is_the_terminal: bool = True
 ) -> tuple[subprocess.CompletedProcess[str], str]:
     """credhelper as started from a shell: its own session, a pseudo-terminal as its controlling
     terminal (its /dev/tty), stdout and stderr apart. `typed` is typed once the prompt is on the
-    screen. Returns the result and everything the terminal showed."""
+    screen (a function: called then, while the prompt waits, and what it returns is typed).
+    Returns the result and everything the terminal showed."""
     controller, terminal = pty.openpty()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         process = subprocess.Popen(
@@ -57,7 +60,7 @@ def run_on_a_terminal(
                 if not chunk:
                     break
                 if PROMPT.encode() not in screen and PROMPT.encode() in screen + chunk:
-                    os.write(controller, typed)
+                    os.write(controller, typed if isinstance(typed, bytes) else typed())
                 screen += chunk
             process.wait(WAIT)
         finally:
@@ -110,6 +113,45 @@ def test_a_code_typed_at_the_terminal_gets_credentials(
         assert_no_secret(home, result.stdout)
         handed_out = read_env(home.app_env)["AWS_SESSION_TOKEN"] == record["SessionToken"]
     assert handed_out, f"{command} did not deliver the credentials it got with the typed code"
+
+
+def test_while_a_person_is_asked_for_a_code_others_are_told_at_once(home: UserHome) -> None:
+    """No lock is held while a person reads the prompt: credential-process elsewhere (an SDK, no
+    terminal) and a second refresh on another terminal answer at once, 77, saying who is asking,
+    instead of waiting 120 s behind the cache lock. The code typed then gets the credentials."""
+    home.write_config(mfa_serial=MFA_SERIAL)
+    seen: dict[str, subprocess.CompletedProcess[str] | float] = {}
+
+    def meanwhile() -> bytes:
+        started = time.monotonic()
+        try:
+            seen["sdk"] = home.run("credential-process", "bedrock", timeout=30)
+        except subprocess.TimeoutExpired:
+            seen["sdk_waited"] = time.monotonic() - started
+        try:
+            seen["terminal"] = run_on_a_terminal(home, "refresh", "bedrock", typed=b"135790\n")[0]
+        except AssertionError:  # it showed the prompt too, or waited: what is checked below
+            seen["terminal_waited"] = time.monotonic() - started
+        return b"246810\n"
+
+    home.sts.set_auth(enforced=False)  # as in test_mfa_command_gives_one_code_for_many_role_sessions
+    try:
+        result, screen = run_on_a_terminal(home, "refresh", "bedrock", typed=meanwhile)
+    finally:
+        home.sts.set_auth(enforced=True)
+    assert "sdk_waited" not in seen, "credential-process waited behind a prompt nobody answered"
+    sdk = seen["sdk"]
+    assert isinstance(sdk, subprocess.CompletedProcess)
+    assert sdk.stdout == ""
+    assert_one_line_failure(sdk, 77, "an MFA code is needed", "is asking for it on its terminal")
+    terminal = seen.get("terminal")
+    assert isinstance(terminal, subprocess.CompletedProcess), "a second prompt, or a wait, elsewhere"
+    assert_one_line_failure(terminal, 77, "an MFA code is needed", "is asking for it on its terminal")
+    assert result.returncode == 0, (result.stderr[-2000:], screen)
+    assert [request["TokenCode"] for request in home.proxy.requests if "TokenCode" in request] == [["246810"]]
+    assert read_env(home.app_env)["AWS_SESSION_TOKEN"] == cached_record(home)["SessionToken"]
+    state = json.loads((home.cache_dir / "bedrock.state.json").read_text())
+    assert state["mfa_needed"] is False and state["last_error"] is None
 
 
 def test_a_typed_answer_that_is_not_six_digits_is_refused_without_repeating_it(home: UserHome) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..cache import Cache
+from ..endpointurl import shown_url
 from ..errors import CredhelperError
 from ..fileio import NotRegularFile, read_regular_file
 from ..formats.awsconfig import parse_config, profile_settings, section_name
@@ -188,7 +189,7 @@ def sts_server_date(url: str, timeout: float) -> tuple[float, float]:
         date = error.headers.get("Date")
     finished = time.time()
     if not date:
-        raise CredhelperError(f"STS at {url} sent no Date header")
+        raise CredhelperError(f"STS at {shown_url(url)} sent no Date header")
     return email.utils.parsedate_to_datetime(date).timestamp(), (started + finished) / 2
 
 
@@ -196,7 +197,9 @@ def check_clock(profile: Profile, endpoint: str, timeout: float) -> list[Finding
     try:
         server, local = sts_server_date(endpoint, timeout)
     except (OSError, ValueError) as error:
-        return [Finding(profile.name, "clock", FAIL, f"STS at {endpoint} could not be reached ({error})")]
+        shown = shown_url(endpoint)
+        text = str(error).replace(endpoint, shown)
+        return [Finding(profile.name, "clock", FAIL, f"STS at {shown} could not be reached ({text})")]
     # The Date header has whole seconds: up to 1 s of the difference is its rounding.
     skew = server - local
     return [Finding(profile.name, "clock", skew_status(skew), skew_detail(skew))]

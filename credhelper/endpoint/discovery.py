@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from ..endpointurl import IGNORE_VARIABLE, configured_urls_ignored, shown_url
 from ..errors import CredhelperError
 from ..fileio import (
     PRIVATE_FILE,
@@ -40,7 +41,7 @@ PID_FILE_MAX_BYTES = 64
 RUNTIME_DIR_FIX = "remove it, or set XDG_RUNTIME_DIR to a directory of your own"
 # The variables that choose a profile's STS endpoint when its configuration does not
 # (profile.resolve_sts_endpoint): the daemon publishes its own values, "" for unset.
-STS_VARIABLES = ("AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL")
+STS_VARIABLES = ("AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL", IGNORE_VARIABLE)
 
 
 def publish_endpoint(server: CredentialServer, environ: Mapping[str, str], cache_dir: str) -> None:
@@ -153,7 +154,8 @@ def running_endpoint(environ: Mapping[str, str], cache_dir: str, profile: Profil
             f"the running daemon gets profile {profile.name}'s credentials from {shown_url(served)}, "
             f"but {chosen_by(environ)} here chooses {shown_url(profile.sts_endpoint)}, and credentials "
             "of one STS are never handed out for another: give the daemon and this shell the same "
-            f"AWS_ENDPOINT_URL_STS and AWS_ENDPOINT_URL, or use `credhelper env {profile.name} --static`"
+            f"AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL and {IGNORE_VARIABLE}, or use "
+            f"`credhelper env {profile.name} --static`"
         )
     return info
 
@@ -166,7 +168,8 @@ def daemon_sts_endpoint(info: Mapping[str, object], profile: Profile) -> str | N
 
     variables: dict[str, str] = {}
     for name in STS_VARIABLES:
-        value = info.get(name)
+        # A daemon from before IGNORE_VARIABLE was honoured did not record it, and resolved as if unset.
+        value = info.get(name, "" if name == IGNORE_VARIABLE else None)
         if not isinstance(value, str):
             return None
         variables[name] = value
@@ -175,12 +178,7 @@ def daemon_sts_endpoint(info: Mapping[str, object], profile: Profile) -> str | N
 
 def chosen_by(environ: Mapping[str, str]) -> str:
     """What chose the STS endpoint of a profile without `sts_endpoint_url` in `environ`."""
-    name = next((name for name in STS_VARIABLES if environ.get(name)), None)
+    if configured_urls_ignored(environ):
+        return f"the region's default (${IGNORE_VARIABLE} is true)"
+    name = next((name for name in STS_VARIABLES[:2] if environ.get(name)), None)
     return f"${name}" if name else "the region's default (no AWS_ENDPOINT_URL_STS or AWS_ENDPOINT_URL)"
-
-
-def shown_url(url: str) -> str:
-    """A URL as a message may show it: without a user name or password in it."""
-    scheme, separator, rest = url.partition("://")
-    host, slash, path = rest.partition("/")
-    return f"{scheme}{separator}{host.rpartition('@')[2]}{slash}{path}" if separator else url
