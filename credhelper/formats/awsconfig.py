@@ -10,7 +10,9 @@ import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..credentials import mask_key_id
 from ..errors import ConfigError
+from .dotenv import is_temporary_key_id
 from .ini import set_section
 
 
@@ -84,6 +86,32 @@ def add_process_profile(path: Path, text: str, profile: str, values: Mapping[str
         )
     return set_section(text, section, values)
 
+
+
+def shadowing_credentials(path: Path, text: str, profile: str, own_section: bool) -> str | None:
+    """Why SDKs would never run profile `profile`'s credential_process, or None. botocore reads
+    the shared credentials file (`text`, at `path`) before credential_process: a `[PROFILE]`
+    section there holding aws_access_key_id (its own or [DEFAULT]'s) wins. Temporary (ASIA)
+    credentials in a section the profile keeps as a `credentials_files` target (`own_section`)
+    are credhelper's own; any other pair is someone's. A file botocore cannot read fails every
+    SDK first. The one rule of init (which then refuses, 78) and doctor (which fails)."""
+    fix = "move the pair to another section (a source profile's) or give credhelper's profile another name"
+    try:
+        parser = read_as_botocore(text)
+    except UnreadableConfig as error:
+        return f"{path}: SDKs cannot read it ({error}), so profile {profile} would fail: fix that line"
+    if not parser.has_section(profile):
+        return None
+    held = dict(parser.items(profile))
+    if "aws_access_key_id" not in held:
+        return None
+    key_id = held["aws_access_key_id"].strip()
+    if own_section and is_temporary_key_id(key_id) and held.get("aws_session_token", "").strip():
+        return None
+    return (
+        f"{path}: [{profile}] holds a key pair ({mask_key_id(key_id)}) that SDKs use before "
+        f"profile {profile}'s credential_process, so they would never use credhelper's: {fix}"
+    )
 
 # Settings of a profile that give it credentials of its own (botocore's providers, in chain order).
 CREDENTIAL_SETTINGS = frozenset(
