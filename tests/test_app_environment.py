@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore import configloader
 
 from credhelper.appexec.environment import credential_values, endpoint_values, served_command_values
 from credhelper.credentials import Credentials
-from credhelper.formats.awsconfig import without_default_credentials
+from credhelper.formats.awsconfig import CREDENTIAL_SETTINGS, UnreadableConfig, without_default_credentials
 from credhelper.profile import Profile
 
 ROLE = "arn:aws:iam::123456789012:role/BedrockAccessRole"
@@ -85,11 +90,67 @@ region = us-west-2
 """
 
 
-def test_the_config_copy_loses_only_the_default_profiles_credentials() -> None:
+def botocore_reads(text: str, tmp_path: Path) -> dict[str, Any]:
+    path = tmp_path / "config"
+    path.write_text(text)
+    return dict(configloader.load_config(str(path)))
+
+
+def test_the_config_copy_loses_only_the_default_profiles_credentials(tmp_path: Path) -> None:
     copy = without_default_credentials(USER_CONFIG)
-    assert copy == (
-        "# mine\n[default]\nregion = eu-west-3\ns3 =\n  addressing_style = path\nmax_attempts = 7\n\n"
-        "[profile   default]\n[profile other]\naws_access_key_id = AKIAOTHEREXAMPLE0000\nregion = us-west-2\n"
+    assert copy is not None
+    path = tmp_path / "copy"
+    path.write_text(copy)
+    sections = configloader.raw_config_parse(str(path))
+    assert sections["default"] == {
+        "region": "eu-west-3",
+        "s3": {"addressing_style": "path"},
+        "max_attempts": "7",
+    }
+    assert sections["profile   default"] == {}, "botocore reads this section as the default profile too"
+    assert (
+        botocore_reads(copy, tmp_path)["profiles"]["other"]
+        == botocore_reads(USER_CONFIG, tmp_path)["profiles"]["other"]
     )
     assert without_default_credentials("[default]\nregion = eu-west-3\n[profile x]\nrole_arn = r\n") is None
     assert without_default_credentials("") is None
+
+
+# configparser's reading, which botocore's is: the scanner before it read each the other way.
+AS_BOTOCORE_READS = {
+    "indented keys": "[default]\n  aws_access_key_id = AKIAIOSFODNN7EXAMPLE\n  aws_secret_access_key = s\n"
+    "region = eu-west-3\n",
+    "indented section": "[default]\nregion = eu-west-3\n  [profile other]\n"
+    "aws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = s\n",
+    "[DEFAULT]": "[DEFAULT]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = s\n"
+    "output = json\n[default]\nregion = eu-west-3\n[profile other]\nregion = us-west-2\n",
+    "[profile default], CRLF": "[profile default]\r\nsso_session = s\r\nregion = eu-west-3\r\n",
+}
+
+
+@pytest.mark.parametrize("variant", sorted(AS_BOTOCORE_READS))
+def test_the_copy_has_no_default_credentials_as_botocore_reads_it(variant: str, tmp_path: Path) -> None:
+    text = AS_BOTOCORE_READS[variant]
+    copy = without_default_credentials(text)
+    assert copy is not None, f"{variant}: botocore reads credentials for the default profile here"
+    before, after = botocore_reads(text, tmp_path), botocore_reads(copy, tmp_path)
+    assert not CREDENTIAL_SETTINGS & set(after["profiles"]["default"]), variant
+    assert after["profiles"]["default"] == {
+        key: value for key, value in before["profiles"]["default"].items() if key not in CREDENTIAL_SETTINGS
+    }
+    for name, settings in before["profiles"].items():
+        if name != "default":
+            assert after["profiles"][name] == settings, f"{variant}: profile {name} must stay as it was"
+
+
+def test_a_config_botocore_cannot_read_is_said_to_be_unreadable_by_line_alone() -> None:
+    for text, line in [
+        ("[default]\nregion = a\n[default]\nregion = b\n", 3),
+        ("aws_secret_access_key = s\n[default]\n", 1),
+        ("\ufeff[default]\nregion = a\n", 1),
+    ]:
+        with pytest.raises(UnreadableConfig) as raised:
+            without_default_credentials(text)
+        assert str(raised.value).startswith(f"line {line}: ") and "s\n" not in str(raised.value)
+    with pytest.raises(UnreadableConfig):
+        without_default_credentials("[default]\nregion = \udcff\n")  # not UTF-8, as read

@@ -306,3 +306,18 @@ def test_a_relative_xdg_cache_home_is_reported_as_ignored(set_up: UserHome) -> N
     assert "XDG_CACHE_HOME=rel" in warning and "ignores it" in warning, result.stdout
     assert str(set_up.cache_dir) in warning
     assert statuses["daemon"] == FAIL and "no `credhelper run` holds the lock" in result.stdout
+
+
+def test_a_pair_in_the_credentials_files_section_of_the_profile_fails_credential_process(
+    set_up: UserHome,
+) -> None:
+    credentials = set_up.root / ".aws" / "credentials"
+    credentials.write_text(
+        credentials.read_text()
+        + "\n[bedrock]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = not-a-secret\n"
+    )
+    result, _ = doctor(set_up)
+    assert result.returncode == 1
+    line = line_of(result, FAIL, "credential_process")
+    assert "credentials: [bedrock] holds a key pair (AKIA…MPLE)" in line and "move the pair" in line, line
+    assert "not-a-secret" not in result.stdout

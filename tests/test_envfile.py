@@ -10,8 +10,14 @@ from dotenv import dotenv_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from credhelper.formats.dotenv import MANAGED_KEYS, long_term_key_ids, managed_values, merge_env
-from tests.conftest import AGENT0_ENV_DEFAULT
+from credhelper.formats.dotenv import (
+    MANAGED_KEYS,
+    long_term_key_ids,
+    managed_values,
+    merge_env,
+    merge_env_verified,
+)
+from tests.conftest import AGENT0_ENV_DEFAULT, UserHome
 from tests.nodecheck import node_dotenv_parse
 
 NEW = {
@@ -85,6 +91,28 @@ def test_crlf_stays_crlf_and_missing_final_newline_stays_missing() -> None:
     assert "\n" not in merged.replace("\r\n", "")
     assert not merged.endswith(("\n", "\r"))
     assert merged.startswith(f"A=1\r\nAWS_ACCESS_KEY_ID={NEW['AWS_ACCESS_KEY_ID']}\r\nB=2\r\n")
+
+
+def test_a_byte_order_mark_stays(tmp_path: Path) -> None:
+    """python-dotenv reads past a leading BOM and Node's dotenv takes it as white space: both read
+    a key right after it, and the merge keeps the mark like every other byte."""
+    text = "\ufeff# my app\nCOOKIE_SECRET=abc\nAWS_ACCESS_KEY_ID=\n"
+    merged = merge_env_verified(text, NEW)
+    assert merged == "\ufeff# my app\nCOOKIE_SECRET=abc\n" + "".join(f"{k}={NEW[k]}\n" for k in NEW)
+    before_key = "\ufeffAWS_ACCESS_KEY_ID=old\nB=1"
+    assert long_term_key_ids("\ufeffAWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\n") == ["AKIAIOSFODNN7EXAMPLE"]
+    rewritten = merge_env_verified(before_key, NEW)
+    assert rewritten.startswith("\ufeffAWS_ACCESS_KEY_ID=ASIAIOSFODNN7EXAMPLE\nB=1\n"), rewritten
+    assert merge_env_verified("\ufeff", NEW).startswith("\ufeffAWS_ACCESS_KEY_ID=")
+    paths = []
+    for name, content in {"comment.env": merged, "key.env": rewritten}.items():
+        paths.append(tmp_path / name)
+        paths[-1].write_bytes(content.encode())
+    for path, node_values in zip(paths, node_dotenv_parse(paths), strict=True):
+        python_values = python_read(path.read_text())
+        for key, value in NEW.items():
+            assert python_values[key] == node_values[key] == value, (path.name, key)
+        assert python_values.get("COOKIE_SECRET", python_values.get("B")) in ("abc", "1")
 
 
 def test_multiline_value_that_mentions_a_managed_key_is_not_touched() -> None:
@@ -169,3 +197,17 @@ def test_python_and_node_dotenv_read_identical_values(tmp_path: Path, text: str)
     for key, value in before.items():
         if key not in NEW:
             assert python_values[key] == value
+
+
+@settings(max_examples=100, deadline=None)
+@given(ENV_TEXT)
+def test_a_byte_order_mark_changes_nothing_else(text: str) -> None:
+    assert merge_env("\ufeff" + text, NEW) == "\ufeff" + merge_env(text, NEW)
+
+
+def test_a_refresh_keeps_the_byte_order_mark_of_the_env(home: UserHome) -> None:
+    home.app_env.write_bytes(b"\xef\xbb\xbf# my app\nCOOKIE_SECRET=abc\nAWS_ACCESS_KEY_ID=\n")
+    result = home.run("refresh", "bedrock")
+    assert result.returncode == 0, result.stderr
+    data = home.app_env.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf# my app\nCOOKIE_SECRET=abc\nAWS_ACCESS_KEY_ID=ASIA"), data[:40]

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import UserHome
 from tests.helpers import assert_no_secret, cached_record
 
@@ -45,4 +47,52 @@ def test_a_default_profile_in_the_shared_files_does_not_win_over_the_endpoint(ho
     }, "botocore must take exec's endpoint and keep the rest of the user's config"
     assert (aws / "config").read_bytes() == config_before, "the user's config must not change"
     assert not list(home.cache_dir.glob("exec-aws-config-*")), "the config copy must go with exec"
+    assert_no_secret(home, result.stdout, result.stderr)
+
+
+# botocore reads ~/.aws/config with configparser: an indented line right after [default] is a key
+# of it, an indented [section] line continues the value above, and [DEFAULT]'s keys belong to
+# every section, [default] included. A file it cannot read at all gives the command an empty one.
+CONFIGS_HOLDING_A_DEFAULT_KEY = {
+    "indented keys": f"[default]\n  aws_access_key_id = {LONG_TERM}\n  aws_secret_access_key = x2\n"
+    "max_attempts = 7\n[profile other]\nregion = us-west-2\n",
+    "indented section": "[default]\nmax_attempts = 7\noutput = json\n  [profile other]\n"
+    f"aws_access_key_id = {LONG_TERM}\naws_secret_access_key = x2\n[profile other]\nregion = us-west-2\n",
+    "[DEFAULT]": f"[DEFAULT]\naws_access_key_id = {LONG_TERM}\naws_secret_access_key = x2\n"
+    "max_attempts = 7\n[default]\nregion = eu-west-3\n[profile other]\nregion = us-west-2\n",
+}
+
+
+@pytest.mark.parametrize("variant", sorted(CONFIGS_HOLDING_A_DEFAULT_KEY))
+def test_a_default_key_as_configparser_reads_it_does_not_win_over_the_endpoint(
+    home: UserHome, variant: str
+) -> None:
+    aws = home.root / ".aws"
+    (aws / "config").write_text(CONFIGS_HOLDING_A_DEFAULT_KEY[variant])
+    result = home.run("exec", "bedrock", "--endpoint", "--", sys.executable, "-c", WHICH_CREDENTIALS)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen["key"] != LONG_TERM, f"{variant}: the user's long-term key won over exec's endpoint"
+    assert seen == {
+        "method": "container-role",
+        "key": cached_record(home)["AccessKeyId"],
+        "max_attempts": 7,
+        "other": "us-west-2",
+    }, f"{variant}: botocore must take exec's endpoint and keep the rest of the user's config"
+    assert not list(home.cache_dir.glob("exec-aws-config-*")), "the config copy must go with exec"
+    assert_no_secret(home, result.stdout, result.stderr)
+
+
+def test_a_config_botocore_cannot_read_gives_the_command_an_empty_one(home: UserHome) -> None:
+    assert home.run("refresh", "bedrock").returncode == 0  # exec's own STS call would read it too
+    aws = home.root / ".aws"
+    (aws / "config").write_text(
+        f"[default]\naws_access_key_id = {LONG_TERM}\naws_secret_access_key = x2\n[default]\nregion = x\n"
+    )
+    result = home.run("exec", "bedrock", "--endpoint", "--", sys.executable, "-c", WHICH_CREDENTIALS)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert (seen["method"], seen["key"]) == ("container-role", cached_record(home)["AccessKeyId"])
+    assert "line 4" in result.stderr and "empty AWS config" in result.stderr, result.stderr
+    assert LONG_TERM not in result.stderr
     assert_no_secret(home, result.stdout, result.stderr)

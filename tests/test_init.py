@@ -235,6 +235,44 @@ def test_the_same_profile_spelt_otherwise_in_the_aws_config_is_refused(home: Use
     assert home.snapshot() == before
 
 
+# botocore reads the shared credentials file's [bedrock] before [profile bedrock]'s credential_process.
+FAKE_PAIR = "aws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = not-a-secret\n"
+SHADOWING_CREDENTIALS = {
+    "long-term pair": f"[bedrock]\n{FAKE_PAIR}",
+    "[DEFAULT]'s pair": f"[DEFAULT]\n{FAKE_PAIR}[bedrock]\nregion = us-east-1\n",
+    "temporary pair of no target": "[bedrock]\naws_access_key_id = ASIAIOSFODNN7EXAMPLE\n"
+    "aws_secret_access_key = not-a-secret\naws_session_token = not-a-token\n",
+}
+
+
+@pytest.mark.parametrize("variant", sorted(SHADOWING_CREDENTIALS))
+def test_a_pair_in_the_credentials_files_section_of_the_profile_is_refused(
+    home: UserHome, variant: str
+) -> None:
+    guide_end_state(home)
+    (home.root / ".aws" / "credentials").write_text(SHADOWING_CREDENTIALS[variant])
+    before = home.snapshot()
+    result = init(home, "--no-systemd")
+    line = assert_one_line_failure(result, 78, "credentials: [bedrock] holds a key pair", "move the pair")
+    assert "not-a-secret" not in line
+    assert home.snapshot() == before
+
+
+def test_the_profiles_own_credentials_section_with_temporary_credentials_is_fine(home: UserHome) -> None:
+    guide_end_state(home)
+    home.config_file.write_text(
+        '[profiles.bedrock]\nrole_arn = "arn:aws:iam::123456789012:role/BedrockAccessRole"\n'
+        'source_profile = "bedrock-developer"\nregion = "us-east-1"\nenv_files = ["~/app/.env"]\n'
+        'credentials_files = [{path = "~/.aws/credentials", profile = "bedrock"}]\n'
+    )
+    (home.root / ".aws" / "credentials").write_text(SHADOWING_CREDENTIALS["temporary pair of no target"])
+    result = init(home, "--no-systemd")
+    assert result.returncode == 0, result.stderr
+    assert "assumed-role/BedrockAccessRole" in caller_through_aws_config(home)
+    credentials = (home.root / ".aws" / "credentials").read_text()
+    assert "ASIAIOSFODNN7EXAMPLE" not in credentials, "the target got new ones"
+
+
 @pytest.mark.parametrize(
     "section",
     [

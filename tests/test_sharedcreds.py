@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from credhelper.credentials import Credentials
 from credhelper.errors import TargetError
-from credhelper.formats.ini import parse_sections
+from credhelper.formats.ini import parse_sections, set_section
 from credhelper.targets.credsection import CredentialsSectionTarget
 
 CREDENTIALS = Credentials("ASIAIOSFODNN7EXAMPLE", "secret/EXAMPLE+1", "token/EXAMPLE=", 2_000_000_000.0)
@@ -91,3 +91,17 @@ def test_the_section_is_set_exactly_or_the_file_is_refused(text: str) -> None:
     assert {k: v for k, v in after.items() if k != "app"} == {k: v for k, v in before.items() if k != "app"}
     assert in_order(other_sections_text(text), other_sections_text(merged))  # every line outside stays
     assert TARGET.render(merged, CREDENTIALS) == merged
+
+
+def test_a_byte_order_mark_is_refused_as_botocore_cannot_read_the_file() -> None:
+    """botocore opens the file as plain UTF-8: `\\ufeff[app]` is no section header to it, so the
+    guard refuses (78) instead of writing credentials no SDK would read; the section writer
+    behind it keeps the mark like every other byte."""
+    text = "\ufeff[app]\naws_access_key_id = ASIAIOSFODNN7EXAMPLE\n"
+    with pytest.raises(TargetError, match="line 1: a byte-order mark before the first"):
+        TARGET.guard(text, NEVER_ADOPTED)
+    with pytest.raises(TargetError):
+        TARGET.render(text, CREDENTIALS)
+    assert set_section("\ufeff[app]\nregion = x\n", "app", {"region": "y"}).startswith(
+        "\ufeff[app]\nregion = x\n"
+    )

@@ -9,31 +9,54 @@ too). With AWS_PROFILE removed, the profile is `default`: a long-term pair in
 AWS_SHARED_CREDENTIALS_FILE pointed at an empty file (`environment.served_command_values`) and,
 when the config file's default profile has any way to credentials of its own, a copy of the config
 file without those settings: its region, retries, endpoints and every other profile are kept.
+The file is read with configparser exactly as botocore reads it (`formats.awsconfig`), so an
+indented key under `[default]` and the keys of `[DEFAULT]`, which every section inherits, are
+dropped too; the copy is written by configparser (comments and layout are not kept).
+
+A config file botocore cannot read (a duplicate section, a line before the first section, not
+UTF-8) gives botocore no setting at all, and a laxer reader (the JS SDK's) might still find a
+long-term key in it: the command then gets an empty config file, so every SDK reaches the
+endpoint, and exec warns once, naming the file and the line (the region still comes from the
+profile when it sets one).
 The copy is private (0600, in credhelper's private cache directory) and removed when exec ends.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from ..formats.awsconfig import without_default_credentials
+from ..formats.awsconfig import UnreadableConfig, without_default_credentials
 from ..paths import aws_config_path
+
+log = logging.getLogger("credhelper.exec")
 
 
 @contextlib.contextmanager
 def served_config(environ: Mapping[str, str], directory: str | Path) -> Iterator[str | None]:
     """The config file for the command of `exec --endpoint`: a private copy of the user's without
     the default profile's credentials, removed at the end; None when the user's file needs none
-    (or cannot be read: the SDK will not read it either)."""
+    (or cannot be opened: the SDK cannot open it either); an empty file when botocore could not
+    parse it."""
+    user_file = aws_config_path(environ)
     try:
-        text = aws_config_path(environ).read_text(encoding="utf-8", errors="surrogateescape")
+        text = user_file.read_text(encoding="utf-8", errors="surrogateescape")
     except (OSError, ValueError):
         text = ""
-    copy = without_default_credentials(text)
+    try:
+        copy = without_default_credentials(text)
+    except UnreadableConfig as error:
+        log.warning(
+            "%s cannot be read as botocore reads it (%s): the command gets an empty AWS config "
+            "file instead, so its SDK still reaches the endpoint; fix that line",
+            user_file,
+            error,
+        )
+        copy = ""
     if copy is None:
         yield None
         return

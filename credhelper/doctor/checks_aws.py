@@ -19,11 +19,12 @@ from ..cache import Cache
 from ..endpointurl import shown_url
 from ..errors import CredhelperError
 from ..fileio import NotRegularFile, read_regular_file
-from ..formats.awsconfig import parse_config, profile_settings, section_name
+from ..formats.awsconfig import parse_config, profile_settings, section_name, shadowing_credentials
 from ..formats.ini import holds_long_term_secret
 from ..logsetup import register_secret
 from ..paths import aws_config_path, shared_credentials_path
 from ..profile import Profile
+from ..targets.registry import keeps_credentials_section
 from ..windows import SHORT_SESSION_SECONDS
 from .findings import FAIL, OK, WARN, Finding, mode_finding, skew_detail, skew_status
 
@@ -94,6 +95,9 @@ def check_aws_config(profile: Profile, environ: Mapping[str, str]) -> list[Findi
                 "SDKs cannot use this profile; run `credhelper init` (or add it)",
             )
         ]
+    shadow = _shadowing_credentials(profile, environ)
+    if shadow is not None:
+        return [Finding(profile.name, name, FAIL, shadow)]
     try:
         argv = shlex.split(command)
     except ValueError:
@@ -120,6 +124,23 @@ def check_aws_config(profile: Profile, environ: Mapping[str, str]) -> list[Findi
             )
         ]
     return [Finding(profile.name, name, OK, f"{path} runs {found}")]
+
+
+def _shadowing_credentials(profile: Profile, environ: Mapping[str, str]) -> str | None:
+    """init's rule (formats.awsconfig.shadowing_credentials) on the shared credentials file."""
+    path = shared_credentials_path(environ)
+    try:
+        found = read_regular_file(path, AWS_FILE_MAX_BYTES, follow_symlinks=True)
+    except OSError:
+        return None  # unreadable_aws_file and botocore say what is wrong with it
+    if found is None:
+        return None
+    try:
+        text = found[0].decode("utf-8")
+    except UnicodeDecodeError:
+        return f"{path}: not UTF-8, so SDKs cannot read it and profile {profile.name} would fail: fix it"
+    own = keeps_credentials_section(profile, path, profile.name)
+    return shadowing_credentials(path, text, profile.name, own)
 
 
 def check_session(profile: Profile) -> list[Finding]:

@@ -5,12 +5,14 @@ which sections botocore reads as a profile. Text in, text out, no I/O (the file 
 from __future__ import annotations
 
 import configparser
-import re
+import io
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..credentials import mask_key_id
 from ..errors import ConfigError
+from .dotenv import is_temporary_key_id
 from .ini import set_section
 
 
@@ -85,6 +87,32 @@ def add_process_profile(path: Path, text: str, profile: str, values: Mapping[str
     return set_section(text, section, values)
 
 
+
+def shadowing_credentials(path: Path, text: str, profile: str, own_section: bool) -> str | None:
+    """Why SDKs would never run profile `profile`'s credential_process, or None. botocore reads
+    the shared credentials file (`text`, at `path`) before credential_process: a `[PROFILE]`
+    section there holding aws_access_key_id (its own or [DEFAULT]'s) wins. Temporary (ASIA)
+    credentials in a section the profile keeps as a `credentials_files` target (`own_section`)
+    are credhelper's own; any other pair is someone's. A file botocore cannot read fails every
+    SDK first. The one rule of init (which then refuses, 78) and doctor (which fails)."""
+    fix = "move the pair to another section (a source profile's) or give credhelper's profile another name"
+    try:
+        parser = read_as_botocore(text)
+    except UnreadableConfig as error:
+        return f"{path}: SDKs cannot read it ({error}), so profile {profile} would fail: fix that line"
+    if not parser.has_section(profile):
+        return None
+    held = dict(parser.items(profile))
+    if "aws_access_key_id" not in held:
+        return None
+    key_id = held["aws_access_key_id"].strip()
+    if own_section and is_temporary_key_id(key_id) and held.get("aws_session_token", "").strip():
+        return None
+    return (
+        f"{path}: [{profile}] holds a key pair ({mask_key_id(key_id)}) that SDKs use before "
+        f"profile {profile}'s credential_process, so they would never use credhelper's: {fix}"
+    )
+
 # Settings of a profile that give it credentials of its own (botocore's providers, in chain order).
 CREDENTIAL_SETTINGS = frozenset(
     {
@@ -105,30 +133,69 @@ CREDENTIAL_SETTINGS = frozenset(
         "aws_security_token",
     }
 )
-SECTION = re.compile(r"^\s*\[\s*(.*?)\s*\]")
-KEY = re.compile(r"\s*([^=:]+?)\s*[=:]")  # configparser's delimiters, as botocore reads it
+
+
+class UnreadableConfig(ValueError):
+    """A config file botocore cannot read (configloader.raw_config_parse raises ConfigParseError)."""
+
+
+def botocore_parser() -> configparser.RawConfigParser:
+    """The parser botocore reads the shared files with (configloader.raw_config_parse): configparser's
+    defaults, so `[DEFAULT]`'s keys belong to every section and an indented line continues a value."""
+    return configparser.RawConfigParser()
+
+
+def read_as_botocore(text: str) -> configparser.RawConfigParser:
+    """`text` read exactly as botocore reads the file (UTF-8, universal newlines); UnreadableConfig
+    naming only the line, never its text (it may be a secret), when botocore could not read it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UnreadableConfig("not UTF-8") from None
+    parser = botocore_parser()
+    try:
+        parser.read_file(io.StringIO(text, newline=None))
+    except configparser.Error as error:
+        line = getattr(error, "lineno", None) or (
+            error.errors[0][0] if isinstance(error, configparser.ParsingError) and error.errors else None
+        )
+        where = f"line {line}: " if line else ""
+        raise UnreadableConfig(f"{where}{type(error).__name__}") from None
+    return parser
+
+
+def _as_read(parser: configparser.RawConfigParser) -> dict[str, dict[str, str]]:
+    """What botocore gets from a parser: every section's settings, DEFAULT's included."""
+    return {name: dict(parser.items(name)) for name in parser.sections()}
 
 
 def without_default_credentials(text: str) -> str | None:
-    """`text` (a config file) for a command that must get its credentials from an endpoint:
-    without the default profile's credential settings, their nested
-    lines included; None when it has none."""
-    kept: list[str] = []
-    in_default = dropping = changed = False
-    for line in text.splitlines(keepends=True):
-        header = SECTION.match(line)
-        if header:
-            in_default = profile_named_by(" ".join(header.group(1).split())) == "default"
-            dropping = False
-        elif line[:1] in (" ", "\t") and line.strip():  # a value's continuation, or a nested key
-            if dropping:
-                continue
-        elif in_default and (key := KEY.match(line)):
-            dropping = key.group(1).lower() in CREDENTIAL_SETTINGS
-            if dropping:
-                changed = True
-                continue
+    """`text` (a config file) for a command that must get its credentials from an endpoint: read
+    as botocore reads it, then written again without the credential settings of every section
+    botocore reads as the default profile and of configparser's `[DEFAULT]` (whose keys every
+    section inherits: the other sections keep what they inherited, written into them). Every other
+    setting stays as botocore reads it; comments and layout do not (the copy is private to the
+    command). None when there is nothing to drop; UnreadableConfig when botocore cannot read it."""
+    parser = read_as_botocore(text)
+    before = _as_read(parser)
+    dropped = [key for key in parser.defaults() if key in CREDENTIAL_SETTINGS]
+    for key in dropped:
+        parser.remove_option(parser.default_section, key)
+    changed = bool(dropped)
+    for name, settings in before.items():
+        if profile_named_by(name) == "default":
+            for key in CREDENTIAL_SETTINGS:
+                changed = parser.remove_option(name, key) or changed
         else:
-            dropping = False
-        kept.append(line)
-    return "".join(kept) if changed else None
+            for key in dropped:
+                if not parser.has_option(name, key):
+                    parser.set(name, key, settings[key])  # inherited from [DEFAULT]: kept
+    if not changed:
+        return None
+    expected = _as_read(parser)
+    out = io.StringIO()
+    parser.write(out)
+    copy = out.getvalue()
+    if _as_read(read_as_botocore(copy)) != expected:  # configparser writes what it reads; checked
+        raise UnreadableConfig("its settings do not survive a copy")
+    return copy

@@ -34,6 +34,7 @@ SAFE_VALUE = re.compile(r"^[A-Za-z0-9_./+=:@-]*$")
 _HEAD = re.compile(r"(?P<lead>\s*(?:export[^\S\r\n]+)?)(?P<key>[^=#\s]+)(?P<mid>[^\S\r\n]*=?)")
 _EOL = re.compile(r"(\r\n|\n|\r)?\Z")
 _QUOTED = {"'": re.compile(r"'(?:\\'|[^'])*'"), '"': re.compile(r'"(?:\\"|[^"])*"')}
+BOM = "\ufeff"  # python-dotenv reads past it, Node's dotenv takes it as white space
 _UNQUOTED_COMMENT = re.compile(r"[^\S\r\n]+#[^\r\n]*\Z")
 
 
@@ -128,6 +129,10 @@ def _merge_parts(reading: EnvReading, values: Mapping[str, str]) -> list[_Part]:
         else:
             tail = "".join(line + eol for line in missing)
         parts.append(_Part(_count_lines(text) + 1, "", tail))
+    lost = text[: len(text) - len("".join(part.before for part in parts))]
+    if lost:  # python-dotenv parses the text after a leading byte-order mark; the file keeps it
+        first = parts[0] if parts else _Part(1, "", "")
+        parts[:1] = [_Part(first.line, lost + first.before, lost + first.after)]
     return parts
 
 

@@ -45,7 +45,10 @@ def parse_sections(text: str, label: str) -> Sections:
     try:
         parser.read_string(text)
     except configparser.MissingSectionHeaderError as error:
-        raise _unreadable(label, error.lineno, "a line before the first [section]") from None
+        problem = "a line before the first [section]"
+        if error.lineno == 1 and text.startswith("\ufeff"):  # botocore reads the file as plain UTF-8
+            problem = "a byte-order mark before the first [section], which SDKs cannot read"
+        raise _unreadable(label, error.lineno, problem) from None
     except configparser.ParsingError as error:
         raise _unreadable(
             label, error.errors[0][0], "neither a [section], a comment nor key = value"

@@ -16,13 +16,14 @@ from ..config import config_from_data, expand_path
 from ..credentials import mask_key_id
 from ..errors import ConfigError, UsageError
 from ..fileio import PRIVATE_FILE, read_bytes_or_none
-from ..formats.awsconfig import add_process_profile, process_profile_values
+from ..formats.awsconfig import add_process_profile, process_profile_values, shadowing_credentials
 from ..formats.dotenv import long_term_key_ids, secret_for_key
 from ..formats.ini import holds_long_term_secret, with_key_pair
 from ..paths import aws_config_path, shared_credentials_path
 from ..profile import PROFILE_NAME, Profile
 from ..targets.envfile import EnvFileTarget
 from ..targets.files import read_target
+from ..targets.registry import keeps_credentials_section
 from ..unit import config_args, render_unit, shell_command, unit_path
 from .mask import mask_secrets
 
@@ -203,6 +204,15 @@ def _change(
     return [FileChange(path, old, new, mode, secret, holds_secret)]
 
 
+def _refuse_shadowing_credentials(profile: Profile, environ: Mapping[str, str]) -> None:
+    """A pair in the credentials file's [PROFILE] would win over the credential_process init adds."""
+    path = shared_credentials_path(environ)
+    _, text = _read_text(path)
+    own = keeps_credentials_section(profile, path, profile.name)
+    if (problem := shadowing_credentials(path, text, profile.name, own)) is not None:
+        raise ConfigError(problem)
+
+
 def plan_init(request: InitRequest, environ: Mapping[str, str]) -> Plan:
     """Every file change init would make, or the reason it refuses. Reads files; writes nothing."""
     if not PROFILE_NAME.match(request.profile):
@@ -252,6 +262,7 @@ def plan_init(request: InitRequest, environ: Mapping[str, str]) -> Plan:
         command = shell_command([*credhelper_command, "credential-process", request.profile])
         values = process_profile_values(command, request.region)
         new_text = add_process_profile(path, text, request.profile, values)
+        _refuse_shadowing_credentials(profiles[request.profile], environ)
         changes += _change(path, old, new_text, PRIVATE_FILE, holds_secret=holds_long_term_secret)
 
     if request.systemd:

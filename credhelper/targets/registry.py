@@ -7,6 +7,7 @@ one entry here.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,3 +38,14 @@ def profile_targets(profile: Profile) -> list[Target]:
         for raw, section in profile.credentials_files
     ]
     return found
+
+
+def keeps_credentials_section(profile: Profile, path: Path, section: str) -> bool:
+    """Whether `profile` keeps `[section]` of the shared credentials file `path` as a target."""
+    real = os.path.realpath(path)
+    return any(
+        isinstance(target, CredentialsSectionTarget)
+        and target.section == section
+        and str(target.real_path) == real
+        for target in profile_targets(profile)
+    )
