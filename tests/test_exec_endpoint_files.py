@@ -4,6 +4,7 @@ files give the default profile (real botocore in the command, real STS behind ex
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -96,3 +97,15 @@ def test_a_config_botocore_cannot_read_gives_the_command_an_empty_one(home: User
     assert "line 4" in result.stderr and "empty AWS config" in result.stderr, result.stderr
     assert LONG_TERM not in result.stderr
     assert_no_secret(home, result.stdout, result.stderr)
+
+
+def test_a_config_that_is_a_fifo_hangs_nothing(home: UserHome) -> None:
+    """botocore takes a FIFO at ~/.aws/config for no file; reading it would block exec for ever."""
+    config = home.root / ".aws" / "config"
+    config.unlink(missing_ok=True)
+    os.mkfifo(config)
+    result = home.run(
+        "exec", "bedrock", "--endpoint", "--", sys.executable, "-c", WHICH_CREDENTIALS, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["method"] == "container-role"

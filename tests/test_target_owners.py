@@ -190,3 +190,31 @@ def test_root_keeps_another_users_file_only_where_no_one_else_could_have_put_it(
     else:
         assert_one_line_failure(result, 78, str(planted), "whoever can write there could have put it")
         assert planted.read_text() == "APP=1\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root's own rule")
+@pytest.mark.parametrize("directory_mode", [0o1777, 0o2775], ids=["shared-sticky", "group-writable-roots"])
+def test_root_never_follows_a_link_planted_in_a_shared_directory_to_its_owners_file(
+    home: UserHome, shared_dir: Path, directory_mode: int
+) -> None:
+    """The neighbour of a planted file: a user's link, in a directory others may write to, to a
+    file of that user's own. Following it would write root's credentials where that user reads."""
+    shared = shared_dir / "apps"
+    shared.mkdir()
+    os.chmod(shared, directory_mode)
+    own = shared_dir / "attackers"
+    own.mkdir()
+    loot = own / "loot.env"
+    loot.write_text("")
+    for path in (own, loot):
+        os.chown(path, ATTACKER, ATTACKER)
+    os.chmod(loot, 0o600)
+    link = shared / "app.env"
+    link.symlink_to(loot)
+    os.lchown(link, ATTACKER, ATTACKER)
+    home.write_config(env_files=f'["{link}"]')
+
+    result = home.run("refresh", "bedrock")
+
+    assert_one_line_failure(result, 78, str(link), "whoever can write there could have put it")
+    assert loot.read_text() == ""

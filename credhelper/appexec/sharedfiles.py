@@ -30,9 +30,11 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from ..fileio import read_regular_file
 from ..formats.awsconfig import UnreadableConfig, without_default_credentials
 from ..paths import aws_config_path
 
+CONFIG_MAX_BYTES = 1 << 20
 log = logging.getLogger("credhelper.exec")
 
 
@@ -40,13 +42,15 @@ log = logging.getLogger("credhelper.exec")
 def served_config(environ: Mapping[str, str], directory: str | Path) -> Iterator[str | None]:
     """The config file for the command of `exec --endpoint`: a private copy of the user's without
     the default profile's credentials, removed at the end; None when the user's file needs none
-    (or cannot be opened: the SDK cannot open it either); an empty file when botocore could not
+    (or cannot be opened: the SDK cannot open it either; botocore takes anything but a regular file,
+    a FIFO say, as no file, and reading one would block); an empty file when botocore could not
     parse it."""
     user_file = aws_config_path(environ)
     try:
-        text = user_file.read_text(encoding="utf-8", errors="surrogateescape")
-    except (OSError, ValueError):
-        text = ""
+        found = read_regular_file(user_file, limit=CONFIG_MAX_BYTES, follow_symlinks=True)
+    except OSError:  # not a regular file, too large, unreadable
+        found = None
+    text = found[0].decode("utf-8", "surrogateescape") if found is not None else ""
     try:
         copy = without_default_credentials(text)
     except UnreadableConfig as error:

@@ -1,8 +1,8 @@
 """The I/O around every kind of target: every read, check, write and status of a target goes
 through these functions, so each rule (never block on a FIFO, refuse what is not a regular file or
 is over 1 MiB, keep mode and owner, leave no temp file, merge a concurrent edit again) holds for
-every kind at once. `rewrite_file` underneath is the one writer of every file credhelper changes
-that may hold a secret, targets or not.
+every kind at once. `rewrite_file` underneath is the one writer of every file outside
+credhelper's own private directories that may hold a secret, targets or not.
 """
 
 from __future__ import annotations

@@ -25,8 +25,10 @@ def resolved_with_directory(configured: Path, label: str, setting: str) -> tuple
     Whoever owns a symlink on the way to a target decides where credentials go: only this
     user's and root's are followed. Root writing for another user also follows that user's own
     links, but only to a file (or, for a new one, a directory) of that same user: never a link
-    of one user into root's or a third user's files. The links checked are those of the one walk
-    that found the file (paths.resolve_route)."""
+    of one user into root's or a third user's files, and only a link in that user's own directory
+    (`planted_in`): one in a shared directory may have been put there by anyone, to send root's
+    credentials into a file of their own. The links checked are those of the one walk that found
+    the file (paths.resolve_route)."""
     real, links = resolve_route(str(configured))
     if real is None:
         raise TargetError(f"{label}: too many levels of symbolic links; fix {setting}")
@@ -47,6 +49,14 @@ def resolved_with_directory(configured: Path, label: str, setting: str) -> tuple
                 f"{label}: {link} is a symlink owned by another user (uid {owner}), who could send the "
                 f"credentials anywhere; credhelper does not follow it: remove it or point {setting} at a "
                 "path of your own"
+            )
+        where = planted_in(owner, os.path.dirname(link)) if uid == 0 else None
+        if where is not None:
+            raise TargetError(
+                f"{label}: {link} is a symlink of uid {owner} in {where}: whoever can write there could "
+                "have put it in place to have root's credentials written to a file of theirs; as root, "
+                f"credhelper follows another user's link only in that user's own directory: remove it "
+                f"or point {setting} elsewhere"
             )
     try:
         directory = os.stat(path.parent)
@@ -95,16 +105,29 @@ def refuse_unsafe_owner(label: str, setting: str, mode: int, owner: int, directo
             f"{label}: owned by another user (uid {owner}), who could read the credentials; "
             "credhelper writes only files of your own: remove it or point the profile at your own file"
         )
-    if uid != 0 or owner in (0, directory.st_uid):
+    where = planted_in(owner, directory) if uid == 0 else None
+    if where is None:
         return
-    if directory.st_uid != 0:
-        where = f"a directory of a third user (uid {directory.st_uid})"
-    elif directory.st_mode & WRITABLE_BY_GROUP_OR_OTHERS:
-        where = f"a directory others may write to (mode {stat.S_IMODE(directory.st_mode):o})"
-    else:
-        return  # only root may write there: root put the user's file in place
     raise TargetError(
         f"{label}: a file of uid {owner} in {where}: whoever can write there could have put it in "
         "place to read the credentials; as root, credhelper keeps another user's file only in that "
         f"user's own directory: remove it or point {setting} elsewhere"
     )
+
+
+def planted_in(owner: int, directory: os.stat_result | str) -> str | None:
+    """For root keeping a file or following a link of user `owner`: where in `directory` a third
+    user could have put it (a directory of another user, or one others may write to, such as
+    /tmp); None when it can only be that user's own or root's doing."""
+    if isinstance(directory, str):
+        try:
+            directory = os.stat(directory)
+        except OSError:
+            return "a directory credhelper cannot look at"
+    if owner in (0, directory.st_uid):
+        return None
+    if directory.st_uid != 0:
+        return f"a directory of a third user (uid {directory.st_uid})"
+    if directory.st_mode & WRITABLE_BY_GROUP_OR_OTHERS:
+        return f"a directory others may write to (mode {stat.S_IMODE(directory.st_mode):o})"
+    return None  # only root may write there: root put it in place
