@@ -286,19 +286,31 @@ def _route(path: str) -> "Iterator[tuple[str, str, int]]":
         pending[:0] = [part for part in link.split("/") if part]
 
 
-def _swappable(directory: str, uid: int) -> "str | None":
+def swappable_way_for(path: str, uid: int) -> "str | None":
+    """For root writing a file of user `uid`: why a directory on the way to `path` (every one the
+    walk passes through, those holding symlinks included) lets someone other than root and that
+    user swap an entry, or None. Stricter than the trust rule: a sticky directory such as /tmp is
+    no exception, for whoever made an entry there owns it and decides what it holds."""
+    for step, where, _ in _route(path):
+        if step == "directory" and (reason := _swappable(where, uid, sticky_exempts=False)) is not None:
+            return f"{where}: {reason}"
+    return None
+
+
+def _swappable(directory: str, uid: int, sticky_exempts: bool = True) -> "str | None":
     try:
         info = os.stat(directory)
     except OSError:
         return None
     if info.st_uid not in (0, uid):
         return f"a directory of uid {info.st_uid}, who could swap what it holds"
-    if info.st_mode & stat.S_ISVTX:
+    if info.st_mode & stat.S_ISVTX and sticky_exempts:
         return None
     if info.st_mode & stat.S_IWOTH or (
         info.st_mode & stat.S_IWGRP and not _group_is_private(info.st_gid, uid)
     ):
-        return f"a directory others may write to (mode {stat.S_IMODE(info.st_mode):o}) without the sticky bit"
+        sticky = " without the sticky bit" if sticky_exempts else ""
+        return f"a directory others may write to (mode {stat.S_IMODE(info.st_mode):o}){sticky}"
     if _acl_lets_others_write(directory, uid):
         return "a directory an access control list lets others write to"
     return None

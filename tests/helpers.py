@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +47,16 @@ def read_env(path: Path) -> dict[str, str | None]:
     from dotenv import dotenv_values
 
     return dict(dotenv_values(path))
+
+
+def roots_own_directory(prefix: str) -> Path:
+    """A fresh directory in one of root's own that no one else may write (for the tests of root
+    keeping another user's files: the way to them must be one no third user controls, and /tmp,
+    where the tests' own directories live, is not)."""
+    for parent in ("/var/lib", "/srv", "/opt"):
+        info = os.stat(parent) if os.path.isdir(parent) else None
+        if info is not None and info.st_uid == 0 and not info.st_mode & 0o022:
+            path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+            os.chmod(path, 0o755)
+            return path
+    raise RuntimeError("no directory of root's that no one else may write: /var/lib, /srv or /opt")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import ctypes
 import os
 import shutil
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from credhelper.paths import target_lock_path
 from credhelper.targets import files
 from credhelper.targets.envfile import EnvFileTarget
 from credhelper.targets.files import write_target
+from tests.helpers import roots_own_directory
 
 ATTACKER = 4242  # no account needed: the files are chowned to the uid
 CREDENTIALS = Credentials("ASIAIOSFODNN7EXAMPLE", "secret/EXAMPLE+1", "token/EXAMPLE=", 2_000_000_000.0)
@@ -62,8 +62,7 @@ class Scene:
 
 @pytest.fixture
 def scene() -> Iterator[Scene]:
-    base = Path(tempfile.mkdtemp(prefix="credhelper-swap-", dir="/tmp"))
-    os.chmod(base, 0o755)
+    base = roots_own_directory("credhelper-swap-")
     users, roots, locks = base / "users", base / "roots", base / "locks"
     app = users / "app"
     for directory in (users, app, roots, locks):

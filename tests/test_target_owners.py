@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import UserHome
-from tests.helpers import assert_one_line_failure
+from tests.helpers import assert_one_line_failure, roots_own_directory
 
 ATTACKER = 4242
 VICTIM = 4343
@@ -31,6 +31,15 @@ def as_user(
     return subprocess.run(
         [*setpriv, *command], env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False
     )
+
+
+@pytest.fixture
+def roots_dir() -> Iterator[Path]:
+    """A directory of root's that no one else may write: the way to the files root keeps for a
+    user must be one no third user controls."""
+    path = roots_own_directory("credhelper-roots-")
+    yield path
+    shutil.rmtree(path)
 
 
 @pytest.fixture
@@ -111,16 +120,16 @@ def test_a_credentials_file_the_write_would_refuse_is_refused_before_sts(home: U
 @pytest.mark.skipif(os.geteuid() != 0, reason="root's own rule")
 @pytest.mark.parametrize("leads_to", ["a-file-of-root", "a-new-file-in-roots-directory"])
 def test_root_never_follows_another_users_symlink_into_a_file_not_theirs(
-    home: UserHome, shared_dir: Path, leads_to: str
+    home: UserHome, roots_dir: Path, leads_to: str
 ) -> None:
     """As root, a user's link is followed only to that user's own file: else whoever owns the link
     could have root append credentials to, or create, any file."""
-    roots = shared_dir / "roots"
+    roots = roots_dir / "roots"
     roots.mkdir(mode=0o755)
     aimed_at = roots / "environment"
     if leads_to == "a-file-of-root":
         aimed_at.write_text("PATH=/usr/bin\n")
-    users = shared_dir / "app"
+    users = roots_dir / "app"
     users.mkdir()
     os.chown(users, ATTACKER, ATTACKER)
     link = users / ".env"
@@ -135,9 +144,9 @@ def test_root_never_follows_another_users_symlink_into_a_file_not_theirs(
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="root's own rule")
-def test_root_follows_a_users_symlink_to_that_users_own_file(home: UserHome, shared_dir: Path) -> None:
+def test_root_follows_a_users_symlink_to_that_users_own_file(home: UserHome, roots_dir: Path) -> None:
     """The neighbour: root keeping another user's .env, which that user keeps as a link."""
-    users = shared_dir / "app"
+    users = roots_dir / "app"
     users.mkdir()
     real = users / "real.env"
     real.write_text("APP=1\n")
@@ -168,11 +177,11 @@ def test_root_follows_a_users_symlink_to_that_users_own_file(home: UserHome, sha
     ids=["shared-sticky", "group-writable-roots", "a-third-users", "only-roots", "the-users-own"],
 )
 def test_root_keeps_another_users_file_only_where_no_one_else_could_have_put_it(
-    home: UserHome, shared_dir: Path, directory_mode: int, directory_owner: int, kept: bool
+    home: UserHome, roots_dir: Path, directory_mode: int, directory_owner: int, kept: bool
 ) -> None:
     """Root keeping another user's file keeps its owner; but a file planted in a shared directory
     by whoever wants to read root's credentials is not another user's to keep."""
-    directory = shared_dir / "app"
+    directory = roots_dir / "app"
     directory.mkdir()
     planted = directory / ".env"
     planted.write_text("APP=1\n")
@@ -194,15 +203,15 @@ def test_root_keeps_another_users_file_only_where_no_one_else_could_have_put_it(
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="root's own rule")
 @pytest.mark.parametrize("directory_mode", [0o1777, 0o2775], ids=["shared-sticky", "group-writable-roots"])
-def test_root_never_follows_a_link_planted_in_a_shared_directory_to_its_owners_file(
-    home: UserHome, shared_dir: Path, directory_mode: int
+def test_root_never_follows_a_link_planted_in_a_roots_directory_to_its_owners_file(
+    home: UserHome, roots_dir: Path, directory_mode: int
 ) -> None:
     """The neighbour of a planted file: a user's link, in a directory others may write to, to a
     file of that user's own. Following it would write root's credentials where that user reads."""
-    shared = shared_dir / "apps"
+    shared = roots_dir / "apps"
     shared.mkdir()
     os.chmod(shared, directory_mode)
-    own = shared_dir / "attackers"
+    own = roots_dir / "attackers"
     own.mkdir()
     loot = own / "loot.env"
     loot.write_text("")
@@ -217,4 +226,41 @@ def test_root_never_follows_a_link_planted_in_a_shared_directory_to_its_owners_f
     result = home.run("refresh", "bedrock")
 
     assert_one_line_failure(result, 78, str(link), "whoever can write there could have put it")
+    assert loot.read_text() == ""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root's own rule")
+@pytest.mark.parametrize("depth", ["the-file's-directory", "a-link-further-down"])
+def test_root_never_writes_a_users_file_on_a_way_a_third_user_could_have_changed(
+    home: UserHome, roots_dir: Path, depth: str
+) -> None:
+    """A directory higher up that a group may write to: any member could have moved the app's
+    directory aside and put one of their own there (or a link of theirs to their own file)."""
+    team = roots_dir / "team"
+    team.mkdir()
+    os.chown(team, 0, 4444)  # a group with members of its own, not the user's private one
+    os.chmod(team, 0o2775)
+    if depth == "the-file's-directory":
+        swapped = team / "app"
+        swapped.mkdir()
+        os.chown(swapped, ATTACKER, ATTACKER)
+        target = loot = swapped / ".env"
+    else:
+        swapped = team / "deep"
+        swapped.mkdir()
+        own = roots_dir / "attackers"
+        own.mkdir()
+        os.chown(own, ATTACKER, ATTACKER)
+        (swapped / "sub").symlink_to(own)
+        os.lchown(swapped / "sub", ATTACKER, ATTACKER)
+        os.chown(swapped, ATTACKER, ATTACKER)
+        target, loot = swapped / "sub" / ".env", own / ".env"
+    loot.write_text("")
+    os.chown(loot, ATTACKER, ATTACKER)
+    os.chmod(loot, 0o600)
+    home.write_config(env_files=f'["{target}"]')
+
+    result = home.run("refresh", "bedrock")
+
+    assert_one_line_failure(result, 78, str(team), "others may write to")
     assert loot.read_text() == ""

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import AGENT0_ENV_DEFAULT, UserHome
 from tests.daemonproc import DaemonProcess, wait_for
-from tests.helpers import assert_no_secret, assert_one_line_failure, read_env
+from tests.helpers import assert_no_secret, assert_one_line_failure, read_env, roots_own_directory
 
 CREDENTIALS_WITH_A_LONG_TERM_KEY = """\
 [work]
@@ -271,12 +271,19 @@ def test_a_full_disk_is_exit_1_and_leaves_no_temp_file(home: UserHome) -> None:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can write another user's file")
 def test_run_as_root_another_users_env_keeps_its_owner_and_group(home: UserHome) -> None:
-    os.chown(home.app_env, 4321, 4322)
-    result = home.run("refresh")
-    assert result.returncode == 0, result.stderr
-    info = home.app_env.stat()
-    assert (info.st_uid, info.st_gid) == (4321, 4322), "the app's user can no longer read its .env"
-    assert read_env(home.app_env)["AWS_ACCESS_KEY_ID"].startswith("ASIA")
+    base = roots_own_directory("credhelper-app-")  # not under /tmp, which any user may write to
+    try:
+        app_env = base / ".env"
+        shutil.copy(home.app_env, app_env)
+        os.chown(app_env, 4321, 4322)
+        home.write_config(env_files=f'["{app_env}"]')
+        result = home.run("refresh")
+        assert result.returncode == 0, result.stderr
+        info = app_env.stat()
+        assert (info.st_uid, info.st_gid) == (4321, 4322), "the app's user can no longer read its .env"
+        assert read_env(app_env)["AWS_ACCESS_KEY_ID"].startswith("ASIA")
+    finally:
+        shutil.rmtree(base)
 
 
 def test_every_restore_of_a_world_readable_env_warns(home: UserHome) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import TargetError
 from ..fileio import open_directory
-from ..paths import resolve_route
+from ..paths import resolve_route, swappable_way_for
 
 WRITABLE_BY_OTHERS = 0o002
 WRITABLE_BY_GROUP_OR_OTHERS = 0o022
@@ -25,10 +25,11 @@ def resolved_with_directory(configured: Path, label: str, setting: str) -> tuple
     Whoever owns a symlink on the way to a target decides where credentials go: only this
     user's and root's are followed. Root writing for another user also follows that user's own
     links, but only to a file (or, for a new one, a directory) of that same user: never a link
-    of one user into root's or a third user's files, and only a link in that user's own directory
-    (`planted_in`): one in a shared directory may have been put there by anyone, to send root's
-    credentials into a file of their own. The links checked are those of the one walk that found
-    the file (paths.resolve_route)."""
+    of one user into root's or a third user's files; and only along a way that no one but root and
+    that user could have changed (paths.swappable_way_for): a link, a directory or the file in a
+    shared directory, at any depth, may have been put there by anyone, to have root's credentials
+    written to a file of their own. The links checked are those of the one walk that found the
+    file (paths.resolve_route)."""
     real, links = resolve_route(str(configured))
     if real is None:
         raise TargetError(f"{label}: too many levels of symbolic links; fix {setting}")
@@ -50,21 +51,36 @@ def resolved_with_directory(configured: Path, label: str, setting: str) -> tuple
                 f"credentials anywhere; credhelper does not follow it: remove it or point {setting} at a "
                 "path of your own"
             )
-        where = planted_in(owner, os.path.dirname(link)) if uid == 0 else None
-        if where is not None:
-            raise TargetError(
-                f"{label}: {link} is a symlink of uid {owner} in {where}: whoever can write there could "
-                "have put it in place to have root's credentials written to a file of theirs; as root, "
-                f"credhelper follows another user's link only in that user's own directory: remove it "
-                f"or point {setting} elsewhere"
-            )
     try:
         directory = os.stat(path.parent)
     except OSError:
         directory = None
     if directory is None or not stat.S_ISDIR(directory.st_mode):
         raise TargetError(f"{label}: directory {path.parent} does not exist; create it or fix {setting}")
+    if uid == 0:
+        _refuse_a_way_others_control(configured, path, directory, label, setting)
     return path, directory
+
+
+def _refuse_a_way_others_control(
+    configured: Path, path: Path, directory: os.stat_result, label: str, setting: str
+) -> None:
+    """Root writing user U's file (or a new file in U's directory): every directory on the way must
+    be root's or U's, and writable by no one else."""
+    try:
+        user = os.stat(path, follow_symlinks=False).st_uid
+    except OSError:
+        user = directory.st_uid
+    if user == 0:
+        return
+    reason = swappable_way_for(str(configured), user)
+    if reason is not None:
+        raise TargetError(
+            f"{label}: a file of uid {user} on a way others control ({reason}): whoever can write "
+            "there could have put it in place to read root's credentials; as root, credhelper keeps "
+            f"another user's file only where no one but root and that user can change the way to it: "
+            f"point {setting} elsewhere"
+        )
 
 
 def open_target_directory(path: Path, checked: os.stat_result, label: str) -> int:
