@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import email.utils
+import os
+import stat
 import threading
 import time
 from collections.abc import Mapping
@@ -26,7 +28,9 @@ from botocore.exceptions import (
 from .credentials import Credentials
 from .endpointurl import shown_url, userinfo_of
 from .errors import AwsRefusedError, ConfigError, CredhelperError, StsUnavailableError
+from .fileio import file_kind
 from .logsetup import register_secret
+from .paths import aws_config_path, shared_credentials_path
 from .profile import DEFAULT_REGION, Profile
 
 CLIENT_CONFIG = BotocoreConfig(
@@ -117,6 +121,13 @@ def translate_client_error(error: ClientError, profile: Profile, action: str) ->
 def translate_botocore_error(error: BotoCoreError, profile: Profile, endpoint: str) -> CredhelperError:
     shown = shown_url(endpoint)  # never a password in the URL: this line is printed and recorded
     if isinstance(error, ProfileNotFound):
+        for path in (shared_credentials_path(os.environ), aws_config_path(os.environ)):
+            kind = _not_a_regular_file(path)
+            if kind is not None:  # botocore takes it for no file at all
+                return ConfigError(
+                    f"profile {profile.name}: {path} is a {kind}, not a regular file, so SDKs read "
+                    f"no source_profile {profile.source_profile!r} from it: make it a regular file"
+                )
         return ConfigError(
             f"profile {profile.name}: source_profile {profile.source_profile!r} is not in "
             "~/.aws/config or ~/.aws/credentials: add it there, or fix source_profile"
@@ -141,6 +152,14 @@ def translate_botocore_error(error: BotoCoreError, profile: Profile, endpoint: s
         )
     text = str(error).replace(endpoint, shown)  # botocore's text may quote the URL
     return CredhelperError(f"profile {profile.name}: STS call failed: {type(error).__name__}: {text}")
+
+
+def _not_a_regular_file(path: os.PathLike[str]) -> str | None:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    return None if stat.S_ISREG(mode) else file_kind(mode)
 
 
 def _credentials_from(response: Mapping[str, Any], assumed_role_arn: str) -> Credentials:

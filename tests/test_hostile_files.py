@@ -253,3 +253,13 @@ def test_a_refresh_after_the_cache_entry_was_a_fifo_holds_real_credentials(home:
     assert run(home, "refresh").returncode == 0
 
     assert cached_record(home)["AccessKeyId"].startswith("ASIA")
+
+
+def test_a_shared_credentials_file_that_is_a_fifo_is_named_as_one(home: UserHome) -> None:
+    """botocore takes a FIFO at ~/.aws/credentials for no file: the source profile seems missing.
+    The message names what is wrong instead, and nothing blocks on the FIFO."""
+    credentials = home.root / ".aws" / "credentials"
+    credentials.unlink()
+    os.mkfifo(credentials)
+    result = home.run("refresh", timeout=30)
+    assert_one_line_failure(result, 78, str(credentials), "FIFO, not a regular file")
