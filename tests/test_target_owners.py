@@ -51,6 +51,13 @@ def shared_dir() -> Iterator[Path]:
     shutil.rmtree(path)
 
 
+def attackers_link_as_the_target(home: UserHome, link: Path, to: Path) -> None:
+    """A symlink of the attacker's at `link`, to `to`, and the profile's .env named by it."""
+    link.symlink_to(to)
+    os.lchown(link, ATTACKER, ATTACKER)
+    home.write_config(env_files=f'["{link}"]')
+
+
 def victim_home(home: UserHome, shared: Path, target: Path) -> tuple[Path, dict[str, str]]:
     """The test user's HOME, copied to where the victim uid can reach it, its .env at `target`."""
     home.write_config(env_files=f'["{target}"]')
@@ -133,9 +140,7 @@ def test_root_never_follows_another_users_symlink_into_a_file_not_theirs(
     users.mkdir()
     os.chown(users, ATTACKER, ATTACKER)
     link = users / ".env"
-    link.symlink_to(aimed_at)
-    os.lchown(link, ATTACKER, ATTACKER)
-    home.write_config(env_files=f'["{link}"]')
+    attackers_link_as_the_target(home, link, aimed_at)
 
     result = home.run("refresh", "bedrock")
 
@@ -219,9 +224,7 @@ def test_root_never_follows_a_link_planted_in_a_roots_directory_to_its_owners_fi
         os.chown(path, ATTACKER, ATTACKER)
     os.chmod(loot, 0o600)
     link = shared / "app.env"
-    link.symlink_to(loot)
-    os.lchown(link, ATTACKER, ATTACKER)
-    home.write_config(env_files=f'["{link}"]')
+    attackers_link_as_the_target(home, link, loot)
 
     result = home.run("refresh", "bedrock")
 
