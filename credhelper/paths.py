@@ -270,7 +270,9 @@ def _route(path: str) -> "Iterator[tuple[str, str, int]]":
         try:
             info = os.lstat(candidate)
         except OSError:  # nothing there (yet) to follow
-            yield "end", os.path.normpath(os.path.join(candidate, *pending)), -1
+            # Joined as text, not normalised: a `..` after it must fail as the kernel fails it
+            # (ENOENT), not skip links and directories further on.
+            yield "end", os.path.join(candidate, *pending), -1
             return
         if not stat.S_ISLNK(info.st_mode):
             current = candidate

@@ -13,10 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from credhelper.credentials import Credentials
+from credhelper.errors import TargetError
+from credhelper.targets.envfile import EnvFileTarget
+from credhelper.targets.files import write_target
 from tests.conftest import UserHome
 from tests.helpers import assert_one_line_failure, roots_own_directory
 
 ATTACKER = 4242
+CREDENTIALS = Credentials("ASIAIOSFODNN7EXAMPLE", "secret/EXAMPLE+1", "token/EXAMPLE=", 2_000_000_000.0)
 VICTIM = 4343
 
 needs_root = pytest.mark.skipif(
@@ -267,3 +272,70 @@ def test_root_never_writes_a_users_file_on_a_way_a_third_user_could_have_changed
 
     assert_one_line_failure(result, 78, str(team), "others may write to")
     assert loot.read_text() == ""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root's own rule")
+def test_a_root_file_in_a_users_directory_is_checked_as_that_users(home: UserHome, shared_dir: Path) -> None:
+    """The owner of a directory can put a file of theirs in place of root's at any moment: a root
+    file in a user's directory under /tmp is on a way others control, as that user's would be."""
+    app = shared_dir / "app"
+    app.mkdir()
+    os.chown(app, ATTACKER, ATTACKER)
+    target = app / ".env"
+    target.write_text("APP=1\n")
+    os.chmod(target, 0o600)
+    home.write_config(env_files=f'["{target}"]')
+
+    result = home.run("refresh", "bedrock")
+
+    assert_one_line_failure(result, 78, str(target), "others may write to")
+    assert target.read_text() == "APP=1\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root's own rule")
+def test_a_file_that_changes_hands_while_root_writes_it_is_checked_again(roots_dir: Path) -> None:
+    """Checked when the path was resolved, the file may be another user's by the time it is read
+    through the directory opened: every read checks its owner's way again."""
+    team = roots_dir / "team"
+    team.mkdir()
+    os.chown(team, 0, 4444)  # a group with members of its own
+    os.chmod(team, 0o2775)
+    app = team / "app"  # root's, as is the file: checked, nothing in the way is anyone else's
+    app.mkdir(mode=0o755)
+    target = app / ".env"
+    target.write_text("APP=1\n")
+    os.chmod(target, 0o600)
+    theirs = app / ".env.theirs"
+
+    def hand_it_over() -> None:
+        theirs.write_text("APP=2\n")
+        os.chmod(theirs, 0o600)
+        os.chown(theirs, ATTACKER, ATTACKER)
+        os.rename(theirs, target)
+
+    with pytest.raises(TargetError, match="others may write to"):
+        write_target(EnvFileTarget(target), CREDENTIALS, roots_dir, lambda *_: False, hand_it_over)
+    assert target.read_text() == "APP=2\n" and target.stat().st_uid == ATTACKER
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root's own rule")
+def test_a_dot_dot_after_a_missing_directory_fails_as_the_kernel_fails_it(
+    home: UserHome, roots_dir: Path
+) -> None:
+    """`gone/..` does not exist for the kernel: the walk must not skip the link after it."""
+    roots = roots_dir / "roots"
+    roots.mkdir(mode=0o700)
+    (roots / "base.env").write_text("ROOT=1\n")
+    users = roots_dir / "users"
+    users.mkdir()
+    os.chown(users, ATTACKER, ATTACKER)
+    (users / "lnk").symlink_to(roots)
+    os.lchown(users / "lnk", ATTACKER, ATTACKER)
+    home.write_config(env_files=f'["{users}/gone/../lnk/base.env"]')
+
+    result = home.run("refresh", "bedrock")
+    status = home.run("status")
+
+    assert_one_line_failure(result, 78, "does not exist")
+    assert "ROOT" not in status.stdout + status.stderr and "stale" not in status.stdout
+    assert (roots / "base.env").read_text() == "ROOT=1\n"

@@ -107,9 +107,16 @@ def read_target_file(path: Path, label: str, setting: str, dir_fd: int | None = 
 def read_target(target: Target) -> Snapshot | None:
     label, setting = target.label, target.setting
     path, directory = resolved_with_directory(target.path, label, setting)
-    found = read_target_file(path, label, setting)
+    try:
+        dir_fd = open_target_directory(path, directory, label)  # read where it was checked, too
+    except OSError as error:
+        raise os_failure(label, "open its directory", error) from None
+    try:
+        found = read_target_file(path, label, setting, dir_fd)
+    finally:
+        os.close(dir_fd)
     if found is not None:
-        refuse_unsafe_owner(label, setting, found.mode, found.owner[0], directory)
+        refuse_unsafe_owner(label, setting, found.mode, found.owner[0], path)
     return found
 
 
@@ -268,10 +275,8 @@ def _rewrite_locked(
     warn_if_readable: bool,
     writer_wait: float,
 ) -> bool:
-    directory = os.fstat(dir_fd)
-
     def refuse_unsafe(found: Snapshot) -> None:
-        refuse_unsafe_owner(label, setting, found.mode, found.owner[0], directory)
+        refuse_unsafe_owner(label, setting, found.mode, found.owner[0], path)
 
     before = read_target_file(path, label, setting, dir_fd)
     if before is not None:

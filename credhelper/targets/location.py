@@ -65,21 +65,25 @@ def resolved_with_directory(configured: Path, label: str, setting: str) -> tuple
 def _refuse_a_way_others_control(
     configured: Path, path: Path, directory: os.stat_result, label: str, setting: str
 ) -> None:
-    """Root writing user U's file (or a new file in U's directory): every directory on the way must
-    be root's or U's, and writable by no one else."""
+    """Root writing a file another user U could own (the file's owner, or the owner of its
+    directory, who can put a file of their own in its place at any moment): every directory on
+    the way must be root's or U's, and writable by no one else."""
     try:
-        user = os.stat(path, follow_symlinks=False).st_uid
+        file_owner = os.stat(path, follow_symlinks=False).st_uid
     except OSError:
-        user = directory.st_uid
-    if user == 0:
-        return
-    reason = swappable_way_for(str(configured), user)
+        file_owner = 0
+    for user in sorted({file_owner, directory.st_uid} - {0}):
+        _refuse_a_way_user_does_not_hold(configured, user, label, setting)
+
+
+def _refuse_a_way_user_does_not_hold(path: Path, user: int, label: str, setting: str) -> None:
+    reason = swappable_way_for(str(path), user)
     if reason is not None:
         raise TargetError(
-            f"{label}: a file of uid {user} on a way others control ({reason}): whoever can write "
-            "there could have put it in place to read root's credentials; as root, credhelper keeps "
-            f"another user's file only where no one but root and that user can change the way to it: "
-            f"point {setting} elsewhere"
+            f"{label}: a file uid {user} may own, on a way others control ({reason}): whoever can "
+            "write there could have put it in place to read root's credentials; as root, credhelper "
+            "keeps another user's file only where no one but root and that user can change the way "
+            f"to it: point {setting} elsewhere"
         )
 
 
@@ -105,11 +109,11 @@ def open_target_directory(path: Path, checked: os.stat_result, label: str) -> in
     return dir_fd
 
 
-def refuse_unsafe_owner(label: str, setting: str, mode: int, owner: int, directory: os.stat_result) -> None:
+def refuse_unsafe_owner(label: str, setting: str, mode: int, owner: int, path: Path) -> None:
     """Credentials never go into a file others may write, or (unless running as root) one that
     another user owns: they could read every secret credhelper puts there. Root keeps another
-    user's file only where no third user could have put it: in that user's own directory, or in
-    one only root may write (never a shared one such as /tmp)."""
+    user's file only along a way no third user could have changed (paths.swappable_way_for):
+    checked at every read, for the file may have changed hands since the path was resolved."""
     if mode & WRITABLE_BY_OTHERS:
         raise TargetError(
             f"{label}: any user can write this file (mode {mode:o}); credhelper puts no "
@@ -121,29 +125,5 @@ def refuse_unsafe_owner(label: str, setting: str, mode: int, owner: int, directo
             f"{label}: owned by another user (uid {owner}), who could read the credentials; "
             "credhelper writes only files of your own: remove it or point the profile at your own file"
         )
-    where = planted_in(owner, directory) if uid == 0 else None
-    if where is None:
-        return
-    raise TargetError(
-        f"{label}: a file of uid {owner} in {where}: whoever can write there could have put it in "
-        "place to read the credentials; as root, credhelper keeps another user's file only in that "
-        f"user's own directory: remove it or point {setting} elsewhere"
-    )
-
-
-def planted_in(owner: int, directory: os.stat_result | str) -> str | None:
-    """For root keeping a file or following a link of user `owner`: where in `directory` a third
-    user could have put it (a directory of another user, or one others may write to, such as
-    /tmp); None when it can only be that user's own or root's doing."""
-    if isinstance(directory, str):
-        try:
-            directory = os.stat(directory)
-        except OSError:
-            return "a directory credhelper cannot look at"
-    if owner in (0, directory.st_uid):
-        return None
-    if directory.st_uid != 0:
-        return f"a directory of a third user (uid {directory.st_uid})"
-    if directory.st_mode & WRITABLE_BY_GROUP_OR_OTHERS:
-        return f"a directory others may write to (mode {stat.S_IMODE(directory.st_mode):o})"
-    return None  # only root may write there: root put it in place
+    if uid == 0 and owner != 0:
+        _refuse_a_way_user_does_not_hold(path, owner, label, setting)
