@@ -213,7 +213,7 @@ def test_root_keeps_another_users_file_only_where_no_one_else_could_have_put_it(
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="root's own rule")
 @pytest.mark.parametrize("directory_mode", [0o1777, 0o2775], ids=["shared-sticky", "group-writable-roots"])
-def test_root_never_follows_a_link_planted_in_a_roots_directory_to_its_owners_file(
+def test_root_never_follows_a_link_planted_in_a_shared_directory_to_its_owners_file(
     home: UserHome, roots_dir: Path, directory_mode: int
 ) -> None:
     """The neighbour of a planted file: a user's link, in a directory others may write to, to a
