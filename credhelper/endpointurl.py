@@ -27,9 +27,13 @@ def _parts(url: str) -> tuple[str, str, str, str]:
 
 def shown_url(url: str) -> str:
     """`url` as a message, a log line or a state file may show it: its userinfo (a user name and
-    password, whatever precedes the last `@` of the authority) replaced by ***."""
+    password, whatever precedes the last `@` of the authority), query and fragment (where a token
+    may ride) replaced by ***."""
     scheme, userinfo, host, tail = _parts(url)
-    return f"{scheme}{HIDDEN}@{host}{tail}" if userinfo else url
+    cut = min((i for i in (tail.find(mark) for mark in "?#") if i >= 0), default=len(tail))
+    path, extra = tail[:cut], tail[cut:]
+    shown = f"{scheme}{HIDDEN}@{host}" if userinfo else f"{scheme}{host}"
+    return f"{shown}{path}{extra[:1]}{HIDDEN}" if extra else f"{shown}{path}"
 
 
 def userinfo_of(url: str) -> str:

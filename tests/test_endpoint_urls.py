@@ -28,14 +28,16 @@ def everything_written(home: UserHome) -> str:
     ("url", "shown"),
     [
         (f"http://svc:{PASSWORD}@127.0.0.1:9", "http://***@127.0.0.1:9"),
-        (f"https://svc:{PASSWORD}@sts.example/path?q=1", "https://***@sts.example/path?q=1"),
+        (f"https://svc:{PASSWORD}@sts.example/path?q=1", "https://***@sts.example/path?***"),
+        (f"https://sts.example/?X-Token={PASSWORD}#x", "https://sts.example/?***"),  # a token in the query
+        (f"https://sts.example/p#{PASSWORD}", "https://sts.example/p#***"),
         (f"https://svc:p@ss{PASSWORD}@host", "https://***@host"),  # an @ in the password
         (f"svc:{PASSWORD}@host/x", "***@host/x"),  # no scheme: refused, still hidden
         ("https://sts.example/a@b", "https://sts.example/a@b"),  # an @ in the path is no userinfo
         ("https://sts.us-east-1.amazonaws.com", "https://sts.us-east-1.amazonaws.com"),
     ],
 )
-def test_shown_url_hides_the_userinfo(url: str, shown: str) -> None:
+def test_shown_url_hides_the_userinfo_query_and_fragment(url: str, shown: str) -> None:
     from credhelper.endpointurl import shown_url  # here: the other tests run on older trees too
 
     assert shown_url(url) == shown

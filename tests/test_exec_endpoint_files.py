@@ -109,3 +109,16 @@ def test_a_config_that_is_a_fifo_hangs_nothing(home: UserHome) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["method"] == "container-role"
+
+
+def test_a_config_over_a_mebibyte_gives_the_command_an_empty_one(home: UserHome) -> None:
+    """botocore reads a config file of any size; credhelper reads at most 1 MiB. One larger cannot
+    be checked, so the command gets an empty one rather than the user's, [default] key and all."""
+    config = home.root / ".aws" / "config"
+    config.write_text(
+        f"[default]\naws_access_key_id = {LONG_TERM}\naws_secret_access_key = x2\n" + "# pad\n" * 200_000
+    )
+    result = home.run("exec", "bedrock", "--endpoint", "--", sys.executable, "-c", WHICH_CREDENTIALS)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["method"] == "container-role", "the long-term [default] key won"
+    assert "over 1 MiB" in result.stderr

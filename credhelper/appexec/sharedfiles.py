@@ -30,7 +30,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from ..fileio import read_regular_file
+from ..fileio import FileTooLarge, read_regular_file
 from ..formats.awsconfig import UnreadableConfig, without_default_credentials
 from ..paths import aws_config_path
 
@@ -43,16 +43,22 @@ def served_config(environ: Mapping[str, str], directory: str | Path) -> Iterator
     """The config file for the command of `exec --endpoint`: a private copy of the user's without
     the default profile's credentials, removed at the end; None when the user's file needs none
     (or cannot be opened: the SDK cannot open it either; botocore takes anything but a regular file,
-    a FIFO say, as no file, and reading one would block); an empty file when botocore could not
-    parse it."""
+    a FIFO say, as no file, and reading one would block); an empty file when botocore could read
+    it but credhelper cannot be sure what it holds (unparseable, or over 1 MiB)."""
     user_file = aws_config_path(environ)
     try:
         found = read_regular_file(user_file, limit=CONFIG_MAX_BYTES, follow_symlinks=True)
-    except OSError:  # not a regular file, too large, unreadable
-        found = None
-    text = found[0].decode("utf-8", "surrogateescape") if found is not None else ""
-    try:
+        text = found[0].decode("utf-8", "surrogateescape") if found is not None else ""
         copy = without_default_credentials(text)
+    except FileTooLarge:
+        log.warning(
+            "%s is over 1 MiB, more than credhelper reads: the command gets an empty AWS config "
+            "file instead, so its SDK still reaches the endpoint",
+            user_file,
+        )
+        copy = ""
+    except OSError:  # not a regular file, or unreadable: the SDK reads nothing from it either
+        copy = None
     except UnreadableConfig as error:
         log.warning(
             "%s cannot be read as botocore reads it (%s): the command gets an empty AWS config "
