@@ -63,6 +63,16 @@ def attackers_link_as_the_target(home: UserHome, link: Path, to: Path) -> None:
     home.write_config(env_files=f'["{link}"]')
 
 
+def assert_root_refuses_untouched(home: UserHome, target: Path, untouched: Path, *needles: str) -> None:
+    """`refresh` of a profile whose .env is `target` refuses (78, one line with `needles`), and
+    `untouched` keeps its text."""
+    before = untouched.read_text()
+    home.write_config(env_files=f'["{target}"]')
+    result = home.run("refresh", "bedrock")
+    assert_one_line_failure(result, 78, *needles)
+    assert untouched.read_text() == before
+
+
 def victim_home(home: UserHome, shared: Path, target: Path) -> tuple[Path, dict[str, str]]:
     """The test user's HOME, copied to where the victim uid can reach it, its .env at `target`."""
     home.write_config(env_files=f'["{target}"]')
@@ -266,12 +276,7 @@ def test_root_never_writes_a_users_file_on_a_way_a_third_user_could_have_changed
     loot.write_text("")
     os.chown(loot, ATTACKER, ATTACKER)
     os.chmod(loot, 0o600)
-    home.write_config(env_files=f'["{target}"]')
-
-    result = home.run("refresh", "bedrock")
-
-    assert_one_line_failure(result, 78, str(team), "others may write to")
-    assert loot.read_text() == ""
+    assert_root_refuses_untouched(home, target, loot, str(team), "others may write to")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="root's own rule")
@@ -284,12 +289,7 @@ def test_a_root_file_in_a_users_directory_is_checked_as_that_users(home: UserHom
     target = app / ".env"
     target.write_text("APP=1\n")
     os.chmod(target, 0o600)
-    home.write_config(env_files=f'["{target}"]')
-
-    result = home.run("refresh", "bedrock")
-
-    assert_one_line_failure(result, 78, str(target), "others may write to")
-    assert target.read_text() == "APP=1\n"
+    assert_root_refuses_untouched(home, target, target, str(target), "others may write to")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="root's own rule")
