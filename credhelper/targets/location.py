@@ -15,7 +15,6 @@ from ..fileio import open_directory
 from ..paths import resolve_route, swappable_way_for
 
 WRITABLE_BY_OTHERS = 0o002
-WRITABLE_BY_GROUP_OR_OTHERS = 0o022
 
 
 def resolved_with_directory(configured: Path, label: str, setting: str) -> tuple[Path, os.stat_result]:
