@@ -148,16 +148,23 @@ def walk_through(home: Path, env: dict[str, str], seconds: int) -> None:
     run(home, env, "status")
 
     say(f"4. The daemon: `credhelper run` for {seconds} s; watch the key id in the .env change")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "credhelper", "--log-level", "info", "run"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process: subprocess.Popen[str] | None = None
     last = ""
     deadline = time.monotonic() + seconds
     try:
+        # Ctrl-C while the daemon is being started is held until `process` names it, so the
+        # cleanup below always stops it (the daemon clears the mask it inherits).
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "credhelper", "--log-level", "info", "run"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         while time.monotonic() < deadline and process.poll() is None:
             text = (app / ".env").read_text()
             key = re.search(r"^AWS_ACCESS_KEY_ID=(\S*)", text, re.M)
@@ -167,8 +174,9 @@ def walk_through(home: Path, env: dict[str, str], seconds: int) -> None:
                 last = current
             time.sleep(0.2)
     finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=10)
+        if process is not None:
+            process.terminate()
+            output, _ = process.communicate(timeout=10)
     print("Daemon log:")
     print("\n".join("  " + masked(line) for line in output.rstrip().splitlines()))
     say("Done. Try it on your own app: see the README's quick start.")
