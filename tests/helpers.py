@@ -60,3 +60,15 @@ def roots_own_directory(prefix: str) -> Path:
             os.chmod(path, 0o755)
             return path
     raise RuntimeError("no directory of root's that no one else may write: /var/lib, /srv or /opt")
+
+
+def ready_answer_recorded(home: UserHome, profile: str = "bedrock", **variables: str) -> None:
+    """A warm cache and the ready answer of `credential-process PROFILE` recorded with `variables`
+    in the environment; the call after the recording one is served from it."""
+    past = 1_000_000_000
+    os.utime(home.config_file, (past, past))  # settled: an answer is recorded against it
+    assert home.run("refresh", profile, **variables).returncode == 0
+    for _ in range(2):  # the long way records the ready answer, the next call is served from it
+        result = home.run("credential-process", profile, **variables)
+        assert result.returncode == 0, result.stderr
+    assert (home.cache_dir / f"{profile}.answer").exists()

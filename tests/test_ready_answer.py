@@ -7,19 +7,7 @@ from __future__ import annotations
 import os
 
 from tests.conftest import UserHome
-from tests.helpers import assert_one_line_failure, cached_record
-
-SETTLED = 1_000_000_000  # a configuration dated long ago: an answer is recorded against it
-
-
-def recorded(home: UserHome, profile: str = "bedrock", **variables: str) -> None:
-    """A warm cache and the ready answer recorded with `variables` in the environment; the call
-    after the recording one is served from it."""
-    os.utime(home.config_file, (SETTLED, SETTLED))
-    for _ in range(3):  # cold: refreshes; then the long way records the answer; then a hit
-        result = home.run("credential-process", profile, **variables)
-        assert result.returncode == 0, result.stderr
-    assert (home.cache_dir / f"{profile}.answer").exists()
+from tests.helpers import assert_one_line_failure, cached_record, ready_answer_recorded
 
 
 def other_profile(home: UserHome, target: str) -> str:
@@ -37,7 +25,7 @@ def test_a_changed_variable_in_a_target_path_takes_the_long_way(home: UserHome) 
     file: the configuration is invalid now, and the ready answer must not say otherwise."""
     (home.root / "app2").mkdir()
     home.write_config(env_files='["$MYVAR/.env"]', extra=other_profile(home, "~/app2/.env"))
-    recorded(home, MYVAR=str(home.root / "app"))
+    ready_answer_recorded(home, MYVAR=str(home.root / "app"))
 
     result = home.run("credential-process", "bedrock", MYVAR=str(home.root / "app2"))
 
@@ -49,7 +37,7 @@ def test_a_variable_unset_when_the_answer_was_recorded_is_checked_too(home: User
     """`${SUFFIX}` unset leaves the other profile's path as written; set (even empty) it names
     bedrock's own target."""
     home.write_config(extra=other_profile(home, "~/app${SUFFIX}/.env"))
-    recorded(home)
+    ready_answer_recorded(home)
 
     result = home.run("credential-process", "bedrock", SUFFIX="")
 
@@ -68,7 +56,7 @@ def test_a_variable_inside_home_that_a_tilde_path_expands_to_takes_the_long_way(
         AWS_SHARED_CREDENTIALS_FILE=str(home.root / ".aws" / "credentials"),
         AWS_CONFIG_FILE=str(home.root / ".aws" / "config"),
     )
-    recorded(home, APPROOT=str(home.root))
+    ready_answer_recorded(home, APPROOT=str(home.root))
 
     status = home.run("status", "bedrock")  # APPROOT unset: ~/app/.env is `$APPROOT/app/.env`
     result = home.run("credential-process", "bedrock")
@@ -84,7 +72,7 @@ def test_a_changed_variable_that_keeps_the_configuration_valid_gives_the_current
     """The long way, not a refusal: the same credentials, from the cache, and a new answer."""
     (home.root / "app2").mkdir()
     home.write_config(env_files='["$MYVAR/.env"]')
-    recorded(home, MYVAR=str(home.root / "app"))
+    ready_answer_recorded(home, MYVAR=str(home.root / "app"))
     answer = home.cache_dir / "bedrock.answer"
     before = answer.read_bytes()
 
@@ -102,7 +90,7 @@ def test_an_answer_is_served_only_for_the_profile_name_it_was_recorded_for(home:
     """`credential-process Bedrock` where the configuration has only `bedrock`: an unknown profile
     (78), even where both names reach one cache entry and one answer file, as they do on a
     case-insensitive file system (made here with hard links)."""
-    recorded(home)
+    ready_answer_recorded(home)
     cache = home.cache_dir
     os.link(cache / "bedrock.json", cache / "Bedrock.json")
     # The link changed the entry's ctime: this call takes the long way and records the answer again.

@@ -19,7 +19,7 @@ import pytest
 from credhelper.paths import PROFILE_FILE_KINDS, profile_file
 from tests.conftest import UserHome
 from tests.daemonproc import DaemonProcess, wait_for
-from tests.helpers import assert_one_line_failure, cached_record
+from tests.helpers import assert_one_line_failure, cached_record, ready_answer_recorded
 
 FAKE_KEY_ID = "ASIAIOSFODNN7EXAMPLE"
 AS_ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
@@ -304,15 +304,6 @@ def test_the_fast_paths_refuse_a_configuration_status_refuses(
     assert status.returncode == 78, status.stderr
     assert_one_line_failure(result, 78)
     assert "ASIA" not in result.stdout, "the fast path answered for a configuration status refuses"
-
-
-def ready_answer_recorded(home: UserHome, **variables: str) -> None:
-    past = 1_000_000_000
-    os.utime(home.config_file, (past, past))  # settled: an answer is recorded against it
-    assert home.run("refresh", "bedrock", **variables).returncode == 0
-    for _ in range(2):  # the long way records the ready answer, the next call is served from it
-        assert home.run("credential-process", "bedrock", **variables).returncode == 0
-    assert (home.cache_dir / "bedrock.answer").exists()
 
 
 def test_a_ready_answer_is_not_served_once_a_variable_the_configuration_names_changes(home: UserHome) -> None:
