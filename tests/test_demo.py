@@ -29,6 +29,14 @@ AS_A_TERMINAL_JOB = (
 )
 
 
+def group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def sts_answers(url: str) -> bool:
     try:
         urllib.request.urlopen(url + "/moto-api/", timeout=5).read()
@@ -142,8 +150,9 @@ def test_ctrl_c_stops_the_demo_with_one_line_and_exit_130(tmp_path: Path, moment
         assert printed.strip().splitlines()[-1] == (
             "demo: interrupted: the local STS is stopped and the scratch HOME removed"
         ), printed
-        with pytest.raises(ProcessLookupError):
-            os.killpg(demo.pid, 0)  # nothing of the demo's process group is left running
+        # Nothing of the demo's process group is left running (a member still exiting as the demo
+        # ends, on a busy machine, is given a few seconds).
+        wait_for(lambda: not group_alive(demo.pid), 10)
         home = re.search(r"A scratch HOME at (\S+),", printed)
         assert home is None or not Path(home.group(1)).exists(), "the scratch HOME was left behind"
         sts_url = re.search(r"STS endpoint: (\S+)", printed)
