@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,41 @@ def assert_one_line_failure(result: subprocess.CompletedProcess[str], exit_code:
     return lines[0]
 
 
+@contextlib.contextmanager
+def as_the_user(home: UserHome, **variables: str) -> Iterator[None]:
+    """This process in `home`'s environment (its HOME, no inherited AWS variables) and directory,
+    as `home.run` starts credhelper; everything restored after."""
+    saved_environ, saved_directory = dict(os.environ), os.getcwd()
+    os.environ.clear()
+    os.environ.update({**home.env, **variables})
+    os.chdir(home.root)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_environ)
+        os.chdir(saved_directory)
+
+
+def refreshed(home: UserHome, profile: str = "bedrock", **variables: str) -> None:
+    """What `credhelper refresh PROFILE` leaves (the cache entry, every target written, hooks run),
+    made through the same code in this process: for the tests whose subject comes after it. A
+    `refresh` process costs half a second of CPU, most of it importing botocore; the command's own
+    behaviour is tested as users run it (test_cli_refresh and others)."""
+    from credhelper.cache import Cache, cache_dir_path
+    from credhelper.config import load_config
+    from credhelper.refresher import Refresher
+    from credhelper.supply import refresh_and_deliver
+    from credhelper.targets.delivery import check_targets
+
+    with as_the_user(home, **variables):
+        (selected,) = load_config(None, os.environ).select([profile])
+        check_targets(selected, os.environ)
+        refresher = Refresher(Cache(cache_dir_path(os.environ)))
+        report = refresh_and_deliver(refresher, selected, os.environ).report
+    assert not report.errors, [str(error) for error in report.errors]
+
+
 def read_env(path: Path) -> dict[str, str | None]:
     from dotenv import dotenv_values
 
@@ -67,7 +104,7 @@ def ready_answer_recorded(home: UserHome, profile: str = "bedrock", **variables:
     in the environment; the call after the recording one is served from it."""
     past = 1_000_000_000
     os.utime(home.config_file, (past, past))  # settled: an answer is recorded against it
-    assert home.run("refresh", profile, **variables).returncode == 0
+    refreshed(home, profile, **variables)
     for _ in range(2):  # the long way records the ready answer, the next call is served from it
         result = home.run("credential-process", profile, **variables)
         assert result.returncode == 0, result.stderr

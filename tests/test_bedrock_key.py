@@ -32,7 +32,7 @@ from credhelper.formats.bedrockkey import (
 from credhelper.profile import parse_profiles
 from tests.conftest import AGENT0_ENV_DEFAULT, UserHome
 from tests.daemonproc import DaemonProcess, wait_for
-from tests.helpers import assert_one_line_failure, cached_record, read_env
+from tests.helpers import assert_one_line_failure, cached_record, read_env, refreshed
 from tests.nodecheck import node_dotenv_parse
 from tests.test_exec import CHILD, Exec
 
@@ -250,19 +250,19 @@ def test_refresh_writes_a_key_of_the_same_session_beside_the_credentials(
 
 def test_without_the_setting_no_key_is_written_and_a_persons_line_stays(home: UserHome) -> None:
     home.app_env.write_text(AGENT0_ENV_DEFAULT + f"{TOKEN_VARIABLE}={LONG_TERM_BEDROCK_KEY}\n")
-    assert home.run("refresh").returncode == 0
+    refreshed(home)
     assert read_env(home.app_env)[TOKEN_VARIABLE] == LONG_TERM_BEDROCK_KEY
     home.app_env.write_text(AGENT0_ENV_DEFAULT)
-    assert home.run("refresh").returncode == 0
+    refreshed(home)
     assert TOKEN_VARIABLE not in home.app_env.read_text()
 
 
 def test_turning_the_setting_off_empties_credhelpers_own_key_and_nothing_else(home: UserHome) -> None:
     home.write_config(bedrock_api_key="true")
-    assert home.run("refresh").returncode == 0
+    refreshed(home)
     assert read_env(home.app_env)[TOKEN_VARIABLE]
     home.write_config()
-    assert home.run("refresh").returncode == 0
+    refreshed(home)
     values = read_env(home.app_env)
     emptied = values[TOKEN_VARIABLE] == ""  # compared apart: the key must not reach the test output
     assert emptied, "a key of a past session was left for SDKs to prefer"
@@ -273,12 +273,12 @@ def test_turning_the_setting_off_empties_credhelpers_own_key_and_nothing_else(ho
 
 
 def test_status_and_doctor_call_a_key_of_another_session_stale_whatever_the_setting(home: UserHome) -> None:
-    assert home.run("refresh").returncode == 0
+    refreshed(home)
     other = Credentials("ASIAIOSFODNN7EXAMPLE", "secret", "token", time.time() + 3600, issued_at=time.time())
     foreign = bedrock_api_key(other, "us-east-1", time.time())
     with home.app_env.open("a") as env:
         env.write(f"{TOKEN_VARIABLE}={foreign}\n")
-    assert home.run("refresh").returncode == 0
+    refreshed(home)
     kept = read_env(home.app_env)[TOKEN_VARIABLE] == foreign
     assert kept, "a line credhelper did not write changed"
     result = home.run("status", "--json")
@@ -306,7 +306,7 @@ def test_a_long_term_bedrock_key_is_never_overwritten(home: UserHome) -> None:
 @pytest.mark.slow(seconds=5)
 def test_renewal_replaces_key_id_and_bedrock_key_together(home: UserHome) -> None:
     home.write_config(bedrock_api_key="true")
-    assert home.run("refresh").returncode == 0
+    refreshed(home)
     first = read_env(home.app_env)["AWS_ACCESS_KEY_ID"]
     mismatches: list[str] = []
     reads = 0
@@ -324,7 +324,7 @@ def test_renewal_replaces_key_id_and_bedrock_key_together(home: UserHome) -> Non
     thread.start()
     try:
         for _ in range(3):
-            assert home.run("refresh").returncode == 0
+            refreshed(home)
     finally:
         done.set()
         thread.join()
@@ -337,7 +337,7 @@ def test_renewal_replaces_key_id_and_bedrock_key_together(home: UserHome) -> Non
 
 def test_node_and_python_dotenv_read_the_key_identically(home: UserHome) -> None:
     home.write_config(bedrock_api_key="true")
-    assert home.run("refresh").returncode == 0
+    refreshed(home)
     (node_values,) = node_dotenv_parse([home.app_env])
     python_values = read_env(home.app_env)
     assert node_values[TOKEN_VARIABLE] == python_values[TOKEN_VARIABLE]
@@ -359,7 +359,7 @@ def test_env_static_gives_the_key_only_when_enabled(home: UserHome) -> None:
 
 def test_status_says_whether_each_targets_key_belongs_to_the_session(home: UserHome) -> None:
     home.write_config(bedrock_api_key="true")
-    assert home.run("refresh").returncode == 0
+    refreshed(home)
 
     def bedrock_state() -> tuple[str, str]:
         result = home.run("status", "--json")
@@ -382,7 +382,7 @@ def test_status_says_whether_each_targets_key_belongs_to_the_session(home: UserH
 
 
 def test_status_without_the_setting_says_nothing_of_bedrock_keys(home: UserHome) -> None:
-    assert home.run("refresh").returncode == 0
+    refreshed(home)
     result = home.run("status", "--json")
     (target,) = json.loads(result.stdout)[0]["targets"]
     assert "bedrock_api_key" not in target

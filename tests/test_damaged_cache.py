@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import UserHome
-from tests.helpers import assert_no_secret, cached_record
+from tests.helpers import assert_no_secret, cached_record, refreshed
 from tests.stsproxy import Fault
 
 TWO_DAYS = 2 * 86400
@@ -88,7 +88,7 @@ def damage_state(home: UserHome, fields: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("fields", DAMAGED_STATES, ids=repr)
 def test_status_reads_past_a_damaged_state_file(home: UserHome, fields: dict[str, Any]) -> None:
-    assert home.run("refresh").returncode == 0
+    refreshed(home)
     damage_state(home, fields)
     result = home.run("status")
     assert result.returncode == 0, result.stderr

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import pytest
 
@@ -36,25 +37,39 @@ def running(set_up: UserHome) -> Iterator[UserHome]:
     assert_no_secret(set_up, daemon.log)
 
 
-def doctor(home: UserHome, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
-    """Runs doctor twice (text and --json): same verdicts, no file changed, no secret shown.
-    Returns the text run and each check's status."""
+def doctor(
+    home: UserHome, *args: str, both_forms: bool = False
+) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
+    """Runs doctor: no file changed, no secret shown. Returns the run and each check's worst status.
+    With `both_forms`, doctor --json runs too and must give the same verdicts (checked on a few
+    setups, healthy and failing: each doctor run costs a second of CPU)."""
     before = home.snapshot()
     result = home.run("doctor", *args)
-    as_json = home.run("doctor", "--json", *args)
+    lines = [LINE.fullmatch(line) for line in result.stdout.splitlines()]
+    assert all(lines), result.stdout
+    statuses = worst_statuses((m["label"].rpartition(": ")[2], m["status"]) for m in lines if m)
+    outputs = [result.stdout, result.stderr]
+    if both_forms:
+        as_json = home.run("doctor", "--json", *args)
+        outputs += [as_json.stdout, as_json.stderr]
+        assert result.returncode == as_json.returncode, (result.stdout, as_json.stdout)
+        records = json.loads(as_json.stdout)
+        assert set(records[0]) == {"profile", "check", "status", "detail"}
+        assert worst_statuses((r["check"], r["status"]) for r in records) == statuses, as_json.stdout
     assert home.snapshot() == before, "doctor changed a file"
-    assert_no_secret(home, result.stdout, result.stderr, as_json.stdout, as_json.stderr)
-    assert result.returncode == as_json.returncode, (result.stdout, as_json.stdout)
-    records = json.loads(as_json.stdout)
-    assert set(records[0]) == {"profile", "check", "status", "detail"}
-    for line in result.stdout.splitlines():
-        assert line.split()[0] in (OK, WARN, FAIL), line
-    statuses: dict[str, str] = {}
-    for record in records:
-        previous = statuses.get(record["check"], OK)
-        order = [OK, WARN, FAIL]
-        statuses[record["check"]] = max(previous, record["status"], key=order.index)
+    assert_no_secret(home, *outputs)
     return result, statuses
+
+
+LINE = re.compile(rf"(?P<status>{OK}|{WARN}|{FAIL}) +(?P<label>.+?)(  .*)?")
+
+
+def worst_statuses(verdicts: Iterable[tuple[str, str]]) -> dict[str, str]:
+    order = [OK, WARN, FAIL]
+    statuses: dict[str, str] = {}
+    for check, status in verdicts:
+        statuses[check] = max(statuses.get(check, OK), status, key=order.index)
+    return statuses
 
 
 def line_of(result: subprocess.CompletedProcess[str], status: str, check: str) -> str:
@@ -65,7 +80,7 @@ def line_of(result: subprocess.CompletedProcess[str], status: str, check: str) -
 
 
 def test_a_healthy_setup_is_all_ok(running: UserHome) -> None:
-    result, statuses = doctor(running)
+    result, statuses = doctor(running, both_forms=True)
     print(result.stdout)
     assert result.returncode == 0, result.stdout
     assert set(statuses.values()) == {OK}, result.stdout
@@ -89,7 +104,7 @@ def test_a_healthy_setup_is_all_ok(running: UserHome) -> None:
 
 
 def test_no_daemon_fails(set_up: UserHome) -> None:
-    result, statuses = doctor(set_up)
+    result, statuses = doctor(set_up, both_forms=True)
     assert result.returncode == 1
     assert "no `credhelper run` holds the lock" in line_of(result, FAIL, "daemon")
     assert [c for c, s in statuses.items() if s != OK] == ["daemon"], result.stdout
@@ -149,7 +164,7 @@ def test_wrong_secret_fails_source_and_role(running: UserHome) -> None:
     credentials = running.root / ".aws" / "credentials"
     wrong = "A" * 40
     credentials.write_text(credentials.read_text().replace(running.sts.secret_access_key, wrong))
-    result, statuses = doctor(running)
+    result, statuses = doctor(running, both_forms=True)
     assert result.returncode == 1
     assert "does not match its access key id" in line_of(result, FAIL, "source credentials")
     assert statuses["role"] == FAIL
@@ -186,7 +201,7 @@ def test_an_aws_config_that_is_a_fifo_is_reported_as_one(home: UserHome) -> None
 def test_a_fifo_target_fails_without_blocking(set_up: UserHome) -> None:
     set_up.app_env.unlink()
     os.mkfifo(set_up.app_env)
-    result, _ = doctor(set_up)
+    result, _ = doctor(set_up, both_forms=True)
     assert result.returncode == 1
     assert "not a regular file" in line_of(result, FAIL, "target")
 
@@ -216,7 +231,7 @@ def test_long_term_key_in_the_env_fails(set_up: UserHome) -> None:
 @pytest.mark.slow(seconds=6)
 def test_unreachable_sts_fails_its_checks_and_the_others_still_run(running: UserHome) -> None:
     running.proxy.add_fault(Fault("delay", seconds=30))
-    result, statuses = doctor(running, "--timeout", "2")
+    result, statuses = doctor(running, "--timeout", "2", both_forms=True)
     assert result.returncode == 1
     for check in ("source credentials", "role", "clock"):
         assert statuses[check] == FAIL, result.stdout

@@ -28,7 +28,7 @@ from credhelper.profile import Profile
 from credhelper.schedule import WAKE_CHECK_SECONDS, Deadline
 from tests.conftest import UserHome
 from tests.daemonproc import DaemonProcess, wait_for
-from tests.helpers import assert_no_secret, assert_one_line_failure, cached_record, read_env
+from tests.helpers import assert_no_secret, assert_one_line_failure, cached_record, read_env, refreshed
 from tests.nodecheck import NODE_DIR
 from tests.stsproxy import Fault
 
@@ -608,7 +608,7 @@ def test_endpoint_wins_over_the_keys_an_apps_dotenv_loads_from_the_profiles_env(
 ) -> None:
     if bedrock_api_key:
         home.write_config(bedrock_api_key="true")
-    assert home.run("refresh").returncode == 0
+    refreshed(home)
     written = read_env(home.app_env)
     assert (written["AWS_ACCESS_KEY_ID"] or "").startswith("ASIA") and written["AWS_CREDENTIAL_EXPIRATION"]
     assert bool(written.get("AWS_BEARER_TOKEN_BEDROCK")) == bedrock_api_key

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import UserHome
-from tests.helpers import assert_no_secret, cached_record
+from tests.helpers import assert_no_secret, cached_record, refreshed
 
 LONG_TERM = "AKIAIOSFODNN7EXAMPLE"  # AWS's documented example key id
 # The command: which credentials botocore's default chain found, and one of the config's settings.
@@ -85,7 +85,7 @@ def test_a_default_key_as_configparser_reads_it_does_not_win_over_the_endpoint(
 
 
 def test_a_config_botocore_cannot_read_gives_the_command_an_empty_one(home: UserHome) -> None:
-    assert home.run("refresh", "bedrock").returncode == 0  # exec's own STS call would read it too
+    refreshed(home)  # exec's own STS call would read it too
     aws = home.root / ".aws"
     (aws / "config").write_text(
         f"[default]\naws_access_key_id = {LONG_TERM}\naws_secret_access_key = x2\n[default]\nregion = x\n"

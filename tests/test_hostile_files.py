@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import UserHome
 from tests.daemonproc import DaemonProcess, wait_for
-from tests.helpers import assert_no_secret, assert_one_line_failure, cached_record
+from tests.helpers import assert_no_secret, assert_one_line_failure, cached_record, refreshed
 
 HANG = 20  # seconds: a command still running by then is hanging on a file
 
@@ -94,7 +94,7 @@ def test_a_daemon_whose_configuration_becomes_a_fifo_keeps_the_old_one_and_keeps
 def test_a_special_file_in_the_cache_is_replaced_by_credential_process(
     home: UserHome, name: str, kind: str
 ) -> None:
-    assert run(home, "refresh").returncode == 0
+    refreshed(home)
     path = home.cache_dir / name
     make_fifo(path) if kind == "fifo" else make_symlink(path, "/dev/zero")
 
@@ -227,7 +227,7 @@ def test_exec_of_an_empty_command_name_is_command_not_found(home: UserHome) -> N
 
 
 def test_exec_of_an_empty_command_name_on_a_warm_cache_is_command_not_found(home: UserHome) -> None:
-    assert run(home, "refresh").returncode == 0
+    refreshed(home)
 
     result = run(home, "exec", "bedrock", "--", "")
 

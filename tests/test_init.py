@@ -27,7 +27,7 @@ from credhelper.formats.awsconfig import add_process_profile
 from credhelper.init.plan import FileChange, add_profile_to_config, diff_text
 from credhelper.unit import UNIT_TEMPLATE, render_unit, user_manager_answers
 from tests.conftest import AGENT0_ENV_DEFAULT, UserHome
-from tests.helpers import assert_no_secret, assert_one_line_failure, cached_record, read_env
+from tests.helpers import assert_no_secret, assert_one_line_failure, cached_record, read_env, refreshed
 from tests.nodecheck import node_dotenv_parse
 from tests.stsproxy import Fault
 
@@ -517,7 +517,7 @@ def test_a_configuration_elsewhere_is_passed_on_to_credential_process(home: User
 
 def test_a_target_of_another_profile_is_refused_before_anything_is_written(home: UserHome) -> None:
     # The default home is set up: profile bedrock keeps ~/app/.env.
-    assert home.run("refresh").returncode == 0
+    refreshed(home)
     before = home.snapshot()
     result = home.run(
         "init",

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import AGENT0_ENV_DEFAULT, UserHome
 from tests.daemonproc import DaemonProcess, wait_for
-from tests.helpers import assert_no_secret, assert_one_line_failure, read_env, roots_own_directory
+from tests.helpers import assert_no_secret, assert_one_line_failure, read_env, refreshed, roots_own_directory
 
 CREDENTIALS_WITH_A_LONG_TERM_KEY = """\
 [work]
@@ -87,7 +87,7 @@ def test_refresh_refuses_a_target_that_is_not_a_regular_file_without_blocking(
 def test_status_reports_a_target_that_is_not_a_regular_file_without_blocking(
     home: UserHome, make: MakeTarget, sockets: list[socket.socket]
 ) -> None:
-    assert home.run("refresh").returncode == 0
+    refreshed(home)
     replace_env(home, make, sockets)
     result = home.run("status", "--json", timeout=20)
     assert result.returncode == 0, result.stderr
@@ -346,7 +346,7 @@ def test_a_symlinked_credentials_file_target_is_written_through(home: UserHome) 
     (dotfiles / "apps").write_text("[keep]\nx = 1\n")
     (home.root / ".aws" / "apps").symlink_to(dotfiles / "apps")
     home.write_config(credentials_files='[{path = "~/.aws/apps", profile = "bedrock"}]')
-    assert home.run("refresh").returncode == 0
+    refreshed(home)
     assert (home.root / ".aws" / "apps").is_symlink()
     assert "[bedrock]" in (dotfiles / "apps").read_text()
 

@@ -19,7 +19,7 @@ import pytest
 from credhelper.paths import PROFILE_FILE_KINDS, profile_file
 from tests.conftest import UserHome
 from tests.daemonproc import DaemonProcess, wait_for
-from tests.helpers import assert_one_line_failure, cached_record, ready_answer_recorded
+from tests.helpers import assert_one_line_failure, cached_record, ready_answer_recorded, refreshed
 
 FAKE_KEY_ID = "ASIAIOSFODNN7EXAMPLE"
 AS_ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
@@ -39,7 +39,7 @@ COMMANDS = {
 def plant_foreign_entry(home: UserHome) -> None:
     """A cache entry valid in every way but whose keys are not the role's: what another user
     would plant in a cache directory she can write to."""
-    assert home.run("refresh", "bedrock").returncode == 0
+    refreshed(home)
     entry = home.cache_dir / "bedrock.json"
     data = json.loads(entry.read_text())
     data["credentials"]["AccessKeyId"] = FAKE_KEY_ID
@@ -111,7 +111,7 @@ def test_a_group_only_this_user_belongs_to_may_write_the_cache_directory(home: U
     )
     if not alone:
         pytest.skip("this user's primary group has other members here")
-    assert home.run("refresh", "bedrock").returncode == 0
+    refreshed(home)
     home.cache_dir.chmod(0o770)
 
     result = home.run("credential-process", "bedrock")
@@ -137,7 +137,7 @@ def test_a_configuration_someone_else_could_write_is_refused(
 ) -> None:
     if loosening == "owned-by-another-user" and os.geteuid() != 0:
         pytest.skip("giving a file to another user needs root")
-    assert home.run("refresh", "bedrock").returncode == 0
+    refreshed(home)
     LOOSENINGS[loosening](home.config_file)
 
     result = home.run(*COMMANDS[command])
@@ -211,7 +211,7 @@ def test_directories_credhelper_makes_for_its_cache_are_private_whatever_the_uma
 @pytest.mark.skipif(shutil.which("setfacl") is None, reason="needs setfacl (Debian's acl)")
 @pytest.mark.parametrize("what", ["configuration", "cache-directory"])
 def test_an_acl_that_lets_another_user_write_is_not_trusted(home: UserHome, what: str) -> None:
-    assert home.run("refresh", "bedrock").returncode == 0
+    refreshed(home)
     path = home.config_file if what == "configuration" else home.cache_dir
     acl = subprocess.run(["setfacl", "-m", "u:4321:rwx", str(path)], capture_output=True, text=True)
     if acl.returncode != 0:
@@ -291,7 +291,7 @@ def test_a_cache_path_a_file_stands_in_is_one_clear_line(
 def test_the_fast_paths_refuse_a_configuration_status_refuses(
     home: UserHome, flaw: str, command: str
 ) -> None:
-    assert home.run("refresh", "bedrock").returncode == 0
+    refreshed(home)
     for _ in range(2):  # the second call would be a ready answer on a warm cache
         assert home.run(*COMMANDS[command]).returncode == 0
     home.write_config(extra=flaw)
@@ -527,7 +527,7 @@ def test_a_symlink_followed_by_dotdot_is_checked_as_the_kernel_walks_it(home: Us
 
 @pytest.mark.skipif(shutil.which("setfacl") is None, reason="needs setfacl (Debian's acl)")
 def test_an_acl_on_a_directory_above_the_configuration_is_checked_too(home: UserHome) -> None:
-    assert home.run("refresh", "bedrock").returncode == 0
+    refreshed(home)
     acl = subprocess.run(["setfacl", "-m", "u:4321:rwx", str(home.config_file.parent)], capture_output=True)
     assert acl.returncode == 0, acl.stderr
 
@@ -554,7 +554,7 @@ def test_a_default_acl_above_the_cache_does_not_make_credhelpers_own_directory_u
 
 @AS_ROOT
 def test_a_cache_file_another_user_owns_is_refused_not_replaced(home: UserHome) -> None:
-    assert home.run("refresh", "bedrock").returncode == 0
+    refreshed(home)
     entry = home.cache_dir / "bedrock.json"
     os.chown(entry, 4321, 4321)
     calls = home.proxy.count("AssumeRole")
