@@ -18,7 +18,8 @@ from .fileio import make_private_dir
 from .formats.dotenv import long_term_key_ids, secret_for_key
 from .formats.ini import with_key_pair
 from .paths import shared_credentials_path
-from .profile import PROFILE_NAME, Profile, resolve_sts_endpoint
+from .profile import Profile, resolve_sts_endpoint
+from .settings import PROFILE_NAME
 from .targets.credsection import CREDENTIALS_FILE_SETTING, write_credentials_file
 from .targets.envfile import EnvFileTarget
 from .targets.files import read_target, read_target_file

@@ -12,13 +12,13 @@ if TYPE_CHECKING:
 
 from .endpointurl import ENDPOINT_URL, configured_urls_ignored, shown_url
 from .errors import ConfigError
+from .settings import PROFILE_NAME, SettingsChecker
 from .windows import SHORT_SESSION_SECONDS, handout_seconds
 
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}\Z", re.ASCII)
 MFA_SERIAL = re.compile(r"^(arn:aws[a-z-]*:iam::\d{12}:mfa/[\w+=,.@/-]+|GAHT[0-9A-Z]{8,})\Z")
 SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}\Z", re.ASCII)
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d\Z")
-PROFILE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
 MIN_DURATION, MAX_DURATION = 900, 43200
 DEFAULT_DURATION = 3600
 DEFAULT_REFRESH_BEFORE = 1200
@@ -29,6 +29,7 @@ PROFILE_KEYS = frozenset(
     {
         "role_arn",
         "source_profile",
+        "source_keyring",
         "region",
         "duration_seconds",
         "refresh_before_seconds",
@@ -42,8 +43,11 @@ PROFILE_KEYS = frozenset(
         "credentials_files",
         "on_refresh",
         "bedrock_api_key",
+        "iam_endpoint_url",
+        "rotate_after_days",
     }
 )
+MAX_ROTATE_AFTER_DAYS = 3650
 DEFAULT_SERVE = "127.0.0.1:9911"
 DEFAULT_REGION = "us-east-1"
 NO_ENVIRONMENT: Mapping[str, str] = {}
@@ -74,6 +78,7 @@ class Profile:
         "duration_seconds",
         "env_files",
         "external_id",
+        "iam_endpoint_url",
         "mfa_command",
         "mfa_serial",
         "mfa_session_seconds",
@@ -83,6 +88,8 @@ class Profile:
         "region",
         "role_arn",
         "role_session_name",
+        "rotate_after_days",
+        "source_keyring",
         "source_profile",
         "sts_endpoint",
         "sts_endpoint_url",
@@ -109,6 +116,9 @@ class Profile:
         warnings: tuple[str, ...] = (),
         bedrock_api_key: bool = False,
         sts_endpoint: str | None = None,
+        source_keyring: str | None = None,
+        iam_endpoint_url: str | None = None,
+        rotate_after_days: int | None = None,
     ) -> None:
         self.name = name
         self.role_arn = role_arn
@@ -127,6 +137,9 @@ class Profile:
         self.on_refresh = on_refresh
         self.warnings = warnings
         self.bedrock_api_key = bedrock_api_key
+        self.source_keyring = source_keyring
+        self.iam_endpoint_url = iam_endpoint_url
+        self.rotate_after_days = rotate_after_days
         # Resolved once, where the configuration is loaded, from that process's environment.
         self.sts_endpoint = sts_endpoint or resolve_sts_endpoint(sts_endpoint_url, region, NO_ENVIRONMENT)
 
@@ -162,92 +175,32 @@ class Profile:
             self.mfa_serial,
             self.sts_endpoint,
         ]
-        return json.dumps(settings)
+        return json.dumps(settings + self._keyring_source())
 
     @property
     def mfa_fingerprint(self) -> str:
-        return json.dumps([self.source_profile, self.mfa_serial, self.region, self.sts_endpoint])
+        settings = [self.source_profile, self.mfa_serial, self.region, self.sts_endpoint]
+        return json.dumps(settings + self._keyring_source())
+
+    def _keyring_source(self) -> list[str]:
+        """The keyring entry a profile's source key is read from, when it is one; absent otherwise,
+        so that the fingerprints of every other profile stay those already cached."""
+        return ["keyring", self.source_keyring] if self.source_keyring else []
+
+    @property
+    def source_label(self) -> str:
+        """Where the long-term key the profile starts from is read, as messages name it."""
+        if self.source_keyring:
+            return f"keyring entry {self.source_keyring!r} (service credhelper)"
+        if self.source_profile:
+            return f"source profile {self.source_profile!r}"
+        return "the default credential chain"
 
 
 def default_session_name(user: str, host: str) -> str:
     raw = f"credhelper-{user}@{host.split('.')[0]}"
     cleaned = re.sub(r"[^\w+=,.@-]", "-", raw, flags=re.ASCII)[:64]
     return cleaned if len(cleaned) >= 2 else "credhelper"
-
-
-class _Checker:
-    def __init__(self, source: str, profile: str, raw: Mapping[str, Any]) -> None:
-        self.source = source
-        self.profile = profile
-        self.raw = raw
-
-    def fail(self, key: str, problem: str) -> ConfigError:
-        return ConfigError(f"{self.source}: [profiles.{self.profile}] {key}: {problem}")
-
-    def string(self, key: str, pattern: re.Pattern[str] | None = None, allowed: str = "") -> str | None:
-        value = self.raw.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value:
-            raise self.fail(key, f"must be a non-empty string, got {value!r}")
-        if pattern is not None and not pattern.match(value):
-            raise self.fail(key, f"{value!r} is not valid; {allowed}")
-        return value
-
-    def integer(self, key: str, default: int, low: int, high: int) -> int:
-        value = self.raw.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(key, f"must be a whole number of seconds, got {value!r}")
-        if not low <= value <= high:
-            raise self.fail(key, f"{value} is out of range; allowed: {low}..{high}")
-        return value
-
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self.raw.get(key, default)
-        if not isinstance(value, bool):
-            raise self.fail(key, f"must be true or false (no quotes), got {value!r}")
-        return value
-
-    def argv(self, key: str) -> tuple[str, ...]:
-        value = self.raw.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise self.fail(key, 'must be a list of strings (argv), e.g. ["ykman", "oath", ...]')
-        self.no_null(key, value, "an argument")
-        return tuple(value)
-
-    def no_null(self, key: str, values: list[str], what: str) -> None:
-        """The operating system cannot take a string holding a NUL character (as a path or an
-        argument): refused here rather than failing at the first write or run."""
-        for text in values:
-            if "\0" in text:
-                raise self.fail(key, f"{what} holds a NUL character ({text!r}); remove it")
-
-    def sections(self, key: str) -> tuple[tuple[str, str], ...]:
-        value = self.raw.get(key, [])
-        example = '[{path = "~/.aws/credentials", profile = "bedrock"}]'
-        if not isinstance(value, list):
-            raise self.fail(key, f"must be a list of tables, e.g. {example}")
-        found = []
-        for entry in value:
-            if not isinstance(entry, Mapping) or set(entry) != {"path", "profile"}:
-                raise self.fail(key, f"each entry needs exactly path and profile, e.g. {example}")
-            path, section = entry["path"], entry["profile"]
-            if not isinstance(path, str) or not path:
-                raise self.fail(key, f"path must be a file path, got {path!r}")
-            self.no_null(key, [path], "a path")
-            if not isinstance(section, str) or not PROFILE_NAME.match(section):
-                raise self.fail(
-                    key, f"profile {section!r} is not valid; use letters, digits, '.', '_' or '-'"
-                )
-            found.append((path, section))
-        return tuple(found)
-
-    def paths(self, key: str) -> tuple[str, ...]:
-        value = self.raw.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise self.fail(key, 'must be a list of file paths, e.g. ["~/app/.env"]')
-        self.no_null(key, value, "a path")
-        return tuple(value)
 
 
 def parse_profile(
@@ -259,7 +212,7 @@ def parse_profile(
         )
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{source}: [profiles.{name}] must be a table of settings")
-    check = _Checker(source, name, raw)
+    check = SettingsChecker(source, name, raw)
     unknown = sorted(set(raw) - PROFILE_KEYS)
     if unknown:
         raise check.fail(unknown[0], f"unknown key; allowed keys: {', '.join(sorted(PROFILE_KEYS))}")
@@ -285,6 +238,22 @@ def parse_profile(
     if endpoint is not None and not ENDPOINT_URL.match(endpoint):
         raise check.fail("sts_endpoint_url", f"{shown_url(endpoint)!r} is not an http(s) URL")
     region = check.string("region", REGION, "expected a region name such as us-east-1")
+    source_profile = check.string("source_profile")
+    source_keyring = check.string(
+        "source_keyring", PROFILE_NAME, "use letters, digits, '.', '_' or '-' (the keyring entry's name)"
+    )
+    if source_profile and source_keyring:
+        raise check.fail(
+            "source_keyring", "and source_profile are both set; keep the one the long-term key is read from"
+        )
+    iam_endpoint = check.string("iam_endpoint_url")
+    if iam_endpoint is not None and not ENDPOINT_URL.match(iam_endpoint):
+        raise check.fail("iam_endpoint_url", f"{shown_url(iam_endpoint)!r} is not an http(s) URL")
+    rotate_after_days = (
+        check.integer("rotate_after_days", 0, 1, MAX_ROTATE_AFTER_DAYS, "days")
+        if "rotate_after_days" in raw
+        else None
+    )
     bedrock_api_key = check.boolean("bedrock_api_key", False)
     if bedrock_api_key and region is None:
         raise check.fail(
@@ -304,7 +273,10 @@ def parse_profile(
             "role_session_name", SESSION_NAME, r"allowed: 2 to 64 of letters, digits and +=,.@_-"
         )
         or session_name,
-        source_profile=check.string("source_profile"),
+        source_profile=source_profile,
+        source_keyring=source_keyring,
+        iam_endpoint_url=iam_endpoint,
+        rotate_after_days=rotate_after_days,
         region=region,
         duration_seconds=duration,
         refresh_before_seconds=refresh_before,
@@ -327,7 +299,7 @@ def parse_profile(
 
 
 def _checked_endpoint(
-    configured: str | None, region: str | None, environ: Mapping[str, str], check: _Checker
+    configured: str | None, region: str | None, environ: Mapping[str, str], check: SettingsChecker
 ) -> str:
     """The resolved STS endpoint; one that a variable gave and that is no http(s) URL is refused
     here, with the variable's name, rather than failing at the first STS call."""

@@ -43,12 +43,6 @@ THROTTLING = {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooM
 EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired"}
 
 
-def _source_label(profile: Profile) -> str:
-    if profile.source_profile:
-        return f"source profile {profile.source_profile!r}"
-    return "the default credential chain"
-
-
 def _clock_skew(error: ClientError) -> float | None:
     headers = error.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
     date = headers.get("date")
@@ -63,7 +57,7 @@ def _clock_skew(error: ClientError) -> float | None:
 def translate_client_error(error: ClientError, profile: Profile, action: str) -> CredhelperError:
     code = error.response.get("Error", {}).get("Code", "")
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    source = _source_label(profile)
+    source = profile.source_label
     if code == "AccessDenied" and action != "AssumeRole":
         return AwsRefusedError(
             f"profile {profile.name}: AWS denied {action} to {source}: check that its key is active "
@@ -77,8 +71,10 @@ def translate_client_error(error: ClientError, profile: Profile, action: str) ->
             "sts:AssumeRole on the role"
         )
     if code == "InvalidClientTokenId":
-        named = profile.source_profile
-        configure = f"aws configure --profile {named}" if named else "aws configure"
+        named = profile.source_profile or profile.source_keyring
+        configure = f"aws configure --profile {named}" if profile.source_profile else "aws configure"
+        if profile.source_keyring:
+            configure = f"credhelper adopt-keys --to-keyring {named} --env-file FILE"
         # GetCallerIdentity checks a key pair itself (adopt-keys): no credhelper profile to name.
         checking_a_pair = named and action == "GetCallerIdentity"
         subject = f"[{named}]" if checking_a_pair else f"profile {profile.name}: {source}"
@@ -134,13 +130,13 @@ def translate_botocore_error(error: BotoCoreError, profile: Profile, endpoint: s
         )
     if isinstance(error, NoCredentialsError):
         return AwsRefusedError(
-            f"profile {profile.name}: no source credentials found in {_source_label(profile)}: "
+            f"profile {profile.name}: no source credentials found in {profile.source_label}: "
             "set source_profile to a profile with keys (credhelper adopt-keys can make one)"
         )
     if isinstance(error, PartialCredentialsError):
         return ConfigError(f"profile {profile.name}: {error}: complete the key pair")
     if isinstance(error, CredentialRetrievalError | TokenRetrievalError):
-        return AwsRefusedError(f"profile {profile.name}: {_source_label(profile)} failed: {error}")
+        return AwsRefusedError(f"profile {profile.name}: {profile.source_label} failed: {error}")
     if isinstance(error, EndpointConnectionError | ConnectionClosedError | ReadTimeoutError):
         return StsUnavailableError(
             f"profile {profile.name}: STS at {shown} could not be reached after retries: "
@@ -216,6 +212,8 @@ class StsGateway:
             key: tuple[Any, ...] = ("source", profile.source_profile, region, endpoint)
         else:
             key = ("session", via.access_key_id, region, endpoint)
+        if via is None and profile.source_keyring:
+            return self._keyring_client(profile, region, endpoint)
         client = self._clients.get(key)
         if client is None:
             register_secret(userinfo_of(endpoint))  # botocore's debug log shows the URL
@@ -235,6 +233,23 @@ class StsGateway:
             )
             self._clients[key] = client
         return client
+
+    def _keyring_client(self, profile: Profile, region: str, endpoint: str) -> Any:
+        """A client holding the pair the profile's keyring entry holds now: read for this call and
+        never cached, so the long-term secret is in memory no longer than the call."""
+        from .keystore import read_pair
+
+        assert profile.source_keyring is not None
+        pair = read_pair(profile.source_keyring)
+        register_secret(userinfo_of(endpoint))
+        return self._session(None).create_client(
+            "sts",
+            region_name=region,
+            endpoint_url=endpoint,
+            config=CLIENT_CONFIG,
+            aws_access_key_id=pair.access_key_id,
+            aws_secret_access_key=pair.secret_access_key,
+        )
 
     def _call(self, profile: Profile, action: str, via: Credentials | None, **params: Any) -> Any:
         try:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import compileall
 import contextlib
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from devtools.localsts import LocalSts, start_local_sts
+from tests.secretservice import SecretService
 from tests.stsproxy import StsProxy
 
 if TYPE_CHECKING:
@@ -196,6 +198,30 @@ def home(tmp_path: Path, local_sts: LocalSts, proxy: StsProxy) -> UserHome:
     user = UserHome(root=root, sts=local_sts, proxy=proxy, env=clean_environment(root))
     user.write_config()
     return user
+
+
+@pytest.fixture
+def secret_service(home: UserHome, tmp_path: Path) -> Iterator[SecretService]:
+    """A Secret Service on the home's session bus (tests/secretservice.py): credhelper finds it
+    through DBUS_SESSION_BUS_ADDRESS, as in a desktop session."""
+    service = SecretService(home.root, tmp_path / "runtime")
+    home.env["DBUS_SESSION_BUS_ADDRESS"] = service.address
+    yield service
+    service.stop()
+
+
+KEYRING_ENTRY = "bedrock-developer"
+
+
+@pytest.fixture
+def keyring_home(home: UserHome, secret_service: SecretService) -> UserHome:
+    """The home with its long-term pair in the keyring (entry bedrock-developer), none in
+    ~/.aws/credentials, and the profile reading it through source_keyring."""
+    pair = {"aws_access_key_id": home.sts.access_key_id, "aws_secret_access_key": home.sts.secret_access_key}
+    secret_service.store(KEYRING_ENTRY, json.dumps(pair))
+    (home.root / ".aws" / "credentials").unlink()
+    home.write_config(source_profile="", source_keyring=f'"{KEYRING_ENTRY}"')
+    return home
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ MAX_LINES = 400
 LAYERS = (
     ("leaves", ("errors", "paths", "credentials", "windows", "interfaces", "endpointurl")),
     ("process leaves", ("signals", "wakeup", "sdnotify", "logsetup")),
-    ("pure core", ("profile", "policy", "schedule", "formats")),
+    ("pure core", ("settings", "profile", "policy", "schedule", "formats")),
     ("primitives", ("fileio", "children", "configfile", "config", "unit")),
-    ("shells", ("cache", "sts", "mfa", "refresher", "hooks", "targets", "endpoint")),
+    ("shells", ("cache", "keystore", "sts", "mfa", "refresher", "hooks", "targets", "endpoint")),
     ("operations", ("supply", "fastpath", "status", "adopt")),
     ("features", ("daemon", "appexec", "doctor", "init")),
     ("commands", ("cli", "clihelp", "main", "__main__")),

@@ -20,7 +20,8 @@ from ..formats.awsconfig import add_process_profile, process_profile_values, sha
 from ..formats.dotenv import long_term_key_ids, secret_for_key
 from ..formats.ini import holds_long_term_secret, with_key_pair
 from ..paths import aws_config_path, shared_credentials_path
-from ..profile import PROFILE_NAME, Profile
+from ..profile import Profile
+from ..settings import PROFILE_NAME
 from ..targets.envfile import EnvFileTarget
 from ..targets.files import read_target
 from ..targets.registry import keeps_credentials_section

@@ -1,0 +1,105 @@
+"""`source_keyring = "NAME"` (DESIGN section 13): the long-term pair read from the OS keyring (a
+real Secret Service, tests/secretservice.py) when a session is made; no file under HOME holds it;
+a locked, absent or refusing keyring is one line and exit 77, never a prompt, never an STS call."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import KEYRING_ENTRY, UserHome
+from tests.daemonproc import DaemonProcess, wait_for
+from tests.helpers import assert_no_secret, assert_one_line_failure, cached_record, read_env
+from tests.secretservice import SecretService
+
+
+def files_holding(root: Path, secret: str) -> list[str]:
+    """Every file under `root` whose bytes contain `secret`."""
+    return [
+        str(path)
+        for path in root.rglob("*")
+        if path.is_file() and not path.is_symlink() and secret.encode() in path.read_bytes()
+    ]
+
+
+def test_every_command_works_from_the_keyring_and_no_file_holds_the_long_term_secret(
+    keyring_home: UserHome, daemons: list[DaemonProcess]
+) -> None:
+    home = keyring_home
+    refreshed = home.run("refresh", "bedrock")
+    assert refreshed.returncode == 0, refreshed.stderr
+    assert read_env(home.app_env)["AWS_ACCESS_KEY_ID"] == cached_record(home)["AccessKeyId"]
+
+    (home.cache_dir / "bedrock.json").unlink()  # each command below makes its own session
+    process = home.run("credential-process", "bedrock")
+    assert process.returncode == 0, process.stderr
+    assert json.loads(process.stdout)["AccessKeyId"].startswith("ASIA")
+    (home.cache_dir / "bedrock.json").unlink()
+    executed = home.run("exec", "bedrock", "--", "sh", "-c", 'echo "$AWS_ACCESS_KEY_ID"')
+    assert executed.returncode == 0, executed.stderr
+    assert executed.stdout.startswith("ASIA")
+    (home.cache_dir / "bedrock.json").unlink()
+    daemon = DaemonProcess(home)
+    daemons.append(daemon)
+    wait_for(lambda: (home.cache_dir / "bedrock.json").exists(), 30)
+    assert home.proxy.count("AssumeRole") == 4, daemon.log
+
+    assert not files_holding(home.root, home.sts.secret_access_key), "a file holds the long-term secret"
+    assert_no_secret(home, refreshed.stderr, process.stderr, executed.stderr)
+
+
+def test_a_locked_keyring_is_one_line_and_77_with_no_prompt_and_no_sts_call(
+    keyring_home: UserHome, secret_service: SecretService
+) -> None:
+    home = keyring_home
+    secret_service.lock()
+    before = home.snapshot()
+    commands = [("refresh", "bedrock"), ("credential-process", "bedrock"), ("env", "bedrock", "--static")]
+    for command in commands:
+        result = home.run(*command)
+        assert_one_line_failure(result, 77, "keyring", "locked", "unlock")
+    assert secret_service.is_locked(), "credhelper unlocked the keyring (a prompt would have shown)"
+    assert home.proxy.count("AssumeRole") == 0
+    assert home.snapshot() == before
+
+    secret_service.unlock()
+    assert home.run("refresh", "bedrock").returncode == 0
+
+
+def test_valid_credentials_are_still_handed_out_while_the_keyring_is_locked(
+    keyring_home: UserHome, secret_service: SecretService
+) -> None:
+    home = keyring_home
+    assert home.run("refresh", "bedrock").returncode == 0
+    secret_service.lock()
+    result = home.run("credential-process", "bedrock")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["AccessKeyId"] == cached_record(home)["AccessKeyId"]
+    assert home.proxy.count("AssumeRole") == 1
+
+
+def test_no_secret_service_on_the_bus_is_one_line_naming_the_fix(keyring_home: UserHome) -> None:
+    home = keyring_home
+    result = home.run("refresh", "bedrock", DBUS_SESSION_BUS_ADDRESS=f"unix:path={home.root}/no-bus")
+    assert_one_line_failure(result, 77, "keyring")
+    assert "--list-backends" in result.stderr
+    assert home.proxy.count("AssumeRole") == 0
+
+
+def test_an_entry_that_is_missing_or_not_a_pair_is_named_with_the_fix(
+    keyring_home: UserHome, secret_service: SecretService
+) -> None:
+    home = keyring_home
+    home.write_config(source_profile="", source_keyring='"nobody-stored-this"')
+    missing = home.run("refresh", "bedrock")
+    assert_one_line_failure(missing, 77, "'nobody-stored-this'", "adopt-keys --to-keyring nobody-stored-this")
+    secret_service.store(KEYRING_ENTRY, '{"aws_access_key_id": "AKIAIOSFODNN7EXAMPLE"}')
+    home.write_config(source_profile="", source_keyring=f'"{KEYRING_ENTRY}"')
+    assert_one_line_failure(home.run("refresh", "bedrock"), 78, KEYRING_ENTRY, "aws_secret_access_key")
+    assert home.proxy.count("AssumeRole") == 0
+
+
+def test_source_keyring_beside_source_profile_is_a_configuration_error(home: UserHome) -> None:
+    home.write_config(source_keyring='"bedrock-developer"')
+    for command in (("refresh", "bedrock"), ("credential-process", "bedrock"), ("status",)):
+        assert_one_line_failure(home.run(*command), 78, "source_keyring", "source_profile")
