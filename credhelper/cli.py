@@ -171,11 +171,9 @@ def split_serve_value(value: str | None) -> tuple[str | None, tuple[str, ...]]:
 @pass_app
 def status(app: AppContext, profiles: tuple[str, ...], as_json: bool) -> None:
     """Expiry, last and next refresh, last error and target state, per profile."""
-    from .status import format_status, profile_status
+    from .status import format_status, status_reports
 
-    cache = app.cache()
-    now = time.time()
-    reports = [profile_status(p, cache, now) for p in app.profiles(profiles)]
+    reports = status_reports(app.profiles(profiles), app.cache(), time.time())
     if as_json:
         click.echo(json.dumps(reports, indent=2))
     else:
@@ -328,10 +326,10 @@ def init_command(app: AppContext, /, dry_run: bool, **options: Any) -> None:
         return
     systemctl = user_manager() if request.systemd else None
     execute_init(request, os.environ, click.echo, app.refresher(), systemctl)
-    from .status import format_status, profile_status
+    from .status import format_status, status_reports
 
-    (selected,) = app.profiles([request.profile])
-    click.echo(format_status(profile_status(selected, app.cache(), time.time())))
+    (report,) = status_reports(app.profiles([request.profile]), app.cache(), time.time())
+    click.echo(format_status(report))
 
 
 @cli.command("doctor")

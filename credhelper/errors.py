@@ -12,6 +12,9 @@ class CredhelperError(Exception):
     """A failure the user can act on. The message is one line: what is wrong and how to fix it."""
 
     exit_code = EXIT_FAILURE
+    # The daemon's next try after this failure comes within this many seconds, whatever the
+    # backoff of failures in a row would say; None: the backoff decides.
+    retry_within: float | None = None
 
 
 class UsageError(CredhelperError):

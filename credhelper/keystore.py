@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from .credentials import mask_key_id
 from .errors import AwsRefusedError, ConfigError
+from .windows import KEYRING_RETRY_SECONDS
 
 if TYPE_CHECKING:
     from typing import Any
@@ -32,6 +33,8 @@ UNLOCK_FIX = (
 
 class KeyringUnavailable(AwsRefusedError):
     """The keyring is locked, absent or refused the call (exit 77: try again once it is fixed)."""
+
+    retry_within = KEYRING_RETRY_SECONDS
 
 
 class KeyringLocked(KeyringUnavailable):

@@ -61,8 +61,12 @@ def renewal_time(
     return max(now + MIN_SCHEDULED_SECONDS, refresh_point(expiration, refresh_before, duration, rng))
 
 
-def backoff_seconds(attempts: int, rng: random.Random) -> float:
-    """Exponential backoff with full jitter: attempt 1 waits up to 5 s, doubling, capped at 5 min."""
+def backoff_seconds(attempts: int, rng: random.Random, retry_within: float | None = None) -> float:
+    """Exponential backoff with full jitter: attempt 1 waits up to 5 s, doubling, capped at 5 min.
+    A failure that names its own `retry_within` (a locked keyring) is tried again between three
+    quarters of it and all of it, however many came before."""
+    if retry_within is not None:
+        return rng.uniform(0.75 * retry_within, retry_within)
     ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
     return max(1.0, rng.uniform(0.0, ceiling))
 
@@ -92,9 +96,10 @@ class Scheduler:
         self.entries[name] = Entry(deadline, 0)
         return deadline
 
-    def failed(self, name: str) -> tuple[Deadline, int]:
+    def failed(self, name: str, retry_within: float | None = None) -> tuple[Deadline, int]:
         attempts = (self.entries[name].attempts if name in self.entries else 0) + 1
-        deadline = Deadline.after(self.clock, self.clock.wall() + backoff_seconds(attempts, self.rng))
+        wait = backoff_seconds(attempts, self.rng, retry_within)
+        deadline = Deadline.after(self.clock, self.clock.wall() + wait)
         self.entries[name] = Entry(deadline, attempts)
         return deadline, attempts
 

@@ -8,6 +8,7 @@ from .cache import Cache
 from .credentials import Credentials, format_utc, mask_key_id
 from .errors import CredhelperError
 from .interfaces import Target
+from .keystore import KeyringCondition, keyring_condition
 from .profile import Profile
 from .targets.envfile import EnvFileTarget
 from .targets.files import read_target, target_state
@@ -28,7 +29,16 @@ def bedrock_key_state(target: Target, credentials: Credentials | None) -> dict[s
     return {} if state == "none" else {"bedrock_api_key": state}
 
 
-def profile_status(profile: Profile, cache: Cache, now: float) -> dict[str, Any]:
+def status_reports(profiles: list[Profile], cache: Cache, now: float) -> list[dict[str, Any]]:
+    """One report per profile; the keyring, when a profile's source key lives there, is looked at
+    once (whether it answers and is unlocked: no entry read, no prompt)."""
+    keyring = keyring_condition() if any(p.source_keyring for p in profiles) else None
+    return [profile_status(p, cache, now, keyring) for p in profiles]
+
+
+def profile_status(
+    profile: Profile, cache: Cache, now: float, keyring: KeyringCondition | None = None
+) -> dict[str, Any]:
     credentials = cache.read_credentials(profile.name, profile.fingerprint)
     state = cache.read_state(profile.name)
     if credentials is None:
@@ -42,7 +52,8 @@ def profile_status(profile: Profile, cache: Cache, now: float) -> dict[str, Any]
     next_refresh = state.get("next_refresh")
     if next_refresh is None and credentials is not None:
         next_refresh = credentials.expiration - profile.refresh_before_seconds
-    return {
+    source = {"keyring": keyring.state} if keyring is not None and profile.source_keyring else {}
+    return source | {
         "profile": profile.name,
         "condition": condition,
         "role_arn": profile.role_arn,
@@ -88,6 +99,13 @@ def format_status(report: dict[str, Any]) -> str:
         ("next refresh", report["next_refresh"]),
         ("last error", report["last_error"]),
     ]
+    if report.get("keyring") and report["keyring"] != "unlocked":
+        fix = (
+            "unlock it; the daemon tries again within a minute"
+            if report["keyring"] == "locked"
+            else ("no keyring answers: see `credhelper doctor`")
+        )
+        rows.append(("keyring", f"{report['keyring']}: {fix}"))
     if report["mfa_code_needed"]:
         rows.append(("mfa", f"a code is needed: run `credhelper refresh {report['profile']}`"))
     rows += [("target", _target_line(t)) for t in report["targets"]]

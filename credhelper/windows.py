@@ -36,6 +36,11 @@ LAST_RESORT_SECONDS = 60
 # An MFA session is reused for a new role session only while it has this much left.
 MFA_SESSION_MIN_SECONDS = 300
 
+# A keyring that is locked (or absent) waits for a person, not for a service to recover: the daemon
+# looks again this often, never sooner than three quarters of it (about a dozen lookups in ten
+# minutes, no STS call, no prompt), so it recovers within this long of the unlock.
+KEYRING_RETRY_SECONDS = 60.0
+
 
 def handout_seconds(refresh_before: int, duration: int) -> int:
     """The handout window of a profile: its refresh point, at least botocore's advisory window,

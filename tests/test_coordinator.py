@@ -15,10 +15,11 @@ import pytest
 
 from credhelper.credentials import format_utc
 from credhelper.errors import ConfigError, CredhelperError, StsUnavailableError
+from credhelper.keystore import KeyringLocked
 from credhelper.policy import REFRESH_CONCURRENCY
 from credhelper.schedule import BACKOFF_BASE_SECONDS, WAKE_CHECK_SECONDS
 from credhelper.targets.keeper import TargetClaims
-from credhelper.windows import MAX_JITTER_SECONDS
+from credhelper.windows import KEYRING_RETRY_SECONDS, MAX_JITTER_SECONDS
 from tests.daemonfakes import NOW, OTHER_ROLE, Rig, make_config
 
 Start = Callable[[list[str]], Rig]
@@ -123,6 +124,23 @@ def test_a_failing_refresh_backs_off_keeps_the_old_credentials_then_recovers(
     assert len(rig.world.sts_calls) == 1 + 4
     assert rig.state()["next_try"] is None and rig.state()["next_refresh"] is not None
     assert rig.notifier.statuses[-1].startswith("STATUS=bedrock: next refresh ")
+
+
+def test_a_locked_keyring_is_looked_at_about_once_a_minute_and_recovers_within_one(rig: Rig) -> None:
+    locked = KeyringLocked("keyring (SecretService Keyring) is locked, so credhelper cannot read it")
+    rig.world.failures["bedrock"] = [locked] * 1000
+    rig.settle()
+    assert len(rig.world.attempts) == 1 and rig.key() is None
+    rig.run_until(rig.clock.wall() + 600, step=5)
+    lookups = len(rig.world.attempts) - 1
+    assert 10 <= lookups <= 14, f"{lookups} keyring lookups in ten minutes"
+    assert rig.key() is None
+
+    rig.world.failures["bedrock"] = []  # the person unlocks it
+    unlocked = rig.clock.wall()
+    rig.run_until(unlocked + KEYRING_RETRY_SECONDS, step=1)
+    assert rig.key() is not None, "not recovered within a minute of the unlock"
+    assert rig.state()["next_try"] is None
 
 
 def test_a_target_that_refuses_the_credentials_is_retried_from_the_cache_with_backoff(

@@ -5,6 +5,7 @@ a locked, absent or refusing keyring is one line and exit 77, never a prompt, ne
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 from tests.conftest import KEYRING_ENTRY, UserHome
@@ -103,3 +104,32 @@ def test_source_keyring_beside_source_profile_is_a_configuration_error(home: Use
     home.write_config(source_keyring='"bedrock-developer"')
     for command in (("refresh", "bedrock"), ("credential-process", "bedrock"), ("status",)):
         assert_one_line_failure(home.run(*command), 78, "source_keyring", "source_profile")
+
+
+def test_the_daemon_waits_out_a_locked_keyring_without_a_prompt_and_says_so(
+    keyring_home: UserHome, secret_service: SecretService, daemons: list[DaemonProcess]
+) -> None:
+    """The daemon's timing (about a lookup a minute, recovery within a minute of the unlock) is
+    test_coordinator's; here, the real thing: no STS call, no unlock, status and the log say why,
+    and a SIGUSR1 after the unlock brings the credentials at once."""
+    home = keyring_home
+    secret_service.lock()
+    daemon = DaemonProcess(home)
+    daemons.append(daemon)
+    wait_for(lambda: "is locked" in daemon.log, 30)
+    assert "next try in" in daemon.log
+    assert secret_service.is_locked(), "the daemon unlocked the keyring (a prompt would have shown)"
+    assert home.proxy.count("AssumeRole") == 0
+    status = home.run("status", "bedrock")
+    assert "keyring      locked: unlock it" in status.stdout, status.stdout
+    as_json = json.loads(home.run("status", "bedrock", "--json").stdout)[0]
+    assert as_json["keyring"] == "locked" and "is locked" in as_json["last_error"]
+
+    secret_service.unlock()
+    daemon.signal(signal.SIGUSR1)
+    daemon.wait_written()
+    assert home.proxy.count("AssumeRole") == 1
+    after = home.run("status", "bedrock")
+    rows = [line.split()[0] for line in after.stdout.splitlines() if line.strip()]
+    assert "keyring" not in rows, after.stdout
+    assert json.loads(home.run("status", "bedrock", "--json").stdout)[0]["keyring"] == "unlocked"

@@ -10,7 +10,7 @@ from credhelper.schedule import (
     Scheduler,
     backoff_seconds,
 )
-from credhelper.windows import refresh_point
+from credhelper.windows import KEYRING_RETRY_SECONDS, refresh_point
 
 
 class FakeClock:
@@ -100,6 +100,16 @@ def test_backoff_grows_from_about_5_s_to_a_5_min_cap_with_full_jitter() -> None:
         assert max(delays) > 0.9 * ceiling  # full jitter reaches the ceiling...
         assert min(delays) < max(1.5, 0.1 * ceiling)  # ...and near zero
     assert BACKOFF_CAP_SECONDS == 300
+
+
+def test_a_failure_that_waits_for_a_person_is_tried_again_within_its_own_window() -> None:
+    """A locked keyring: neither the quick first retries nor the 5-minute cap, however many came
+    before; at most a minute after the person unlocks it."""
+    rng = random.Random(5)
+    for attempts in (1, 2, 8, 40):
+        delays = [backoff_seconds(attempts, rng, KEYRING_RETRY_SECONDS) for _ in range(2000)]
+        assert all(0.75 * KEYRING_RETRY_SECONDS <= d <= KEYRING_RETRY_SECONDS for d in delays)
+    assert KEYRING_RETRY_SECONDS == 60
 
 
 def test_failures_back_off_and_a_success_resets_the_count() -> None:

@@ -288,7 +288,7 @@ class Coordinator:
         self._record_state(name, next_refresh=deadline.wall, next_try=None, **cleared)
 
     def _failed(self, name: str, error: CredhelperError, **state: object) -> None:
-        deadline, attempts = self.scheduler.failed(name)
+        deadline, attempts = self.scheduler.failed(name, error.retry_within)
         self._record_state(name, next_try=deadline.wall, next_refresh=None, **state)
         log.warning("%s (attempt %d; next try in %.0f s)", error, attempts, deadline.wall - self.clock.wall())
 
