@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,19 @@ PASSWORD = "credhelper-test-login-password"
 LOGIN = "/org/freedesktop/secrets/collection/login"
 SERVICE_NAME = "org.freedesktop.secrets"
 INTERNAL = "org.gnome.keyring.InternalUnsupportedGuiltRiddenInterface"
+BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path={socket}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"""
 
 
 def available() -> bool:
@@ -30,10 +44,17 @@ class SecretService:
     def __init__(self, home: Path, runtime: Path) -> None:
         runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.home = home
+        self.runtime = runtime
         path = os.environ.get("PATH", "/usr/bin:/bin")
         base = {"HOME": str(home), "XDG_RUNTIME_DIR": str(runtime), "PATH": path}
+        # A session bus without service activation: the standard one would start a second
+        # gnome-keyring-daemon (locked) for the first call that reaches the Secret Service's name
+        # before this one has taken it.
+        config = runtime / "session.conf"
+        self.socket_dir = Path(tempfile.mkdtemp(prefix="bus-"))  # short: a socket path is at most 107 bytes
+        config.write_text(BUS_CONFIG.format(socket=self.socket_dir / "bus"))
         self.bus = subprocess.Popen(
-            ["dbus-daemon", "--session", "--nofork", "--nopidfile", "--print-address=1"],
+            ["dbus-daemon", f"--config-file={config}", "--nofork", "--nopidfile", "--print-address=1"],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env=base,
@@ -47,26 +68,33 @@ class SecretService:
         self._start_keyring_daemon()
 
     def _start_keyring_daemon(self) -> None:
+        self.daemon_log = self.runtime / "gnome-keyring-daemon.log"
         self.daemon = subprocess.Popen(
             ["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=self.daemon_log.open("wb"),
             env=self.env,
             start_new_session=True,
         )
         assert self.daemon.stdin is not None
         self.daemon.stdin.write(PASSWORD.encode())
         self.daemon.stdin.close()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with contextlib.suppress(Exception), self.connection() as connection:
-                import secretstorage
-
-                if not secretstorage.Collection(connection, LOGIN).is_locked():
+        deadline = time.monotonic() + 60
+        problem: object = None
+        while time.monotonic() < deadline and self.daemon.poll() is None:
+            try:
+                if not self.is_locked():
                     return
+                problem = "the login keyring is locked"
+            except Exception as error:  # not on the bus yet
+                problem = error
             time.sleep(0.05)
-        raise RuntimeError("gnome-keyring-daemon did not offer an unlocked login keyring within 20 s")
+        log = self.daemon_log.read_text(errors="replace")[-2000:]
+        raise RuntimeError(
+            f"gnome-keyring-daemon (exit {self.daemon.poll()}) gave no unlocked login keyring: "
+            f"{problem!r}; its log: {log}"
+        )
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Any]:
@@ -139,3 +167,4 @@ class SecretService:
                     process.wait()
         if self.bus.stdout is not None:
             self.bus.stdout.close()
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
