@@ -62,8 +62,13 @@ class SecretService:
         while time.monotonic() < deadline:
             with contextlib.suppress(Exception), self.connection() as connection:
                 import secretstorage
+                from jeepney import message_bus
 
-                if not secretstorage.Collection(connection, LOGIN).is_locked():
+                # Asked only once our daemon owns the name: a call to the name before that makes the
+                # bus start another gnome-keyring-daemon (D-Bus activation), whose login keyring is
+                # locked, and ours then exits ("another secret service is running").
+                owned = connection.send_and_get_reply(message_bus.NameHasOwner(SERVICE_NAME), timeout=5)
+                if owned.body[0] and not secretstorage.Collection(connection, LOGIN).is_locked():
                     return
             time.sleep(0.05)
         raise RuntimeError("gnome-keyring-daemon did not offer an unlocked login keyring within 20 s")
