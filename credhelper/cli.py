@@ -289,12 +289,13 @@ def exec_command(
 @click.option("--env-file", "env_files", multiple=True, help="An app's .env to keep fresh (repeatable).")
 @click.option("--systemd/--no-systemd", default=None, help="Install and start the systemd user service.")
 @click.option("--aws-config/--no-aws-config", default=True, help="Add [profile NAME] to ~/.aws/config.")
+@click.option("--keyring/--no-keyring", default=None, help=clihelp.INIT_KEYRING_HELP)
 @click.option("--dry-run", is_flag=True, help="Print a diff per file; write nothing.")
 @pass_app
 def init_command(app: AppContext, /, dry_run: bool, **options: Any) -> None:
     """From the setup guide's end state to a working, running setup in one command."""
     from .configfile import config_path
-    from .init.apply import execute_init
+    from .init.apply import execute_init, look_at_keyring
     from .init.plan import describe_dry_run, plan_init
     from .init.prompts import build_request
     from .unit import user_manager
@@ -302,11 +303,12 @@ def init_command(app: AppContext, /, dry_run: bool, **options: Any) -> None:
     request = build_request(
         config_path(app.config_option, os.environ), **options, interactive=sys.stdin.isatty()
     )
+    keyring = look_at_keyring(request)
     if dry_run:
-        click.echo(describe_dry_run(plan_init(request, os.environ), request), nl=False)
+        click.echo(describe_dry_run(plan_init(request, os.environ, keyring), request), nl=False)
         return
     systemctl = user_manager() if request.systemd else None
-    execute_init(request, os.environ, click.echo, app.refresher(), systemctl)
+    execute_init(request, os.environ, click.echo, app.refresher(), systemctl, keyring)
     from .status import format_status, profile_status
 
     (selected,) = app.profiles([request.profile])

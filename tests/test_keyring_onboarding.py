@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import stat
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,9 @@ from credhelper.formats.ini import without_key_pair
 from tests.conftest import UserHome
 from tests.helpers import assert_no_secret, assert_one_line_failure, cached_record, read_env
 from tests.secretservice import SecretService
+from tests.stsproxy import Fault
 from tests.test_adopt_keys import EXISTING_CREDENTIALS, put_long_term_key_in_env
+from tests.test_init import caller_through_aws_config, expected_env, guide_end_state, init
 from tests.test_keyring_source import files_holding
 
 CONFIG_WITH_COMMENTS = """\
@@ -226,6 +229,111 @@ def test_bad_options_are_a_usage_error_with_nothing_changed(
     assert result.returncode == 2, result.stderr
     assert needle in result.stderr and "Traceback" not in result.stderr
     assert files(home) == before
+
+
+# ----- init --keyring/--no-keyring ---------------------------------------------------------------
+
+
+def keyring_config(home: UserHome) -> str:
+    return textwrap.dedent(f"""\
+        [profiles.bedrock]
+        role_arn = "{home.sts.role_arn}"
+        source_keyring = "bedrock-developer"
+        region = "us-east-1"
+        env_files = ["~/app/.env"]
+        """)
+
+
+def test_init_keeps_the_key_in_an_unlocked_keyring_by_default_and_says_so(
+    home: UserHome, secret_service: SecretService
+) -> None:
+    original = guide_end_state(home)
+    result = init(home, "--no-systemd")
+    assert result.returncode == 0, result.stderr
+    assert "OS keyring" in result.stdout and "--no-keyring" in result.stdout
+    assert home.config_file.read_text() == keyring_config(home)
+    assert not (home.root / ".aws" / "credentials").exists()
+    assert secret_service.stored("bedrock-developer") == {
+        "aws_access_key_id": home.sts.access_key_id,
+        "aws_secret_access_key": home.sts.secret_access_key,
+    }
+    assert home.app_env.read_text() == expected_env(home, original)
+    assert not files_holding(home.root, home.sts.secret_access_key), "a file holds the long-term secret"
+    assert caller_through_aws_config(home).startswith("arn:aws:sts::123456789012:assumed-role/")
+
+    before = files(home)
+    again = init(home, "--no-systemd")
+    assert again.returncode == 0, again.stderr
+    assert "already set up" in again.stdout
+    assert files(home) == before
+    assert_works_from_the_keyring(home)
+
+
+def test_init_no_keyring_keeps_the_credentials_file_even_with_a_keyring(
+    home: UserHome, secret_service: SecretService
+) -> None:
+    guide_end_state(home)
+    result = init(home, "--no-systemd", "--no-keyring")
+    assert result.returncode == 0, result.stderr
+    assert "OS keyring" not in result.stdout
+    assert 'source_profile = "bedrock-developer"' in home.config_file.read_text()
+    assert home.sts.secret_access_key in (home.root / ".aws" / "credentials").read_text()
+    assert secret_service.stored("bedrock-developer") is None
+
+
+def test_init_keyring_on_a_locked_keyring_is_77_with_nothing_written(
+    home: UserHome, secret_service: SecretService
+) -> None:
+    guide_end_state(home)
+    secret_service.lock()
+    before = files(home)
+    result = init(home, "--no-systemd", "--keyring")
+    assert_one_line_failure(result, 77, "keyring", "locked", "unlock", "nothing was written")
+    assert files(home) == before
+    assert secret_service.is_locked()
+    dry = init(home, "--no-systemd", "--keyring", "--dry-run")
+    assert_one_line_failure(dry, 77, "locked")
+
+    # Without --keyring, a locked keyring is not used: the credentials file, as before.
+    result = init(home, "--no-systemd")
+    assert result.returncode == 0, result.stderr
+    assert 'source_profile = "bedrock-developer"' in home.config_file.read_text()
+    assert secret_service.is_locked()
+
+
+def test_init_keyring_without_any_keyring_is_77_naming_the_fix(home: UserHome) -> None:
+    guide_end_state(home)
+    before = home.snapshot()
+    result = init(home, "--no-systemd", "--keyring")
+    assert_one_line_failure(result, 77, "--list-backends", "nothing was written")
+    assert home.snapshot() == before
+
+
+def test_init_keyring_refused_by_aws_puts_every_file_back_and_removes_the_entry(
+    home: UserHome, secret_service: SecretService
+) -> None:
+    guide_end_state(home)
+    home.proxy.add_fault(Fault("code", action="AssumeRole", code="AccessDenied"))
+    before = files(home)
+    result = init(home, "--no-systemd", "--keyring")
+    assert_one_line_failure(result, 77, "AWS denied AssumeRole", "every file was put back as it was")
+    assert files(home) == before
+    assert secret_service.stored("bedrock-developer") is None
+    assert home.proxy.count("GetCallerIdentity") == 1  # the pair was verified from the keyring
+
+
+def test_init_dry_run_says_the_key_goes_to_the_keyring_and_writes_nothing(
+    home: UserHome, secret_service: SecretService
+) -> None:
+    guide_end_state(home)
+    before = files(home)
+    result = init(home, "--no-systemd", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "keyring entry 'bedrock-developer'" in result.stdout
+    assert '+source_keyring = "bedrock-developer"' in result.stdout
+    assert ".aws/credentials" not in result.stdout.replace("not in ~/.aws/credentials", "")
+    assert files(home) == before
+    assert secret_service.stored("bedrock-developer") is None
 
 
 # ----- the pure edits ------------------------------------------------------------------------------
