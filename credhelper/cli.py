@@ -187,7 +187,9 @@ def status(app: AppContext, profiles: tuple[str, ...], as_json: bool) -> None:
 
 @cli.command("adopt-keys", epilog=clihelp.ADOPT_KEYS_EPILOG)
 @click.option("--env-file", type=click.Path(path_type=Path), help="The .env that holds a long-term key pair.")
-@click.option("--profile", "source_profile", help="Source profile to create in ~/.aws/credentials for it.")
+@click.option(
+    "--profile", "source_profile", metavar="NAME", help="Source profile to create in ~/.aws/credentials."
+)
 @click.option("--to-keyring", metavar="NAME", help="Move the pair into the OS keyring as entry NAME instead.")
 @click.option(
     "--from-profile", metavar="PROFILE", help="With --to-keyring: take the pair from ~/.aws/credentials."
