@@ -62,14 +62,14 @@ def test_a_plaintext_pair_warns_with_the_command_that_moves_it_and_then_is_gone(
     assert moved.returncode == 0, moved.stderr
     result, statuses = doctor(home)
     assert statuses["keyring"] == OK, result.stdout
-    assert statuses.get("credentials file", OK) == OK, result.stdout
+    assert statuses.get("long-term key", OK) == OK, result.stdout
     assert "plain text" not in result.stdout
 
 
 def test_without_a_keyring_a_plaintext_pair_is_said_but_not_a_warning(home: UserHome) -> None:
     result, statuses = doctor(home)
-    assert statuses["credentials file"] == OK, result.stdout
-    lines = [line for line in result.stdout.splitlines() if " credentials file " in line]
+    assert statuses["long-term key"] == OK, result.stdout
+    lines = [line for line in result.stdout.splitlines() if " long-term key " in line]
     assert any("plain text" in line and "no OS keyring is unlocked" in line for line in lines), lines
 
 

@@ -85,7 +85,7 @@ def plaintext_pairs(environ: Mapping[str, str]) -> list[Finding]:
         findings.append(
             Finding(
                 None,
-                "credentials file",
+                "long-term key",
                 status,
                 f"[{name}] of {path} holds a long-term key ({mask_key_id(key_id)}) in plain text: {detail}",
             )

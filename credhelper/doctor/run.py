@@ -132,7 +132,8 @@ def diagnose(
     checks: list[tuple[str | None, str, Check]] = [
         (None, "environment", lambda: check_environment(environ)),
         (None, "cache", lambda: check_cache(environ)),
-        (None, "credentials file", lambda: check_shared_credentials(environ) + plaintext_pairs(environ)),
+        (None, "credentials file", lambda: check_shared_credentials(environ)),
+        (None, "long-term key", lambda: plaintext_pairs(environ)),
         (None, "keyring file", lambda: check_keyring_files(environ)),
     ]
     if os.path.isabs(directory):
