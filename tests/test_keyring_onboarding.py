@@ -209,6 +209,35 @@ def test_an_entry_holding_another_key_is_never_replaced(
     assert secret_service.stored("dev") == other
 
 
+def test_a_symlinked_credentials_file_stays_a_symlink(home: UserHome, secret_service: SecretService) -> None:
+    credentials = home.root / ".aws" / "credentials"
+    dotfiles = home.root / "dotfiles"
+    dotfiles.mkdir()
+    (dotfiles / "aws-credentials").write_text(credentials_with_pair(home))
+    credentials.unlink()
+    credentials.symlink_to(dotfiles / "aws-credentials")
+    result = home.run("adopt-keys", "--to-keyring", "dev", "--from-profile", "bedrock-developer")
+    assert result.returncode == 0, result.stderr
+    assert credentials.is_symlink(), "the dotfiles symlink was replaced by a regular file"
+    assert (dotfiles / "aws-credentials").read_text() == EXISTING_CREDENTIALS
+    assert stat.S_IMODE((dotfiles / "aws-credentials").stat().st_mode) == 0o600
+
+
+def test_a_configuration_it_cannot_switch_with_certainty_changes_nothing(
+    home: UserHome, secret_service: SecretService
+) -> None:
+    credentials_with_pair(home)
+    home.config_file.write_text(
+        f'profiles.bedrock = {{ role_arn = "{home.sts.role_arn}", source_profile = "bedrock-developer" }}\n'
+    )
+    before = files(home)
+    result = home.run("adopt-keys", "--to-keyring", "dev", "--from-profile", "bedrock-developer")
+    assert_one_line_failure(result, 78, "source_keyring", "yourself", "still in [bedrock-developer]")
+    assert files(home) == before
+    assert secret_service.stored("dev") is None
+    assert home.proxy.count("GetCallerIdentity") == 0
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
