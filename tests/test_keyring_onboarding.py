@@ -298,6 +298,18 @@ def test_init_keeps_the_key_in_an_unlocked_keyring_by_default_and_says_so(
     assert_works_from_the_keyring(home)
 
 
+def test_init_again_on_a_keyring_setup_whose_keyring_is_locked_is_77_not_a_conflict(
+    home: UserHome, secret_service: SecretService
+) -> None:
+    guide_end_state(home)
+    assert init(home, "--no-systemd").returncode == 0
+    secret_service.lock()
+    before = files(home)
+    again = init(home, "--no-systemd")
+    assert_one_line_failure(again, 77, "locked", "unlock")
+    assert files(home) == before
+
+
 def test_init_no_keyring_keeps_the_credentials_file_even_with_a_keyring(
     home: UserHome, secret_service: SecretService
 ) -> None:

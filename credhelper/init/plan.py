@@ -176,6 +176,16 @@ def find_pair(env_texts: Mapping[Path, str]) -> tuple[Path, str, str] | None:
     return path, key_id, secret
 
 
+def reads_keyring(text: str, profile: str, name: str) -> bool:
+    """Whether the configuration's `[profiles.PROFILE]` already reads keyring entry `name`."""
+    try:
+        profiles = tomllib.loads(text).get("profiles", {}) if text else {}
+    except tomllib.TOMLDecodeError:
+        return False  # add_profile_to_config says what is wrong with it
+    held = profiles.get(profile) if isinstance(profiles, dict) else None
+    return isinstance(held, dict) and held.get("source_keyring") == name
+
+
 def use_keyring(
     flag: bool | None, view: KeyringView | None, pair: tuple[Path, str, str] | None, name: str
 ) -> bool:
@@ -279,9 +289,12 @@ def plan_init(request: InitRequest, environ: Mapping[str, str], keyring: Keyring
         found = read_target(EnvFileTarget(env_file))  # never blocks on a FIFO, refuses over 1 MiB
         env_texts[env_file] = found.text if found is not None else ""
     pair = find_pair(env_texts)
-    in_keyring = use_keyring(request.keyring, keyring, pair, request.source_profile)
-
     old, text = _read_text(request.config_file)
+    wanted = request.keyring
+    if wanted is None and reads_keyring(text, request.profile, request.source_profile):
+        wanted = True  # set up with the keyring before: only the keyring will do (77 when it is locked)
+    in_keyring = use_keyring(wanted, keyring, pair, request.source_profile)
+
     new_config = add_profile_to_config(
         request.config_file, text, request.profile, profile_settings(request, home, in_keyring)
     )
