@@ -170,6 +170,9 @@ def adopt_to_keyring(
             CredhelperError(f"{config.path if config else name}: {error.strerror}"),
             _undo_entry(name, stored) + still,
         ) from None
+    except BaseException:  # interrupted, or a bug: the key is still where it was; so is the keyring
+        _undo_entry(name, stored)
+        raise
     try:
         source.remove(lock_dir)
     except CredhelperError as error:
@@ -218,10 +221,17 @@ def run_to_keyring(
     )
     for profile in done.switched:
         echo(f'profile {profile} now reads it: source_keyring = "{name}" in {config.path if config else ""}')
-    echo(f"removed from {source.label}; no file holds the long-term secret any more")
+    echo(f"removed from {source.label}")
     if env_file is not None:
-        reloaded = load_config(str(config.path), environ) if config else None
-        refresh_targeting(env_file, name, "source_keyring", reloaded, cache, gateway, environ, echo)
+        try:
+            reloaded = load_config(str(config.path), environ) if config else None
+            refresh_targeting(env_file, name, "source_keyring", reloaded, cache, gateway, environ, echo)
+        except CredhelperError as error:
+            raise extended(
+                error,
+                f"the key is safe in {entry_label(name)}; {env_file} has empty AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY until `credhelper refresh` succeeds",
+            ) from None
     elif not users:
         echo(
             f"no credhelper profile used [{from_profile}]: in the profiles that should use this key, "

@@ -157,6 +157,22 @@ def test_from_a_env_no_profile_writes_the_pair_is_still_taken_out(
     assert not files_holding(home.root, home.sts.secret_access_key)
 
 
+def test_from_a_env_a_role_refused_afterwards_leaves_the_key_safe_in_the_keyring(
+    home: UserHome, secret_service: SecretService
+) -> None:
+    put_long_term_key_in_env(home)
+    home.proxy.add_fault(Fault("code", action="AssumeRole", code="AccessDenied"))
+    result = home.run("adopt-keys", "--to-keyring", "agent0-user", "--env-file", str(home.app_env))
+    assert_one_line_failure(result, 77, "AWS denied AssumeRole", "safe in keyring entry 'agent0-user'")
+    assert secret_service.stored("agent0-user") == {
+        "aws_access_key_id": home.sts.access_key_id,
+        "aws_secret_access_key": home.sts.secret_access_key,
+    }
+    values = read_env(home.app_env)
+    assert values["AWS_ACCESS_KEY_ID"] == "" and values["AWS_SECRET_ACCESS_KEY"] == ""
+    assert not files_holding(home.root, home.sts.secret_access_key)
+
+
 def test_a_locked_keyring_is_77_in_one_line_and_the_key_stays_where_it_was(
     home: UserHome, secret_service: SecretService
 ) -> None:
