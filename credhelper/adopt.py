@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .cache import Cache
     from .sts import StsGateway
 
 from .config import Config
+from .credentials import mask_key_id
 from .errors import CredhelperError, TargetError, UsageError
 from .fileio import make_private_dir
 from .formats.dotenv import long_term_key_ids, secret_for_key
@@ -142,14 +144,94 @@ def profiles_targeting(config: Config | None, env_file: Path) -> list[Profile]:
     ]
 
 
-def profile_to_add(source_profile: str, env_file: Path, taken: set[str]) -> str:
-    """The configuration a user adds so that a profile writes over the pair left in the `.env`."""
+def profile_to_add(source_profile: str, env_file: Path, taken: set[str], key: str = "source_profile") -> str:
+    """The configuration a user adds so that a profile writes over the pair left in the `.env`
+    (`key`: source_keyring, when the pair is in the keyring)."""
     name = next(n for n in ("bedrock", *(f"bedrock-{i}" for i in range(2, 100))) if n not in taken)
     return "\n".join(
         [
             f"[profiles.{name}]",
             'role_arn = "arn:aws:iam::<account>:role/BedrockAccessRole"',
-            f'source_profile = "{source_profile}"',
+            f'{key} = "{source_profile}"',
             f'env_files = ["{os.path.abspath(env_file)}"]',
         ]
     )
+
+
+def adopt_into_profile(
+    env_file: Path,
+    source_profile: str,
+    config: Config | None,
+    cache: Cache,
+    gateway: StsGateway,
+    environ: Mapping[str, str],
+    echo: Callable[[str], None],
+) -> None:
+    """`adopt-keys --env-file F --profile P`: the pair moved into [P], verified, then every
+    profile that writes the `.env` refreshed over it (else the profile to add is printed)."""
+    adoption = adopt_keys(
+        env_file, source_profile, environ, source_verifier(gateway, config, environ), cache.ensure()
+    )
+    where = "was already" if adoption.already_there else "is now"
+    echo(
+        f"{mask_key_id(adoption.key_id)} {where} in [{source_profile}] of {adoption.credentials_file} "
+        f"and works: {adoption.caller_arn}"
+    )
+    refresh_targeting(env_file, source_profile, "source_profile", config, cache, gateway, environ, echo)
+
+
+def refresh_targeting(
+    env_file: Path,
+    source: str,
+    key: str,
+    config: Config | None,
+    cache: Cache,
+    gateway: StsGateway,
+    environ: Mapping[str, str],
+    echo: Callable[[str], None],
+) -> None:
+    """Every profile that writes the `.env` writes temporary credentials over it now; with none,
+    what to add to the configuration is printed."""
+    from .refresher import Refresher
+    from .supply import refresh_and_deliver
+
+    targeting = profiles_targeting(config, env_file)
+    if not targeting:
+        echo(
+            f"The long-term pair is still in {env_file}: no credhelper profile writes that file. "
+            f"Add this profile to {config.path if config else 'the configuration'}, then run "
+            "`credhelper refresh` to replace the pair with temporary credentials:"
+            if key == "source_profile"
+            else f"No credhelper profile writes {env_file}. To keep it supplied, add this profile to "
+            f"{config.path if config else 'the configuration'}, then run `credhelper refresh`:"
+        )
+        echo(profile_to_add(source, env_file, set(config.profiles) if config else set(), key))
+        return
+    refresher = Refresher(cache, lambda: gateway, interactive=True)
+    for profile in targeting:
+        supplied = refresh_and_deliver(refresher, profile, environ)
+        credentials, report = supplied.credentials, supplied.report
+        if report.errors:
+            raise report.errors[0]
+        echo(
+            f"{env_file} now holds temporary credentials of profile {profile.name}, "
+            f"expiring {credentials.expiration_text}"
+        )
+
+
+def adoption_problem(
+    env_file: Path | None, source_profile: str | None, to_keyring: str | None, from_profile: str | None
+) -> str | None:
+    """What is wrong with adopt-keys' options (a usage error), or None."""
+    if to_keyring is None:
+        if from_profile is not None:
+            return "--from-profile needs --to-keyring NAME: it moves a pair into the OS keyring"
+        missing = [
+            flag for flag, value in (("--env-file", env_file), ("--profile", source_profile)) if not value
+        ]
+        return f"missing {' and '.join(missing)} (or use --to-keyring NAME)" if missing else None
+    if source_profile is not None:
+        return "--profile names a ~/.aws/credentials section to write; with --to-keyring, leave it out"
+    if (env_file is None) == (from_profile is None):
+        return "--to-keyring needs one of --env-file FILE or --from-profile PROFILE: where the pair is now"
+    return None

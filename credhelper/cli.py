@@ -184,60 +184,41 @@ def status(app: AppContext, profiles: tuple[str, ...], as_json: bool) -> None:
 
 
 @cli.command("adopt-keys", epilog=clihelp.ADOPT_KEYS_EPILOG)
+@click.option("--env-file", type=click.Path(path_type=Path), help="The .env that holds a long-term key pair.")
 @click.option(
-    "--env-file",
-    "env_file",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="The .env that holds a long-term key pair.",
+    "--profile", "source_profile", metavar="NAME", help="Source profile to create in ~/.aws/credentials."
 )
+@click.option("--to-keyring", metavar="NAME", help="Move the pair into the OS keyring as entry NAME instead.")
 @click.option(
-    "--profile",
-    "source_profile",
-    required=True,
-    help="Name of the source profile to create in the shared credentials file.",
+    "--from-profile", metavar="PROFILE", help="With --to-keyring: take the pair from ~/.aws/credentials."
 )
 @pass_app
-def adopt_keys_command(app: AppContext, env_file: Path, source_profile: str) -> None:
-    """Move a long-term key pair from a .env into ~/.aws/credentials, safely."""
-    from .adopt import adopt_keys, profile_to_add, profiles_targeting, source_verifier
+def adopt_keys_command(
+    app: AppContext,
+    env_file: Path | None,
+    source_profile: str | None,
+    to_keyring: str | None,
+    from_profile: str | None,
+) -> None:
+    """Move a long-term key pair out of a .env (or ~/.aws/credentials) safely."""
+    from .adopt import adopt_into_profile, adoption_problem
     from .sts import StsGateway
-    from .supply import refresh_and_deliver
 
-    gateway = StsGateway()
+    problem = adoption_problem(env_file, source_profile, to_keyring, from_profile)
+    if problem:
+        raise click.UsageError(problem)
     try:
         config: Config | None = app.config()
     except CredhelperError:
         config = None  # adopting keys needs no configuration; the next step says what to add
-    cache = app.cache()
-    lock_dir = cache.ensure()  # the target locks live there
-    adoption = adopt_keys(
-        env_file, source_profile, os.environ, source_verifier(gateway, config, os.environ), lock_dir
-    )
-    where = "was already" if adoption.already_there else "is now"
-    click.echo(
-        f"{mask_key_id(adoption.key_id)} {where} in [{source_profile}] of {adoption.credentials_file} "
-        f"and works: {adoption.caller_arn}"
-    )
-    targeting = profiles_targeting(config, env_file)
-    if not targeting:
-        click.echo(
-            f"The long-term pair is still in {env_file}: no credhelper profile writes that file. "
-            f"Add this profile to {config.path if config else 'the configuration'}, then run "
-            "`credhelper refresh` to replace the pair with temporary credentials:"
-        )
-        click.echo(profile_to_add(source_profile, env_file, taken=set(config.profiles) if config else set()))
-        return
-    refresher = Refresher(cache, lambda: gateway, interactive=True)
-    for profile in targeting:
-        supplied = refresh_and_deliver(refresher, profile, os.environ)
-        credentials, report = supplied.credentials, supplied.report
-        if report.errors:
-            raise report.errors[0]
-        click.echo(
-            f"{env_file} now holds temporary credentials of profile {profile.name}, "
-            f"expiring {credentials.expiration_text}"
-        )
+    gateway, cache = StsGateway(), app.cache()
+    if to_keyring is not None:
+        from .keyringadopt import run_to_keyring
+
+        run_to_keyring(to_keyring, env_file, from_profile, config, cache, gateway, os.environ, click.echo)
+    else:
+        assert env_file is not None and source_profile is not None
+        adopt_into_profile(env_file, source_profile, config, cache, gateway, os.environ, click.echo)
 
 
 @cli.command("env", epilog=clihelp.ENV_EPILOG)
@@ -308,12 +289,13 @@ def exec_command(
 @click.option("--env-file", "env_files", multiple=True, help="An app's .env to keep fresh (repeatable).")
 @click.option("--systemd/--no-systemd", default=None, help="Install and start the systemd user service.")
 @click.option("--aws-config/--no-aws-config", default=True, help="Add [profile NAME] to ~/.aws/config.")
+@click.option("--keyring/--no-keyring", default=None, help=clihelp.INIT_KEYRING_HELP)
 @click.option("--dry-run", is_flag=True, help="Print a diff per file; write nothing.")
 @pass_app
 def init_command(app: AppContext, /, dry_run: bool, **options: Any) -> None:
     """From the setup guide's end state to a working, running setup in one command."""
     from .configfile import config_path
-    from .init.apply import execute_init
+    from .init.apply import execute_init, look_at_keyring
     from .init.plan import describe_dry_run, plan_init
     from .init.prompts import build_request
     from .unit import user_manager
@@ -321,11 +303,12 @@ def init_command(app: AppContext, /, dry_run: bool, **options: Any) -> None:
     request = build_request(
         config_path(app.config_option, os.environ), **options, interactive=sys.stdin.isatty()
     )
+    keyring = look_at_keyring(request)
     if dry_run:
-        click.echo(describe_dry_run(plan_init(request, os.environ), request), nl=False)
+        click.echo(describe_dry_run(plan_init(request, os.environ, keyring), request), nl=False)
         return
     systemctl = user_manager() if request.systemd else None
-    execute_init(request, os.environ, click.echo, app.refresher(), systemctl)
+    execute_init(request, os.environ, click.echo, app.refresher(), systemctl, keyring)
     from .status import format_status, status_reports
 
     (report,) = status_reports(app.profiles([request.profile]), app.cache(), time.time())

@@ -72,9 +72,18 @@ checks it with sts:GetCallerIdentity, and only then lets the .env take temporary
 credentials (the profiles with source_profile = NAME that write this .env are
 refreshed). Nothing changes when AWS refuses the key.
 
+With --to-keyring NAME, the pair goes to the OS keyring instead (entry NAME,
+service credhelper), from the .env (--env-file) or from a section of
+~/.aws/credentials (--from-profile): stored, read back, checked with
+sts:GetCallerIdentity, the profiles that used it switched to
+source_keyring = "NAME", and only then removed from where it was (every other
+byte kept). A locked or absent keyring: exit 77, nothing changed.
+
 \b
-Example:
-  credhelper adopt-keys --env-file ~/src/app/.env --profile bedrock-developer"""
+Examples:
+  credhelper adopt-keys --env-file ~/src/app/.env --profile bedrock-developer
+  credhelper adopt-keys --to-keyring bedrock-developer --from-profile bedrock-developer
+  credhelper adopt-keys --to-keyring bedrock-developer --env-file ~/src/app/.env"""
 
 ENV_EPILOG = """\b
 Examples:
@@ -82,6 +91,10 @@ Examples:
   credhelper env bedrock --format dotenv >> .env
   eval "$(credhelper env bedrock --static)"     # the credentials themselves, for one shell"""
 
+INIT_KEYRING_HELP = (
+    "Keep the long-term key in the OS keyring (entry --source-profile), not ~/.aws/credentials "
+    "(default: when a keyring is unlocked)."
+)
 SERVE_HELP = f"Also serve the container credentials endpoint (loopback only; default {DEFAULT_SERVE})."
 GRACE_HELP = (
     "With --restart-on-refresh: how long COMMAND has to stop after SIGTERM "

@@ -134,17 +134,24 @@ def _usable_backend(what: str) -> Any:
 
 def read_pair(name: str) -> LongTermPair:
     """The pair stored under `name`; held by the caller no longer than one STS call."""
+    pair = held_pair(name)
+    if pair is None:
+        raise KeyringUnavailable(
+            f"{entry_label(name)} holds no key pair: store one with "
+            f"`credhelper adopt-keys --to-keyring {name} --env-file FILE` (or --from-profile PROFILE)"
+        )
+    return pair
+
+
+def held_pair(name: str) -> LongTermPair | None:
+    """The pair stored under `name`, or None when there is no such entry (adopt-keys and init ask
+    before they store one: a different pair there is never replaced)."""
     backend = _usable_backend(f"read {entry_label(name)}")
     try:
         text = backend.get_password(SERVICE, name)
     except Exception as error:
         raise _refused(backend, f"read {entry_label(name)}", error) from error
-    if text is None:
-        raise KeyringUnavailable(
-            f"{entry_label(name)} holds no key pair: store one with "
-            f"`credhelper adopt-keys --to-keyring {name} --env-file FILE` (or --from-profile PROFILE)"
-        )
-    return parse_entry(name, text)
+    return None if text is None else parse_entry(name, text)
 
 
 def parse_entry(name: str, text: str) -> LongTermPair:

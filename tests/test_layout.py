@@ -21,7 +21,7 @@ LAYERS = (
     ("pure core", ("settings", "profile", "policy", "schedule", "formats")),
     ("primitives", ("fileio", "children", "configfile", "config", "unit")),
     ("shells", ("cache", "keystore", "sts", "mfa", "refresher", "hooks", "targets", "endpoint")),
-    ("operations", ("supply", "fastpath", "status", "adopt")),
+    ("operations", ("supply", "fastpath", "status", "adopt", "keyringadopt")),
     ("features", ("daemon", "appexec", "doctor", "init")),
     ("commands", ("cli", "clihelp", "main", "__main__")),
 )

@@ -15,6 +15,7 @@ from ..interfaces import KeyPairCheck, Target
 from ..profile import Profile
 from ..targets.envfile import EnvFileTarget
 from ..targets.files import placeholder_credentials, read_target
+from .checks_keyring import keyring_route
 from .findings import FAIL, OK, WARN, Finding, mode_finding
 
 
@@ -74,7 +75,8 @@ def check_target_file(
         target.guard(found.text, adopted)
         target.render(found.text, placeholder_credentials())  # what the write would refuse, too
     except LongTermKeyError as error:
-        findings.append(Finding(name, "long-term key", FAIL, str(error)))
+        route = keyring_route(profile, target.path) if isinstance(target, EnvFileTarget) else ""
+        findings.append(Finding(name, "long-term key", FAIL, f"{error}{route}"))
     except CredhelperError as error:  # e.g. a credentials file that cannot be read with certainty
         return [*findings, Finding(name, "target", FAIL, str(error))]
     else:

@@ -28,6 +28,7 @@ from .checks_aws import (
     check_source,
     unreadable_aws_file,
 )
+from .checks_keyring import check_keyring, check_keyring_files, plaintext_pairs
 from .checks_local import check_cache, check_daemon, check_endpoint, check_environment
 from .checks_targets import check_target_file
 from .findings import FAIL, OK, Check, Finding
@@ -85,6 +86,8 @@ def profile_checks(
         (name, "source credentials", lambda: check_source(profile, make_gateway())),
         (name, "role", lambda: check_role(profile, make_gateway(), cache)),
     ]
+    if profile.source_keyring:
+        checks.append((name, "keyring", lambda: check_keyring(profile)))
     if blocked is not None:
         checks = [(name, check, partial(blocked_finding, name, check, blocked)) for _, check, _ in checks]
     checks += [
@@ -130,6 +133,8 @@ def diagnose(
         (None, "environment", lambda: check_environment(environ)),
         (None, "cache", lambda: check_cache(environ)),
         (None, "credentials file", lambda: check_shared_credentials(environ)),
+        (None, "long-term key", lambda: plaintext_pairs(environ)),
+        (None, "keyring file", lambda: check_keyring_files(environ)),
     ]
     if os.path.isabs(directory):
         checks.append((None, "daemon", lambda: check_daemon(directory, config)))

@@ -297,3 +297,9 @@ def _original_line(parts: list[_Part], merged_line: int) -> int:
             return part.line + (offset if same else min(offset, _count_lines(part.before)))
         start += span
     return merged_line
+
+
+def emptied_pair(text: str | EnvReading) -> str:
+    """The text with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY emptied wherever they are bound,
+    every other byte kept: a long-term pair taken out once it is stored elsewhere."""
+    return merge_env_verified(text, {"AWS_ACCESS_KEY_ID": "", SECRET_KEY: ""})

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..credentials import is_long_term_key_id, mask_key_id
-from ..errors import ConfigError, TargetError
+from ..errors import ConfigError, TargetError, UsageError
 from .dotenv import LONG_TERM_KEY_ID
 
 # configparser's own header rule, applied to the stripped line: `[` name `]`, the last `]` wins.
@@ -198,3 +198,63 @@ def set_section(text: str, name: str, values: Mapping[str, str]) -> str:
         close_section()
     merged = "".join(out)
     return merged if found else append_section(merged, name, values)
+
+
+PAIR_KEYS = ("aws_access_key_id", "aws_secret_access_key")
+
+
+def section_pair(text: str, path: Path, section: str) -> tuple[str, str]:
+    """The long-term pair `[section]` holds: (key id, secret); anything else is a usage error
+    saying what the section holds instead (never its secret)."""
+    held = parse_sections(text, str(path)).get(section)
+    if held is None:
+        raise UsageError(f"--from-profile {section}: {path} has no [{section}] section")
+    key_id, secret = (held.get(key, "").strip() for key in PAIR_KEYS)
+    if not is_long_term_key_id(key_id) or "aws_session_token" in held:
+        found = f"a temporary key {mask_key_id(key_id)}" if key_id else "no aws_access_key_id"
+        raise UsageError(
+            f"--from-profile {section}: [{section}] of {path} holds {found}, not a long-term (AKIA…) "
+            "key; nothing to move"
+        )
+    if not secret:
+        raise UsageError(f"--from-profile {section}: [{section}] of {path} has no aws_secret_access_key")
+    return key_id, secret
+
+
+def without_key_pair(text: str, path: Path, section: str, key_id: str) -> str:
+    """The credentials file without the pair of `[section]` (key id `key_id`): its two key lines
+    removed, or the whole section when nothing but them and blank lines is in it; every other byte
+    kept. Read back as botocore reads it, the result must be the old file less exactly that, or
+    nothing is changed (78)."""
+    sections = parse_sections(text, str(path))
+    held = sections.get(section)
+    if held is None or held.get("aws_access_key_id", "").strip() != key_id:
+        raise ConfigError(f"{path}: [{section}] no longer holds {mask_key_id(key_id)}; nothing was removed")
+    lines = re.split(r"(?<=\n)|(?<=\r)(?!\n)", text)
+    start = next(i for i, line in enumerate(lines) if (h := _SECTION.match(line)) and h.group(1) == section)
+    end = next((i for i in range(start + 1, len(lines)) if _SECTION.match(lines[i])), len(lines))
+    body, removing = [], False
+    for line in lines[start + 1 : end]:
+        key = _KEY.match(line)
+        if key:
+            removing = key.group(2).lower() in PAIR_KEYS
+        elif not (line[:1].isspace() and line.strip() and removing):  # a continuation line
+            removing = False
+        if not removing:
+            body.append(line)
+    if all(not line.strip() for line in body):
+        if end == len(lines):  # the last section: drop the blank lines that set it apart too
+            while start > 0 and not lines[start - 1].strip():
+                start -= 1
+        new = "".join(lines[:start] + lines[end:])
+        expected = {name: keys for name, keys in sections.items() if name != section}
+    else:
+        new = "".join(lines[: start + 1] + body + lines[end:])
+        rest = {key: value for key, value in held.items() if key not in PAIR_KEYS}
+        expected = {name: rest if name == section else keys for name, keys in sections.items()}
+    if parse_sections(new, str(path)) != expected:
+        raise ConfigError(
+            f"{path}: [{section}] cannot be removed with certainty (an unusual layout); remove its "
+            "aws_access_key_id and aws_secret_access_key lines yourself"
+        )
+    return new

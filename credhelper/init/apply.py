@@ -13,13 +13,15 @@ from pathlib import Path
 from ..credentials import mask_key_id
 from ..errors import ConfigError, CredhelperError
 from ..fileio import PRIVATE_DIR, read_bytes_or_none
+from ..keyringadopt import empty_pair_in_env, store_new
+from ..keystore import delete_pair, entry_label, held_pair, keyring_condition
 from ..paths import shared_credentials_path
 from ..policy import Want
 from ..refresher import Refresher
 from ..supply import supply
 from ..targets.files import rewrite_file
 from ..unit import UNIT_NAME
-from .plan import FileChange, InitRequest, plan_init
+from .plan import FileChange, InitRequest, KeyringView, Plan, keyring_announcement, plan_init
 
 
 def _make_dirs(directory: Path, created: list[Path]) -> None:
@@ -142,13 +144,39 @@ SYSTEMD_COMMANDS = [
 ]
 
 
-def source_hint(error: CredhelperError, source_profile: str) -> CredhelperError:
+def source_hint(error: CredhelperError, source_profile: str, keyring: bool = False) -> CredhelperError:
+    holder = (
+        f"keyring entry {source_profile!r} must hold a working pair"
+        if keyring
+        else f"--source-profile {source_profile} must name a profile with working keys"
+    )
     return extended(
         error,
-        f"no long-term key was found in the .env files, so --source-profile {source_profile} "
-        "must name a profile with working keys (or paste the IAM user's pair into the .env and run "
-        "init again)",
+        f"no long-term key was found in the .env files, so {holder} (or paste the IAM user's pair "
+        "into the .env and run init again)",
     )
+
+
+def look_at_keyring(request: InitRequest) -> KeyringView | None:
+    """The keyring's state and the entry --source-profile holds, unless --no-keyring; never a
+    prompt (a locked keyring is only looked at)."""
+    if request.keyring is False:
+        return None
+    condition = keyring_condition()
+    if condition.state != "unlocked":
+        return KeyringView(condition.state, condition.detail)
+    return KeyringView(condition.state, condition.detail, held_pair(request.source_profile))
+
+
+def store_in_keyring(plan: Plan, name: str) -> bool:
+    """The plan's pair stored in entry `name` and read back (True), before any file is written."""
+    return plan.keyring_pair is not None and store_new(name, plan.keyring_pair)
+
+
+def forget_stored(name: str, stored: bool) -> None:
+    if stored:
+        with contextlib.suppress(CredhelperError):
+            delete_pair(name)
 
 
 def execute_init(
@@ -157,25 +185,45 @@ def execute_init(
     echo: Callable[[str], None],
     refresher: Refresher,
     systemctl: Callable[[list[str]], tuple[int, str]] | None,
+    keyring: KeyringView | None = None,
 ) -> None:
-    """Plan, apply, verify, refresh; `systemctl` is None when no user manager answers."""
-    plan = plan_init(request, environ)
+    """Plan, apply, verify, refresh; `systemctl` is None when no user manager answers; `keyring`
+    what look_at_keyring found."""
+    plan = plan_init(request, environ, keyring)
     gateway = refresher.gateway
+    name = request.source_profile
+    if plan.keyring_by_default:
+        echo(keyring_announcement(name).rstrip("\n"))
     if plan.adopt is None:
         try:
             gateway.caller_arn(plan.profile)
         except CredhelperError as error:
-            raise source_hint(error, request.source_profile) from None
-    applied = apply_changes(plan.changes, refresher.cache.ensure())
+            raise source_hint(error, request.source_profile, plan.keyring) from None
+    stored = store_in_keyring(plan, name)
+    try:
+        applied = apply_changes(plan.changes, refresher.cache.ensure())
+    except BaseException:
+        forget_stored(name, stored)
+        raise
     try:
         caller = gateway.caller_arn(plan.profile) if plan.adopt is not None else None
         refresher.obtain(plan.profile, plan.profile.handout_seconds)
     except CredhelperError as error:
+        forget_stored(name, stored)
         raise undo_and_raise(applied, error) from None
     except BaseException:  # interrupted, or a bug: still leave the files as they were
+        forget_stored(name, stored)
         applied.undo()
         raise
-    if plan.adopt is not None:
+    if plan.adopt is not None and plan.keyring:
+        echo(
+            f"{mask_key_id(plan.adopt.key_id)} moved to {entry_label(name)} of the OS keyring "
+            f"and works: {caller}"
+        )
+        # Outside the undo: the pair is stored and verified; the .env's copy goes, so that the
+        # refresh below can write over it (and no file holds the long-term secret).
+        empty_pair_in_env(plan.adopt.env_file, plan.adopt.key_id, refresher.cache.ensure())
+    elif plan.adopt is not None:
         echo(
             f"{mask_key_id(plan.adopt.key_id)} moved to [{request.source_profile}] of "
             f"{shared_credentials_path(environ)} and works: {caller}"

@@ -19,6 +19,7 @@ from ..fileio import PRIVATE_FILE, read_bytes_or_none
 from ..formats.awsconfig import add_process_profile, process_profile_values, shadowing_credentials
 from ..formats.dotenv import long_term_key_ids, secret_for_key
 from ..formats.ini import holds_long_term_secret, with_key_pair
+from ..keystore import KeyringUnavailable, LongTermPair, entry_label
 from ..paths import aws_config_path, shared_credentials_path
 from ..profile import Profile
 from ..settings import PROFILE_NAME
@@ -42,6 +43,7 @@ class InitRequest:
     aws_config: bool
     config_file: Path
     command: tuple[str, ...]  # this credhelper, as an absolute argv
+    keyring: bool | None = None  # --keyring/--no-keyring; None: the keyring when it is unlocked
 
 
 @dataclass(frozen=True)
@@ -64,11 +66,24 @@ class PairToAdopt:
     key_id: str
 
 
+@dataclass(frozen=True)
+class KeyringView:
+    """What init found of the OS keyring before planning: its state (`unlocked`, `locked`,
+    `absent`), why, and the pair entry `--source-profile` holds already (None: no entry)."""
+
+    state: str
+    detail: str
+    held: LongTermPair | None = None
+
+
 @dataclass
 class Plan:
     profile: Profile
     changes: list[FileChange] = field(default_factory=list)
     adopt: PairToAdopt | None = None
+    keyring: bool = False  # the profile reads its key from keyring entry --source-profile
+    keyring_pair: LongTermPair | None = None  # to store there (None: it holds it already, or no keyring)
+    keyring_by_default: bool = False  # chosen without --keyring: init says so, and how to opt out
 
 
 # ----- pure planning -----------------------------------------------------------------------------
@@ -86,8 +101,9 @@ def display_path(path: Path, home: str) -> str:
     return text
 
 
-def profile_settings(request: InitRequest, home: str) -> dict[str, Any]:
-    settings: dict[str, Any] = {"role_arn": request.role_arn, "source_profile": request.source_profile}
+def profile_settings(request: InitRequest, home: str, keyring: bool = False) -> dict[str, Any]:
+    source = "source_keyring" if keyring else "source_profile"
+    settings: dict[str, Any] = {"role_arn": request.role_arn, source: request.source_profile}
     if request.region:
         settings["region"] = request.region
     if request.env_files:
@@ -160,6 +176,43 @@ def find_pair(env_texts: Mapping[Path, str]) -> tuple[Path, str, str] | None:
     return path, key_id, secret
 
 
+def reads_keyring(text: str, profile: str, name: str) -> bool:
+    """Whether the configuration's `[profiles.PROFILE]` already reads keyring entry `name`."""
+    try:
+        profiles = tomllib.loads(text).get("profiles", {}) if text else {}
+    except tomllib.TOMLDecodeError:
+        return False  # add_profile_to_config says what is wrong with it
+    held = profiles.get(profile) if isinstance(profiles, dict) else None
+    return isinstance(held, dict) and held.get("source_keyring") == name
+
+
+def use_keyring(
+    flag: bool | None, view: KeyringView | None, pair: tuple[Path, str, str] | None, name: str
+) -> bool:
+    """Whether the long-term key goes to (or is read from) keyring entry `name`: --keyring says
+    yes (77 when the keyring is locked or absent), --no-keyring no; by default, yes when the
+    keyring is unlocked and there is a pair to store or the entry holds one."""
+    if flag is False or view is None:
+        return False
+    if flag and view.state != "unlocked":
+        raise KeyringUnavailable(f"--keyring: {view.detail}; nothing was written (or pass --no-keyring)")
+    if view.state != "unlocked" or (pair is None and view.held is None):
+        if flag:
+            raise UsageError(
+                f"--keyring: no long-term pair in the .env files, and {entry_label(name)} holds none: "
+                "paste the IAM user's pair into the .env, or move one there with "
+                f"`credhelper adopt-keys --to-keyring {name} --from-profile PROFILE`"
+            )
+        return False
+    if pair is not None and view.held is not None and view.held.access_key_id != pair[1]:
+        raise ConfigError(
+            f"{entry_label(name)} already holds another key ({mask_key_id(view.held.access_key_id)}); "
+            "credhelper never replaces a long-term key: pick another --source-profile name"
+            + ("" if flag else ", or pass --no-keyring")
+        )
+    return True
+
+
 def diff_text(change: FileChange) -> str:
     old = mask_secrets((change.old or b"").decode("utf-8", "replace"), change.secret)
     new = mask_secrets(change.new, change.secret)
@@ -214,8 +267,9 @@ def _refuse_shadowing_credentials(profile: Profile, environ: Mapping[str, str]) 
         raise ConfigError(problem)
 
 
-def plan_init(request: InitRequest, environ: Mapping[str, str]) -> Plan:
-    """Every file change init would make, or the reason it refuses. Reads files; writes nothing."""
+def plan_init(request: InitRequest, environ: Mapping[str, str], keyring: KeyringView | None = None) -> Plan:
+    """Every file change init would make, or the reason it refuses. Reads files; writes nothing.
+    `keyring`: what was found of the OS keyring (None: not looked at, the credentials file)."""
     if not PROFILE_NAME.match(request.profile):
         raise UsageError(f"--profile {request.profile!r}: use letters, digits, '.', '_' or '-'")
     if not PROFILE_NAME.match(request.source_profile):
@@ -228,9 +282,21 @@ def plan_init(request: InitRequest, environ: Mapping[str, str]) -> Plan:
     home = os.path.expanduser("~")
     changes: list[FileChange] = []
 
+    env_texts: dict[Path, str] = {}
+    for env_file in request.env_files:
+        if not env_file.parent.is_dir():
+            raise UsageError(f"--env-file {env_file}: directory {env_file.parent} does not exist")
+        found = read_target(EnvFileTarget(env_file))  # never blocks on a FIFO, refuses over 1 MiB
+        env_texts[env_file] = found.text if found is not None else ""
+    pair = find_pair(env_texts)
     old, text = _read_text(request.config_file)
+    wanted = request.keyring
+    if wanted is None and reads_keyring(text, request.profile, request.source_profile):
+        wanted = True  # set up with the keyring before: only the keyring will do (77 when it is locked)
+    in_keyring = use_keyring(wanted, keyring, pair, request.source_profile)
+
     new_config = add_profile_to_config(
-        request.config_file, text, request.profile, profile_settings(request, home)
+        request.config_file, text, request.profile, profile_settings(request, home, in_keyring)
     )
     try:
         # Validated as every later command will load it, so init never writes what they refuse.
@@ -239,15 +305,14 @@ def plan_init(request: InitRequest, environ: Mapping[str, str]) -> Plan:
         raise ConfigError(f"{request.config_file}: adding the profile would not parse ({error})") from None
     changes += _change(request.config_file, old, new_config, PRIVATE_FILE)
 
-    env_texts: dict[Path, str] = {}
-    for env_file in request.env_files:
-        if not env_file.parent.is_dir():
-            raise UsageError(f"--env-file {env_file}: directory {env_file.parent} does not exist")
-        found = read_target(EnvFileTarget(env_file))  # never blocks on a FIFO, refuses over 1 MiB
-        env_texts[env_file] = found.text if found is not None else ""
-    pair = find_pair(env_texts)
     adopt = None
-    if pair is not None:
+    keyring_pair = None
+    if pair is not None and in_keyring:
+        env_file, key_id, secret = pair
+        adopt = PairToAdopt(env_file, key_id)
+        held = keyring.held if keyring is not None else None
+        keyring_pair = None if held == LongTermPair(key_id, secret) else LongTermPair(key_id, secret)
+    elif pair is not None:
         env_file, key_id, secret = pair
         credentials_file = shared_credentials_path(environ)
         old, text = _read_text(credentials_file)
@@ -271,15 +336,19 @@ def plan_init(request: InitRequest, environ: Mapping[str, str]) -> Plan:
         old, _ = _read_text(path)
         unit = render_unit(credhelper_command)
         changes += _change(path, old, unit, UNIT_MODE)
-    return Plan(profiles[request.profile], changes, adopt)
+    by_default = in_keyring and request.keyring is None
+    return Plan(profiles[request.profile], changes, adopt, in_keyring, keyring_pair, by_default)
 
 
 def describe_dry_run(plan: Plan, request: InitRequest) -> str:
     parts = [diff_text(change) for change in plan.changes]
+    if plan.keyring_by_default:
+        parts.append(keyring_announcement(request.source_profile))
     if plan.adopt is not None:
+        where = entry_label(request.source_profile) if plan.keyring else f"[{request.source_profile}]"
         parts.append(
             f"{plan.adopt.env_file}: the long-term key {mask_key_id(plan.adopt.key_id)} moves to "
-            f"[{request.source_profile}]; after it is verified, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+            f"{where}; after it is verified, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
             "AWS_SESSION_TOKEN and AWS_CREDENTIAL_EXPIRATION get temporary credentials\n"
         )
     elif request.env_files:
@@ -288,5 +357,11 @@ def describe_dry_run(plan: Plan, request: InitRequest) -> str:
         )
     if not plan.changes and plan.adopt is None:
         parts.append(f"profile {request.profile}: already set up; no file would change\n")
-    parts.append("dry run: nothing was written\n")
-    return "".join(parts)
+    return "".join(parts) + "dry run: nothing was written\n"
+
+
+def keyring_announcement(name: str) -> str:
+    return (
+        f"the long-term key is kept in the OS keyring ({entry_label(name)}), not in ~/.aws/credentials; "
+        "to keep it in the credentials file instead, run init with --no-keyring\n"
+    )

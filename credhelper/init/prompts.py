@@ -71,6 +71,7 @@ def build_request(
     systemd: bool | None,
     aws_config: bool,
     interactive: bool,
+    keyring: bool | None = None,
 ) -> InitRequest:
     role_arn = ask(role_arn, "Role to assume (role ARN)", None, interactive)
     if not role_arn:
@@ -102,4 +103,5 @@ def build_request(
         aws_config=aws_config,
         config_file=Path(os.path.abspath(config_file)),
         command=tuple(credhelper_argv()),
+        keyring=keyring,
     )
