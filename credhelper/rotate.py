@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,9 +31,11 @@ from .profile import Profile
 from .refresher import Refresher
 from .rotation import (
     CREATED,
+    DAY,
     FINISH,
     FOREIGN,
     STORED,
+    UNDO,
     VERIFIED,
     IamKey,
     Journal,
@@ -84,6 +87,8 @@ class Rotator:
         fix = "check the user's access keys in IAM, then remove it"
         data = read_trusted_json(self.journal_path, "rotation journal", fix, JOURNAL_MAX_BYTES)
         if data is None:
+            if os.path.lexists(self.journal_path):
+                raise ConfigError(f"{self.journal_path}: not a rotation journal credhelper can read: {fix}")
             return None
         try:
             return Journal.from_record(data)
@@ -152,16 +157,16 @@ class Rotator:
 
     # -- recovery ---------------------------------------------------------------------------
 
-    def finish_interrupted(self) -> bool:
-        """Finish or undo a rotation a kill interrupted (its journal left behind); False when
-        there was none. Holds the source's rotation lock."""
+    def finish_interrupted(self) -> str | None:
+        """Finish or undo a rotation a kill interrupted (its journal left behind): FINISH or UNDO,
+        None when there was none. Holds the source's rotation lock."""
         with file_lock(rotation_file(self.directory, self.source.key, "lock"), LOCK_SECONDS):
             return self._finish_interrupted()
 
-    def _finish_interrupted(self) -> bool:
+    def _finish_interrupted(self) -> str | None:
         journal = self._read_journal()
         if journal is None:
-            return False
+            return None
         stored = read_source_pair(self.source)
         iam = self._iam(stored)
         _, keys = iam.list_keys()
@@ -181,8 +186,11 @@ class Rotator:
             retired = self._retire(iam, journal)
             remove_quietly(self.journal_path)
             self._record_key(stored.access_key_id, _created(keys, stored.access_key_id, self.clock()))
-            self.report.lines.append(f"finished an interrupted rotation of {self.source.label}: {retired}")
-            return True
+            self.report.lines.append(
+                f"finished an interrupted rotation of {self.source.label}: "
+                f"{mask_key_id(journal.old_key_id)} -> {new}, verified; {retired}"
+            )
+            return FINISH
         for key_id in decision.delete:  # UNDO: keys whose secret was never stored
             iam.delete_key(key_id)
         remove_quietly(self.journal_path)
@@ -192,14 +200,29 @@ class Rotator:
             if decision.delete
             else f"undid an interrupted rotation of {self.source.label} ({undone})"
         )
-        return True
+        return UNDO
 
     # -- rotation ---------------------------------------------------------------------------
 
+    def rotate_if_due(self, after_days: int) -> bool:
+        """For the daemon (`rotate_after_days`): an interrupted rotation finished or undone, then
+        the stored key rotated if IAM dates it `after_days` or more ago. True when a key changed."""
+        with file_lock(rotation_file(self.directory, self.source.key, "lock"), LOCK_SECONDS):
+            if self._finish_interrupted() == FINISH:
+                return True
+            stored = read_source_pair(self.source)
+            _, keys = self._iam(stored).list_keys()
+            created = _created(keys, stored.access_key_id, self.clock())
+            self._record_key(stored.access_key_id, created)
+            if self.clock() - created < after_days * DAY:
+                return False
+            self._rotate(deactivate=False)
+            return True
+
     def rotate(self, deactivate: bool) -> Report:
         with file_lock(rotation_file(self.directory, self.source.key, "lock"), LOCK_SECONDS):
-            self._finish_interrupted()
-            self._rotate(deactivate)
+            if self._finish_interrupted() != FINISH:  # a finished one is the new key asked for
+                self._rotate(deactivate)
         return self.report
 
     def _rotate(self, deactivate: bool) -> None:

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ import pytest
 from credhelper.credentials import mask_key_id
 from devtools.localsts import ACCOUNT
 from tests.conftest import KEYRING_ENTRY, UserHome
-from tests.daemonproc import wait_for
+from tests.daemonproc import DaemonProcess, wait_for
 from tests.helpers import as_the_user, assert_no_secret, assert_one_line_failure
 from tests.secretservice import SecretService
 from tests.stsproxy import Fault
@@ -60,6 +61,7 @@ class Rotating:
     home: UserHome
     user: str
     first_secret: str
+    role_arn: str
     keyring: SecretService | None = None
 
     def iam_keys(self) -> dict[str, str]:
@@ -89,7 +91,7 @@ class Rotating:
         for text in outputs:
             assert stored["aws_secret_access_key"] not in text
             assert self.first_secret not in text
-        assert not list(self.home.cache_dir.glob("rotation-*.json")) or not journals(self.home)
+        assert not journals(self.home)
 
     def assert_works(self) -> None:
         (self.home.cache_dir / "bedrock.json").unlink(missing_ok=True)
@@ -140,7 +142,7 @@ def rotating(home: UserHome) -> Rotating:
         f"aws_secret_access_key = {key['SecretAccessKey']}\nregion = us-east-1 ; kept\n"
     )
     home.write_config(role_arn=f'"{role_arn}"', iam_endpoint_url=f'"{home.proxy.url}"')
-    return Rotating(home, user, key["SecretAccessKey"])
+    return Rotating(home, user, key["SecretAccessKey"], role_arn)
 
 
 @pytest.fixture
@@ -155,7 +157,7 @@ def keyring_rotating(home: UserHome, secret_service: SecretService) -> Rotating:
         source_keyring=f'"{KEYRING_ENTRY}"',
         iam_endpoint_url=f'"{home.proxy.url}"',
     )
-    return Rotating(home, user, key["SecretAccessKey"], keyring=secret_service)
+    return Rotating(home, user, key["SecretAccessKey"], role_arn, keyring=secret_service)
 
 
 def test_rotate_replaces_the_key_in_the_credentials_file_keeping_every_other_byte(rotating: Rotating) -> None:
@@ -343,17 +345,27 @@ def kill_at(home: UserHome, action: str) -> None:
     wait_for(lambda: home.proxy.in_flight == 0, 10)
 
 
-STEPS = ["ListAccessKeys", "CreateAccessKey", "GetCallerIdentity", "DeleteAccessKey"]
+# Where the kill lands -> what the next rotate says it did, and how many keys were created in all.
+STEPS = {
+    "ListAccessKeys": ("", 1),  # before the journal: nothing to recover, a plain rotation
+    "CreateAccessKey": ("undid an interrupted rotation", 2),  # a key made, its id never recorded
+    "GetCallerIdentity": ("finished an interrupted rotation", 1),  # stored, not yet verified
+    "DeleteAccessKey": ("finished an interrupted rotation", 1),  # verified, old key going
+}
 
 
-@pytest.mark.parametrize("action", STEPS)
+@pytest.mark.parametrize("action", sorted(STEPS))
 def test_killed_at_any_step_the_next_rotate_finishes_or_undoes_it(rotating: Rotating, action: str) -> None:
-    kill_at(rotating.home, action)
+    home = rotating.home
+    first = rotating.stored()["aws_access_key_id"]
+    kill_at(home, action)
     rotating.assert_works()  # before any recovery: the stored pair works
     result = rotating.rotate()
     assert result.returncode == 0, result.stderr
-    if action != "ListAccessKeys":
-        assert "interrupted rotation" in result.stdout
+    said, created = STEPS[action]
+    assert said in result.stdout
+    assert home.proxy.count("CreateAccessKey") == created
+    assert rotating.stored()["aws_access_key_id"] != first
     rotating.assert_settled(result.stdout, result.stderr)
 
 
@@ -386,4 +398,73 @@ def test_finish_interrupted_deletes_a_created_key_that_was_never_stored(rotating
         report = finish_interrupted(profile, os.environ, cache, Refresher(cache))
     assert any(mask_key_id(created) in line and "never stored" in line for line in report.lines)
     assert not journals(home)
+    rotating.assert_settled()
+
+
+def test_status_and_doctor_show_the_recorded_age_and_doctor_warns_at_90_days(rotating: Rotating) -> None:
+    from credhelper.cache import Cache
+
+    home = rotating.home
+    assert rotating.rotate().returncode == 0
+    new = mask_key_id(rotating.stored()["aws_access_key_id"])
+    cache = Cache(home.cache_dir)
+    created = cache.read_state("bedrock")["source_key_created"]
+    cache.update_state("bedrock", source_key_created=created - 91 * 86400)  # as if rotated long ago
+
+    status = json.loads(home.run("status", "bedrock", "--json").stdout)[0]
+    assert (status["source_key_id"], status["source_key_age_days"]) == (new, 91)
+    doctor = home.run("doctor", "bedrock", "--json")
+    (finding,) = [f for f in json.loads(doctor.stdout) if f["check"] == "source key age"]
+    assert finding["status"] == "warn", finding
+    assert "91 days old" in finding["detail"] and "credhelper rotate bedrock" in finding["detail"]
+
+
+def test_the_daemon_finishes_a_rotation_a_kill_interrupted(
+    rotating: Rotating, daemons: list[DaemonProcess]
+) -> None:
+    home = rotating.home
+    kill_at(home, "GetCallerIdentity")  # the new pair stored, the old key still active
+    assert len(rotating.iam_keys()) == 2
+    daemon = DaemonProcess(home)
+    daemons.append(daemon)
+    wait_for(lambda: len(rotating.iam_keys()) == 1 and not journals(home), 60)
+    wait_for(lambda: "finished an interrupted rotation" in daemon.log, 10)
+    rotating.assert_settled(daemon.log)
+
+
+def test_rotate_after_days_rotates_once_the_key_is_that_old_and_tries_once_a_day(rotating: Rotating) -> None:
+    """The daemon's worker (credhelper/daemon/rotations.py) on a clock two days ahead: IAM dates
+    the key two days back, so rotate_after_days = 1 rotates it, once; a second look the same day
+    makes no IAM call."""
+    import time
+
+    from credhelper.cache import Cache, cache_dir_path
+    from credhelper.config import load_config
+    from credhelper.daemon.rotations import RotationWorker
+    from credhelper.refresher import Refresher
+
+    home = rotating.home
+    home.write_config(
+        role_arn=f'"{rotating.role_arn}"', iam_endpoint_url=f'"{home.proxy.url}"', rotate_after_days="1"
+    )
+    first = rotating.stored()["aws_access_key_id"]
+    with as_the_user(home):
+        (profile,) = load_config(None, os.environ).select(["bedrock"])
+        refresher = Refresher(Cache(cache_dir_path(os.environ)))
+        today = RotationWorker(lambda: [profile], refresher, os.environ, threading.Event())
+        today.tend(profile)  # the key is new: looked at, not rotated
+        assert rotating.stored()["aws_access_key_id"] == first
+
+        def two_days_on() -> float:
+            return time.time() + 2 * 86400
+
+        shifted = Refresher(Cache(cache_dir_path(os.environ), clock=two_days_on), clock=two_days_on)
+        later = RotationWorker(lambda: [profile], shifted, os.environ, threading.Event(), clock=two_days_on)
+        later.tend(profile)
+        rotated = rotating.stored()["aws_access_key_id"]
+        assert rotated != first
+        calls = sum(home.proxy.calls.values())
+        later.tend(profile)  # the same day: no second attempt, no IAM call
+        assert sum(home.proxy.calls.values()) == calls
+    assert rotating.stored()["aws_access_key_id"] == rotated
     rotating.assert_settled()
