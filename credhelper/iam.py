@@ -62,6 +62,11 @@ def _session() -> botocore.session.Session:
 class IamGateway:
     def __init__(self, profile: Profile, signer: Signer) -> None:
         self.profile = profile
+        self.signer_label = (
+            f"the MFA session of profile {profile.name}"
+            if signer.session_token
+            else f"{profile.source_label}'s key"
+        )
         register_secret(signer.secret_access_key, signer.session_token or "")
         if profile.iam_endpoint_url:
             register_secret(userinfo_of(profile.iam_endpoint_url))
@@ -104,8 +109,8 @@ class IamGateway:
             return AwsRefusedError(f"profile {name}: AWS denied {api}: {PERMISSIONS_FIX}")
         if code in ("InvalidClientTokenId", "SignatureDoesNotMatch"):
             return AwsRefusedError(
-                f"profile {name}: IAM refused {self.profile.source_label}'s key ({code}): it is "
-                "unknown, deactivated or its secret is wrong; store a working pair first"
+                f"profile {name}: IAM refused {self.signer_label} ({code}): the key is unknown, "
+                "deactivated or its secret is wrong (or the session expired); store a working pair first"
             )
         if code in THROTTLING or status >= 500:
             return StsUnavailableError(

@@ -468,3 +468,36 @@ def test_rotate_after_days_rotates_once_the_key_is_that_old_and_tries_once_a_day
         assert sum(home.proxy.calls.values()) == calls
     assert rotating.stored()["aws_access_key_id"] == rotated
     rotating.assert_settled()
+
+
+def test_with_mfa_serial_the_iam_calls_are_signed_by_the_mfa_session(rotating: Rotating) -> None:
+    """moto refuses GetSessionToken's credentials for IAM calls with authentication on (it does
+    not know them), which shows what signed them: the long-term key would have been accepted. So
+    the MFA session is made (once, from mfa_command), IAM refuses it, and nothing changes."""
+    home = rotating.home
+    home.write_config(
+        role_arn=f'"{rotating.role_arn}"',
+        iam_endpoint_url=f'"{home.proxy.url}"',
+        mfa_serial='"arn:aws:iam::123456789012:mfa/rotate-user"',
+        mfa_command='["sh", "-c", "echo 135790"]',
+    )
+    keys, before = rotating.iam_keys(), home.snapshot()
+    result = rotating.rotate()
+    assert_one_line_failure(result, 77, "MFA session of profile bedrock")
+    assert (home.proxy.count("GetSessionToken"), home.proxy.count("ListAccessKeys")) == (1, 1)
+    assert home.proxy.count("CreateAccessKey") == 0
+    assert rotating.iam_keys() == keys and home.snapshot() == before
+    assert "135790" not in result.stderr
+
+
+def test_a_second_rotate_of_the_same_source_waits_its_turn_and_is_refused(rotating: Rotating) -> None:
+    home = rotating.home
+    home.proxy.add_fault(Fault("delay", action="CreateAccessKey", seconds=8, remaining=1))
+    first = start_rotate(home)
+    wait_for(lambda: home.proxy.count("CreateAccessKey") == 1, 30)
+    second = rotating.rotate()
+    assert_one_line_failure(second, 1, "lock")
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    assert home.proxy.count("CreateAccessKey") == 1
+    rotating.assert_settled(out, err, second.stderr)
