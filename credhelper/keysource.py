@@ -12,9 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .credentials import is_long_term_key_id
-from .errors import ConfigError
+from .errors import ConfigError, CredhelperError
 from .formats.ini import parse_sections, with_rotated_pair
-from .keystore import LongTermPair, entry_label, read_pair, store_pair
+from .keystore import (
+    KeyringLocked,
+    KeyringUnavailable,
+    LongTermPair,
+    entry_label,
+    keyring_condition,
+    read_pair,
+    store_pair,
+)
 from .paths import shared_credentials_path
 from .profile import Profile
 from .targets.credsection import CREDENTIALS_FILE_SETTING, holds_key_pair, write_credentials_file
@@ -90,10 +98,29 @@ def read_source_pair(source: KeySource) -> LongTermPair:
     return LongTermPair(key_id, secret)
 
 
+class StoreUncertain(CredhelperError):
+    """The pair was handed to the store and could not be read back: it may be there, or not.
+    Whoever acts on this asks the store what it holds now (rotate keeps its journal if nobody can
+    tell), instead of taking the pair for not stored."""
+
+    def __init__(self, cause: CredhelperError) -> None:
+        super().__init__(str(cause))
+        self.exit_code = cause.exit_code
+
+
 def store_source_pair(source: KeySource, old_key_id: str, pair: LongTermPair, lock_dir: str) -> None:
-    """The new pair where the old one lived; raises unless it is there now, as given."""
+    """The new pair where the old one lived; raises unless it is there now, as given. Any other
+    error than StoreUncertain means nothing was written."""
     if source.kind == "keyring":
-        store_pair(source.name, pair)  # stored, then read back
+        condition = keyring_condition()  # a keyring refused before any write: nothing stored
+        if condition.state == "locked":
+            raise KeyringLocked(condition.detail)
+        if condition.state != "unlocked":
+            raise KeyringUnavailable(condition.detail)
+        try:
+            store_pair(source.name, pair)  # stored, then read back
+        except CredhelperError as error:
+            raise StoreUncertain(error) from error
         return
     path = source.credentials_file
     assert path is not None
@@ -103,6 +130,10 @@ def store_source_pair(source: KeySource, old_key_id: str, pair: LongTermPair, lo
             text, path, source.name, old_key_id, pair.access_key_id, pair.secret_access_key
         )
 
-    write_credentials_file(path, rotated, lock_dir)
-    if not holds_key_pair(path, pair.access_key_id, pair.secret_access_key):
-        raise ConfigError(f"{source.label}: did not read back as written; check the file")
+    write_credentials_file(path, rotated, lock_dir)  # atomic: a failure leaves the file as it was
+    try:
+        stored = holds_key_pair(path, pair.access_key_id, pair.secret_access_key)
+    except CredhelperError as error:
+        raise StoreUncertain(error) from error
+    if not stored:
+        raise StoreUncertain(ConfigError(f"{source.label}: did not read back as written; check the file"))

@@ -24,7 +24,7 @@ from .credentials import format_utc, mask_key_id
 from .errors import AwsRefusedError, ConfigError, CredhelperError, as_credhelper_error
 from .fileio import atomic_write, file_lock, read_trusted_json, remove_quietly
 from .iam import IamGateway, NewKey, Signer, caller_of_pair, is_aws_endpoint
-from .keysource import KeySource, key_source, read_source_pair, store_source_pair
+from .keysource import KeySource, StoreUncertain, key_source, read_source_pair, store_source_pair
 from .keystore import LongTermPair
 from .paths import rotation_file
 from .profile import Profile
@@ -257,6 +257,13 @@ class Rotator:
         except AwsRefusedError as refused:
             self._put_back(iam, journal, old, new, refused)
             raise
+        except CredhelperError as unverified:  # STS unreachable: the new key may well work
+            unverified.args = (
+                f"{unverified}; the new key {mask_key_id(new.pair.access_key_id)} is stored and the old "
+                f"one still active: the next `credhelper rotate {self.profile.name}` verifies it and "
+                "retires the old key",
+            )
+            raise
         journal = self._write_journal(journal.advanced(VERIFIED))
         retired_line = self._retire(iam, journal)
         remove_quietly(self.journal_path)
@@ -267,23 +274,45 @@ class Rotator:
         )
 
     def _store(self, iam: IamGateway, journal: Journal, old: LongTermPair, new: NewKey) -> None:
-        """The new pair stored where the old one lives; if that fails, the new key is deleted at
-        once and the storing error raised (the journal stays only if the delete failed too)."""
+        """The new pair stored where the old one lives. If that fails, the new key is deleted at
+        once and the storing error raised; but if the store may hold it (written, not read back),
+        the key is deleted only once the store is seen to hold the old pair still, and when that
+        cannot be seen the journal is kept for the next rotate to decide."""
         try:
             store_source_pair(self.source, old.access_key_id, new.pair, self.directory)
+            return
+        except StoreUncertain as uncertain:
+            failure: CredhelperError = uncertain
+            stored = self._stored_key_id()
+            if stored == new.pair.access_key_id:
+                log.warning("%s: stored after all (%s)", self.source.label, uncertain)
+                return
+            if stored != old.access_key_id:
+                uncertain.args = (
+                    f"{uncertain}; whether {mask_key_id(new.pair.access_key_id)} was stored cannot be "
+                    f"told now: the next `credhelper rotate {self.profile.name}` finishes or undoes "
+                    "this rotation from its journal",
+                )
+                raise
         except Exception as error:
             failure = as_credhelper_error(error, f"store the new key in {self.source.label}")
-            try:
-                iam.delete_key(new.pair.access_key_id)
-            except CredhelperError as undo:
-                log.error(
-                    "the new key %s was not stored and could not be deleted: %s (the next rotate deletes it)",
-                    mask_key_id(new.pair.access_key_id),
-                    undo,
-                )
-            else:
-                remove_quietly(self.journal_path)
-            raise failure from error
+        try:
+            iam.delete_key(new.pair.access_key_id)
+        except CredhelperError as undo:
+            log.error(
+                "the new key %s was not stored and could not be deleted: %s (the next rotate deletes it)",
+                mask_key_id(new.pair.access_key_id),
+                undo,
+            )
+        else:
+            remove_quietly(self.journal_path)
+        raise failure
+
+    def _stored_key_id(self) -> str | None:
+        try:
+            return read_source_pair(self.source).access_key_id
+        except Exception:  # a locked keyring, a file being edited: nobody can tell
+            return None
 
     def _put_back(
         self, iam: IamGateway, journal: Journal, old: LongTermPair, new: NewKey, refused: CredhelperError

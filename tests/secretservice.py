@@ -44,7 +44,11 @@ class SecretService:
         assert self.address, "dbus-daemon gave no address"
         self.env = {**base, "DBUS_SESSION_BUS_ADDRESS": self.address}
         self.daemon: subprocess.Popen[bytes] | None = None
-        self._start_keyring_daemon()
+        try:
+            self._start_keyring_daemon()
+        except BaseException:
+            self.stop()  # the fixture never yields: nothing else would end the bus and the daemon
+            raise
 
     def _start_keyring_daemon(self) -> None:
         self.daemon = subprocess.Popen(
@@ -63,10 +67,23 @@ class SecretService:
             with contextlib.suppress(Exception), self.connection() as connection:
                 import secretstorage
 
-                if not secretstorage.Collection(connection, LOGIN).is_locked():
+                # Touching the collection before the daemon owns the name would have the bus
+                # start another gnome-keyring-daemon (D-Bus activation), whose login keyring is
+                # locked for good: a machine busy enough made that race a failure in one run of few.
+                if (
+                    self._name_owned(connection)
+                    and not secretstorage.Collection(connection, LOGIN).is_locked()
+                ):
                     return
             time.sleep(0.05)
         raise RuntimeError("gnome-keyring-daemon did not offer an unlocked login keyring within 20 s")
+
+    @staticmethod
+    def _name_owned(connection: Any) -> bool:
+        from jeepney.bus_messages import message_bus
+
+        reply = connection.send_and_get_reply(message_bus.NameHasOwner(SERVICE_NAME), timeout=5)
+        return bool(reply.body[0])
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Any]:
