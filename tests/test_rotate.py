@@ -360,6 +360,12 @@ def test_killed_at_any_step_the_next_rotate_finishes_or_undoes_it(rotating: Rota
     first = rotating.stored()["aws_access_key_id"]
     kill_at(home, action)
     rotating.assert_works()  # before any recovery: the stored pair works
+    left = journals(home)
+    assert len(left) == (0 if action == "ListAccessKeys" else 1)
+    for journal in left:  # private, and never a secret, whichever is stored now
+        assert os.stat(journal).st_mode & 0o777 == 0o600
+        text = journal.read_text()
+        assert rotating.first_secret not in text and rotating.stored()["aws_secret_access_key"] not in text
     result = rotating.rotate()
     assert result.returncode == 0, result.stderr
     said, created = STEPS[action]
@@ -501,3 +507,15 @@ def test_a_second_rotate_of_the_same_source_waits_its_turn_and_is_refused(rotati
     assert first.returncode == 0, err
     assert home.proxy.count("CreateAccessKey") == 1
     rotating.assert_settled(out, err, second.stderr)
+
+
+def test_without_iam_endpoint_url_botocores_aws_endpoint_url_iam_is_used_and_named(
+    rotating: Rotating,
+) -> None:
+    home = rotating.home
+    home.write_config(role_arn=f'"{rotating.role_arn}"')  # no iam_endpoint_url
+    result = home.run("rotate", "bedrock", AWS_ENDPOINT_URL_IAM=home.proxy.url)
+    assert result.returncode == 0, result.stderr
+    assert f"IAM endpoint: {home.proxy.url} (not AWS's own)" in result.stdout
+    assert home.proxy.count("CreateAccessKey") == 1
+    rotating.assert_settled(result.stdout, result.stderr)
