@@ -519,3 +519,26 @@ def test_without_iam_endpoint_url_botocores_aws_endpoint_url_iam_is_used_and_nam
     assert f"IAM endpoint: {home.proxy.url} (not AWS's own)" in result.stdout
     assert home.proxy.count("CreateAccessKey") == 1
     rotating.assert_settled(result.stdout, result.stderr)
+
+
+def test_sigterm_abandons_the_daemons_rotation_and_the_next_rotate_finishes_it(
+    rotating: Rotating, daemons: list[DaemonProcess]
+) -> None:
+    import time
+
+    home = rotating.home
+    kill_at(home, "GetCallerIdentity")  # a journal: the new pair stored, not yet verified
+    seen = home.proxy.count("GetCallerIdentity")
+    home.proxy.add_fault(Fault("delay", action="GetCallerIdentity", seconds=10))
+    daemon = DaemonProcess(home)
+    daemons.append(daemon)
+    wait_for(lambda: home.proxy.count("GetCallerIdentity") > seen, 30)  # the daemon is verifying
+    started = time.monotonic()
+    assert daemon.stop() == 0
+    assert time.monotonic() - started < 5, "SIGTERM waited for the rotation"
+    assert len(journals(home)) == 1 and len(rotating.iam_keys()) == 2
+    home.proxy.clear_faults()
+    result = rotating.rotate()
+    assert result.returncode == 0, result.stderr
+    assert "finished an interrupted rotation" in result.stdout
+    rotating.assert_settled(result.stdout, result.stderr, daemon.log)
