@@ -542,3 +542,11 @@ def test_sigterm_abandons_the_daemons_rotation_and_the_next_rotate_finishes_it(
     assert result.returncode == 0, result.stderr
     assert "finished an interrupted rotation" in result.stdout
     rotating.assert_settled(result.stdout, result.stderr, daemon.log)
+
+
+def test_debug_logging_shows_no_secret_of_either_key(rotating: Rotating) -> None:
+    home = rotating.home
+    result = home.run("--log-level", "debug", "rotate", "bedrock", timeout=90)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "CreateAccessKey" in result.stderr  # botocore's wire logging is there
+    rotating.assert_settled(result.stdout, result.stderr)  # neither secret in it
