@@ -15,10 +15,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-from ..errors import CredhelperError
+from ..keysource import key_source
+from ..paths import rotation_file
 from ..profile import Profile
 from ..refresher import Refresher
-from ..rotate import Rotator
 from ..rotation import DAY
 
 log = logging.getLogger("credhelper.daemon")
@@ -55,18 +55,24 @@ class RotationWorker:
     def tend(self, profile: Profile) -> None:
         """One look at one profile; never raises."""
         try:
-            rotator = Rotator(profile, self.environ, self.cache, self.refresher, clock=self.clock)
-        except CredhelperError:
+            source = key_source(profile, self.environ)
+        except Exception:
             return  # no stored long-term key: nothing to rotate (`rotate` says so when asked)
         try:
             tried = self.cache.read_state(profile.name).get("rotation_tried")
             now = self.clock()
             due = profile.rotate_after_days is not None and (tried is None or now - tried >= DAY)
+            journal = rotation_file(self.cache.directory, source.key, "json")
+            if not due and not os.path.lexists(journal):
+                return
+            from ..rotate import Rotator  # botocore with it: only once there is something to do
+
+            rotator = Rotator(profile, self.environ, self.cache, self.refresher, clock=self.clock)
             if due:
                 assert profile.rotate_after_days is not None
                 self.cache.update_state(profile.name, rotation_tried=now)
                 rotator.rotate_if_due(profile.rotate_after_days)
-            elif os.path.lexists(rotator.journal_path):
+            else:
                 rotator.finish_interrupted()
         except Exception as error:  # a bug included: the thread goes on with the other profiles
             log.error("profile %s: key rotation: %s", profile.name, error)
