@@ -2,9 +2,10 @@
 the refresh schedule, that once an hour looks at each profile whose source is a stored long-term
 key. A rotation a kill interrupted (its journal left behind) is finished or undone; with
 `rotate_after_days`, at most once a day per profile, the key's CreateDate is asked of IAM and the
-key rotated once it is that old. A failure is logged and recorded for `status`; the next try is
-a day later (that is its backoff). SIGTERM abandons the thread wherever it is: every step of a
-rotation is journaled first, so the next look (or `credhelper rotate`) finishes it.
+key rotated once it is that old. A failure is logged; the next try is a day later (that is its
+backoff; a journal left behind is looked at every hour). SIGTERM abandons the thread wherever it
+is: every step of a rotation is journaled first, so the next look (or `credhelper rotate`)
+finishes it.
 """
 
 from __future__ import annotations
