@@ -550,3 +550,15 @@ def test_debug_logging_shows_no_secret_of_either_key(rotating: Rotating) -> None
     assert result.returncode == 0, result.stderr[-2000:]
     assert "CreateAccessKey" in result.stderr  # botocore's wire logging is there
     rotating.assert_settled(result.stdout, result.stderr)  # neither secret in it
+
+
+def test_a_journal_it_cannot_read_is_refused_before_any_iam_call(rotating: Rotating) -> None:
+    home = rotating.home
+    home.cache_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
+    journal = home.cache_dir / f"rotation-profile-{SECTION}.json"
+    journal.write_text("{not json")
+    journal.chmod(0o600)
+    result = rotating.rotate()
+    assert_one_line_failure(result, 78, str(journal), "check the user's access keys in IAM")
+    assert sum(home.proxy.calls.values()) == 0
+    assert journal.read_text() == "{not json"
