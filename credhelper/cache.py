@@ -125,8 +125,15 @@ class Cache:
         return state
 
 
-_STATE_TIMES = ("last_refresh", "last_error_at", "next_refresh", "next_try")
-_STATE_TYPES: dict[str, type] = {"last_error": str, "role_arn": str, "mfa_needed": bool}
+_STATE_TIMES = (
+    "last_refresh",
+    "last_error_at",
+    "next_refresh",
+    "next_try",
+    "source_key_created",
+    "rotation_tried",
+)
+_STATE_TYPES: dict[str, type] = {"last_error": str, "role_arn": str, "mfa_needed": bool, "source_key_id": str}
 
 
 def _state_value_ok(key: str, value: object, latest: float) -> bool:

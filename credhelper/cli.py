@@ -221,6 +221,19 @@ def adopt_keys_command(
         adopt_into_profile(env_file, source_profile, config, cache, gateway, os.environ, click.echo)
 
 
+@cli.command("rotate", epilog=clihelp.ROTATE_EPILOG)
+@click.argument("profile", shell_complete=complete_profile_names)
+@click.option("--deactivate", is_flag=True, help="Mark the old key inactive instead of deleting it.")
+@pass_app
+def rotate_command(app: AppContext, profile: str, deactivate: bool) -> None:
+    """A new long-term key for PROFILE's source user; the old one deleted once the new one works."""
+    from .rotate import rotate
+
+    (selected,) = app.profiles([profile])
+    report = rotate(selected, os.environ, app.cache(), app.refresher(), deactivate)
+    click.echo("\n".join(report.lines))
+
+
 @cli.command("env", epilog=clihelp.ENV_EPILOG)
 @click.argument("profile", shell_complete=complete_profile_names)
 @click.option(

@@ -85,6 +85,19 @@ Examples:
   credhelper adopt-keys --to-keyring bedrock-developer --from-profile bedrock-developer
   credhelper adopt-keys --to-keyring bedrock-developer --env-file ~/src/app/.env"""
 
+ROTATE_EPILOG = """Creates a new access key for the IAM user (iam:CreateAccessKey), stores it
+where the old one lives (the keyring entry, or the credentials-file section),
+checks it with sts:GetCallerIdentity (up to 30 s), then deletes the old key
+(--deactivate: marks it inactive; the next rotate deletes it). A rotation
+interrupted before is finished or undone first. Refused (78) when the source
+is no stored long-term key, or when the user has a second key credhelper did
+not make. See docs/rotation.md for the IAM permissions it needs.
+
+\b
+Examples:
+  credhelper rotate bedrock
+  credhelper rotate bedrock --deactivate"""
+
 ENV_EPILOG = """\b
 Examples:
   eval "$(credhelper env bedrock)"              # this shell uses the running endpoint

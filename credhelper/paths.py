@@ -119,7 +119,7 @@ def shared_credentials_path(environ: "Mapping[str, str]") -> "Path":
 
 # Names credhelper gives its own files in the cache and runtime directories (without the suffix).
 OWN_STEMS = frozenset({"daemon", "endpoint", "token"})
-OWN_PREFIXES = ("target-",)
+OWN_PREFIXES = ("target-", "rotation-")
 # What a profile keeps in the cache directory: credentials, MFA session, state, their locks and
 # the ready answer of credential-process.
 PROFILE_FILE_KINDS = frozenset({"json", "mfa.json", "state.json", "lock", "mfa.lock", "state.lock", "answer"})
@@ -140,6 +140,18 @@ def profile_file(cache_dir: str, profile: str, kind: str) -> str:
     if kind not in PROFILE_FILE_KINDS:
         raise ValueError(f"unknown kind of profile file: {kind}")
     return os.path.join(cache_dir, f"{profile_stem(profile)}.{kind}")
+
+
+ROTATION_FILE_KINDS = frozenset({"json", "lock", "retired.json"})
+
+
+def rotation_file(cache_dir: str, source: str, kind: str) -> str:
+    """A rotation's file for one long-term key `source` (`keyring-NAME`, `profile-NAME`): its
+    journal (`json`), its lock, and the keys it deactivated (`retired.json`)."""
+    if kind not in ROTATION_FILE_KINDS:
+        raise ValueError(f"unknown kind of rotation file: {kind}")
+    stem = source.replace("%", "%25").replace(".", "%2E").replace("/", "%2F")
+    return os.path.join(cache_dir, f"rotation-{stem}.{kind}")
 
 
 # -- whose files -----------------------------------------------------------------------------

@@ -100,6 +100,20 @@ class Refresher:
                 raise
             raise failure from error
 
+    def mfa_session(self, profile: Profile) -> Credentials:
+        """The profile's MFA session (cached, else made now, a person asked as `obtain` asks):
+        what calls other than AssumeRole sign with when the profile has `mfa_serial` (rotate)."""
+        try:
+            try:
+                with self.cache.lock(profile.name):
+                    return self._mfa_session(profile, None)
+            except _AskFirst:
+                code = self._ask_for_code(profile)
+            with self.cache.lock(profile.name):
+                return self._mfa_session(profile, code)
+        except Exception as error:
+            raise as_credhelper_error(error, f"keep the MFA session of profile {profile.name}") from error
+
     def _obtain_locked(self, profile: Profile, wanted: Want, code: str | None) -> Credentials:
         """Under the profile's cache lock: the cache looked at again, else new credentials (with the
         MFA `code` when one was typed). Raises _AskFirst when a person must type a code first."""

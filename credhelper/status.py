@@ -66,11 +66,23 @@ def profile_status(
         "last_error": state.get("last_error"),
         "attempts": int(state.get("attempts", 0)),
         "mfa_code_needed": bool(state.get("mfa_needed", False)),
+        **source_key_age(state, now),
         "targets": [
             {"path": target.label, "state": target_state(target, credentials)}
             | bedrock_key_state(target, credentials)
             for target in profile_targets(profile)
         ],
+    }
+
+
+def source_key_age(state: dict[str, Any], now: float) -> dict[str, Any]:
+    """The long-term source key's id (masked) and age as rotate last recorded them (its
+    CreateDate from IAM); None when rotate has not run."""
+    created = state.get("source_key_created")
+    return {
+        "source_key_id": state.get("source_key_id") if created is not None else None,
+        "source_key_created": format_utc(created) if created is not None else None,
+        "source_key_age_days": int(max(0.0, now - created) // 86400) if created is not None else None,
     }
 
 
@@ -106,6 +118,14 @@ def format_status(report: dict[str, Any]) -> str:
             else ("no keyring answers: see `credhelper doctor`")
         )
         rows.append(("keyring", f"{report['keyring']}: {fix}"))
+    if report.get("source_key_created"):
+        rows.append(
+            (
+                "source key",
+                f"{report['source_key_id'] or '-'} created {report['source_key_created']} "
+                f"({report['source_key_age_days']} days ago)",
+            )
+        )
     if report["mfa_code_needed"]:
         rows.append(("mfa", f"a code is needed: run `credhelper refresh {report['profile']}`"))
     rows += [("target", _target_line(t)) for t in report["targets"]]

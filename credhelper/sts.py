@@ -1,4 +1,5 @@
-"""STS calls: the one module that imports botocore. One client per distinct source, reused."""
+"""STS calls: with iam.py (rotate), the only modules that import botocore. One client per distinct
+source, reused."""
 
 from __future__ import annotations
 

@@ -18,10 +18,10 @@ MAX_LINES = 400
 LAYERS = (
     ("leaves", ("errors", "paths", "credentials", "windows", "interfaces", "endpointurl")),
     ("process leaves", ("signals", "wakeup", "sdnotify", "logsetup")),
-    ("pure core", ("settings", "profile", "policy", "schedule", "formats")),
+    ("pure core", ("settings", "profile", "policy", "schedule", "formats", "rotation")),
     ("primitives", ("fileio", "children", "configfile", "config", "unit")),
-    ("shells", ("cache", "keystore", "sts", "mfa", "refresher", "hooks", "targets", "endpoint")),
-    ("operations", ("supply", "fastpath", "status", "adopt", "keyringadopt")),
+    ("shells", ("cache", "keystore", "sts", "iam", "mfa", "refresher", "hooks", "targets", "endpoint")),
+    ("operations", ("supply", "fastpath", "status", "adopt", "keyringadopt", "keysource", "rotate")),
     ("features", ("daemon", "appexec", "doctor", "init")),
     ("commands", ("cli", "clihelp", "main", "__main__")),
 )

@@ -32,6 +32,7 @@ from ..wakeup import Wakeup
 from .bridge import EndpointBridge
 from .coordinator import Coordinator
 from .lock import DaemonLock
+from .rotations import RotationWorker
 from .threads import name_os_threads
 from .watcher import Watcher
 from .world import SystemWorld, WriteGate
@@ -118,6 +119,13 @@ class Daemon:
         self.coordinator.rewatch()
         worker = threading.Thread(target=self._work, name="credhelper-scheduler", daemon=True)
         worker.start()
+        RotationWorker(
+            lambda: list(self.coordinator.profiles.values()),
+            self.refresher,
+            self.environ,
+            self.coordinator.stopping,
+            self.clock.wall,
+        ).start()
         return worker
 
     def _work(self) -> None:

@@ -30,6 +30,7 @@ from .checks_aws import (
 )
 from .checks_keyring import check_keyring, check_keyring_files, plaintext_pairs
 from .checks_local import check_cache, check_daemon, check_endpoint, check_environment
+from .checks_rotation import check_key_age
 from .checks_targets import check_target_file
 from .findings import FAIL, OK, Check, Finding
 
@@ -94,6 +95,7 @@ def profile_checks(
         (name, "clock", lambda: check_clock(profile, endpoint, timeout)),
         (name, "session", lambda: check_session(profile)),
         (name, "credential_process", lambda: check_aws_config(profile, environ)),
+        (name, "source key age", lambda: check_key_age(profile, cache, time.time())),
     ]
     adopted = adopted_checker(environ)
     for target in profile_targets(profile):

@@ -258,3 +258,21 @@ def without_key_pair(text: str, path: Path, section: str, key_id: str) -> str:
             "aws_access_key_id and aws_secret_access_key lines yourself"
         )
     return new
+
+
+def with_rotated_pair(
+    text: str, path: Path, section: str, old_key_id: str, new_key_id: str, secret: str
+) -> str:
+    """The credentials file with `[section]`'s pair replaced by the new one (rotate), every other
+    byte kept; unchanged when it holds the new pair already. A section that holds neither the
+    old key nor the new one was changed by someone since rotate read it: refused (78)."""
+    held = parse_sections(text, str(path)).get(section) or {}
+    held_id = held.get("aws_access_key_id", "")
+    if held_id == new_key_id and held.get("aws_secret_access_key") == secret:
+        return text
+    if held_id != old_key_id or "aws_session_token" in held:
+        raise ConfigError(
+            f"{path}: [{section}] no longer holds {mask_key_id(old_key_id)}, the key being rotated: "
+            "someone changed it meanwhile; run rotate again"
+        )
+    return set_section(text, section, {"aws_access_key_id": new_key_id, "aws_secret_access_key": secret})
