@@ -65,7 +65,11 @@ class SecretService:
         assert self.address, "dbus-daemon gave no address"
         self.env = {**base, "DBUS_SESSION_BUS_ADDRESS": self.address}
         self.daemon: subprocess.Popen[bytes] | None = None
-        self._start_keyring_daemon()
+        try:
+            self._start_keyring_daemon()
+        except BaseException:
+            self.stop()  # a fixture that fails to start leaves nothing running
+            raise
 
     def _start_keyring_daemon(self) -> None:
         self.daemon_log = self.runtime / "gnome-keyring-daemon.log"
