@@ -127,12 +127,20 @@ def raise_failures(failures: list[CredhelperError]) -> None:
 
 @cli.command("credential-process", epilog=clihelp.CREDENTIAL_PROCESS_EPILOG)
 @click.argument("profile", shell_complete=complete_profile_names)
+@click.option(
+    "--format",
+    "shape",
+    type=click.Choice(["process", "sts"]),
+    default="process",
+    show_default=True,
+    help="process: credential_process JSON for SDKs; sts: STS's own {\"Credentials\": {...}} shape.",
+)
 @pass_app
-def credential_process(app: AppContext, profile: str) -> None:
+def credential_process(app: AppContext, profile: str, shape: str) -> None:
     """Print credential_process JSON for an AWS SDK (configure it in ~/.aws/config)."""
     (selected,) = app.profiles([profile])
     credentials = app.refresher().obtain(selected, selected.handout_seconds)
-    sys.stdout.write(credentials.process_json() + "\n")
+    sys.stdout.write((credentials.sts_json() if shape == "sts" else credentials.process_json()) + "\n")
 
 
 @cli.command("run", epilog=clihelp.RUN_EPILOG)

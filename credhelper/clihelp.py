@@ -46,7 +46,10 @@ CREDENTIAL_PROCESS_EPILOG = """Served from the cache while enough time is left; 
 Example, in ~/.aws/config:
   [profile bedrock]
   credential_process = credhelper credential-process bedrock
-  region = us-east-1"""
+  region = us-east-1
+
+--format sts prints STS's own {"Credentials": {...}} shape instead, for tools
+that run a command for credentials (Claude Code's awsCredentialExport)."""
 
 RUN_EPILOG = f"""With no PROFILE, every profile in the configuration is kept fresh. --serve takes
 an optional address: a value with a colon (HOST:PORT, or :PORT for 127.0.0.1) is

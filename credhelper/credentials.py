@@ -92,6 +92,19 @@ class Credentials:
             }
         )
 
+    def sts_json(self) -> str:
+        """STS's own shape (`{"Credentials": {...}}`), which some agent tools ask a command for."""
+        return json.dumps(
+            {
+                "Credentials": {
+                    "AccessKeyId": self.access_key_id,
+                    "SecretAccessKey": self.secret_access_key,
+                    "SessionToken": self.session_token,
+                    "Expiration": self.expiration_text,
+                }
+            }
+        )
+
     def container_json(self) -> str:
         return json.dumps(
             {

@@ -57,14 +57,59 @@ def parse_leading_options(argv: "Sequence[str]") -> tuple[str | None, list[str]]
 
 
 def parse_fast_argv(argv: "Sequence[str]") -> tuple[str | None, str] | None:
-    """(config path, profile) for `[--config P] [--log-level L] credential-process PROFILE`."""
+    """(config path, profile) for `[--config P] [--log-level L] credential-process PROFILE`, with
+    `--format process|sts` before or after PROFILE (answer_format tells which)."""
+    parsed = _parse_credential_process(argv)
+    return None if parsed is None else (parsed[0], parsed[1])
+
+
+def answer_format(argv: "Sequence[str]") -> str:
+    """The shape `credential-process` was asked for (`--format`, process by default)."""
+    parsed = _parse_credential_process(argv)
+    return "process" if parsed is None else parsed[2]
+
+
+ANSWER_FORMATS = ("process", "sts")
+
+
+def _parse_credential_process(argv: "Sequence[str]") -> tuple[str | None, str, str] | None:
+    """(config path, profile, answer format); None for anything else, the full CLI's to answer."""
     parsed = parse_leading_options(argv)
     if parsed is None:
         return None
     config, rest = parsed
-    if len(rest) != 2 or rest[0] != "credential-process" or not is_plain_name(rest[1]):
+    if not rest or rest[0] != "credential-process":
         return None
-    return config, rest[1]
+    names: list[str] = []
+    shapes: list[str] = []
+    words = iter(rest[1:])
+    for word in words:
+        if word.startswith("--format="):
+            shapes.append(word.partition("=")[2])
+        elif word == "--format":
+            shapes.append(next(words, ""))
+        elif word.startswith("-"):
+            return None
+        else:
+            names.append(word)
+    if len(names) != 1 or not is_plain_name(names[0]) or len(shapes) > 1:
+        return None
+    shape = shapes[0] if shapes else "process"
+    return (config, names[0], shape) if shape in ANSWER_FORMATS else None
+
+
+STS_SHAPE_FROM = b'{"Version": 1, '
+
+
+def shaped(answer: bytes, shape: str) -> bytes | None:
+    """The answer (credential_process JSON, as Credentials.process_json writes it) in `shape`:
+    `sts` is STS's own `{"Credentials": {...}}` (Credentials.sts_json), made here without parsing
+    it, so the hot path imports nothing; None for an answer not in the expected form."""
+    if shape == "process":
+        return answer
+    if not answer.startswith(STS_SHAPE_FROM) or not answer.endswith(b"}\n"):
+        return None
+    return b'{"Credentials": {' + answer[len(STS_SHAPE_FROM) : -2] + b"}}\n"
 
 
 def is_plain_name(name: str) -> bool:
@@ -205,6 +250,8 @@ def main_fast(argv: "Sequence[str]") -> bool:
     answer = ready_answer(argv, os.environ, time.time())
     if answer is None:
         answer = answer_from_cache(argv, os.environ)
+    if answer is not None:
+        answer = shaped(answer, answer_format(argv))
     if answer is None:
         return False
     write_all(1, answer)
