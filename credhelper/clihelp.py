@@ -2,6 +2,8 @@
 (examples, exit statuses, where the configuration is), and the help of options whose text names a
 default kept elsewhere."""
 
+import re
+
 from .appexec.options import DEFAULT_GRACE_SECONDS
 from .profile import DEFAULT_SERVE
 
@@ -76,13 +78,48 @@ refreshed). Nothing changes when AWS refuses the key.
 Example:
   credhelper adopt-keys --env-file ~/src/app/.env --profile bedrock-developer"""
 
-ENV_EPILOG = """\b
+ENV_EPILOG = """--container (Linux): what a container needs to get credentials from the
+daemon's listener on 169.254.170.2 ([daemon] serve_containers = true, after
+`credhelper containers setup`): the variables, and the read-only mount of the
+token's directory at /run/credhelper. --format docker is a `docker run
+--env-file` file; compose a service override. Exit 1 when no running daemon
+serves containers.
+
+\b
 Examples:
   eval "$(credhelper env bedrock)"              # this shell uses the running endpoint
   credhelper env bedrock --format dotenv >> .env
-  eval "$(credhelper env bedrock --static)"     # the credentials themselves, for one shell"""
+  eval "$(credhelper env bedrock --static)"     # the credentials themselves, for one shell
+  credhelper env bedrock --container --format docker > creds.env
+  credhelper env bedrock --container --format compose > compose.override.yaml"""
+
+ENV_FORMATS = ["sh", "dotenv", "json", "docker", "compose"]
+CONTAINER_FORMATS = ("sh", "docker", "compose", "json")
+
+
+def check_env_options(
+    output: str, static: bool, container: bool, service: str | None, token_value: bool
+) -> None:
+    """`env`'s options that go together, else a usage error (2)."""
+    import click
+
+    if container and static:
+        raise click.UsageError("--static and --container: choose one")
+    if container and output not in CONTAINER_FORMATS:
+        raise click.UsageError(f"--container prints --format {', '.join(CONTAINER_FORMATS)}")
+    if not container and output in ("docker", "compose"):
+        raise click.UsageError(f"--format {output} is for --container")
+    if not container and (service is not None or token_value):
+        option = "--service" if service is not None else "--token-value"
+        raise click.UsageError(f"{option} is for --container")
+    if service is not None and (output != "compose" or not SERVICE_NAME.match(service)):
+        raise click.UsageError(f"--service {service!r}: a Compose service name, with --format compose")
+
+
+SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")  # what Compose accepts as a name
 
 SERVE_HELP = f"Also serve the container credentials endpoint (loopback only; default {DEFAULT_SERVE})."
+SERVE_CONTAINERS_HELP = "Also serve containers on 169.254.170.2 ([daemon] containers_port; Linux)."
 GRACE_HELP = (
     "With --restart-on-refresh: how long COMMAND has to stop after SIGTERM "
     f"(default {DEFAULT_GRACE_SECONDS:g})."

@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING
 
 from .. import children
 from ..cache import Cache, cache_dir_path
+from ..endpoint.containers import open_container_server
 from ..endpoint.discovery import publish_endpoint, unpublish_endpoint
 from ..endpoint.server import CredentialServer
 from ..errors import CredhelperError, FileSystemError
 from ..interfaces import Clock
-from ..profile import parse_listen_address
+from ..profile import DEFAULT_CONTAINERS_PORT, parse_listen_address
 from ..refresher import Refresher
 from ..schedule import SystemClock
 from ..sdnotify import Notifier
@@ -51,8 +52,10 @@ class Daemon:
         environ: Mapping[str, str],
         clock: Clock | None = None,
         serve: str | None = None,
+        serve_containers: bool = False,
     ) -> None:
         self.serve_option = serve
+        self.containers_option = serve_containers
         self.environ = environ
         self.clock = clock or SystemClock()
         self.cache = Cache(cache_dir_path(environ))
@@ -65,6 +68,7 @@ class Daemon:
         self.coordinator = Coordinator(self.clock, world, self.notifier, names, self.claims)
         self.bridge = EndpointBridge(self.coordinator, self.refresher, self.clock)
         self.server: CredentialServer | None = None
+        self.container_server: CredentialServer | None = None  # on 169.254.170.2 (DESIGN 14)
         self.signals_received: collections.deque[int] = collections.deque()
         self.wakeup = Wakeup()  # the main thread's sleep, ended by any signal
 
@@ -105,9 +109,11 @@ class Daemon:
             return 0
         finally:
             self.watcher.stop()
-            if self.server is not None:
+            if self.server is not None or self.container_server is not None:
                 unpublish_endpoint(self.environ, self.cache.directory)
-                self.server.stop()
+            for server in (self.server, self.container_server):
+                if server is not None:
+                    server.stop()
             self.claims.release_all()
             daemon_lock.release()
 
@@ -149,23 +155,38 @@ class Daemon:
                 self.coordinator.ask_refresh_all()
 
     def _start_server(self) -> None:
+        """The loopback endpoint (`serve`), the one for containers (`serve_containers`), or both
+        with one token; the record says where each listens."""
         config = self.coordinator.config
         address = self.serve_option or (config.serve if config else None)
-        if not address:
+        if address:
+            host, port = parse_listen_address(address, "--serve" if self.serve_option else "[daemon] serve")
+            try:
+                self.server = CredentialServer(host, port, self.bridge.endpoint_credentials)
+            except OSError as error:
+                raise CredhelperError(
+                    f"cannot listen on {address}: {error.strerror}; pick another port"
+                ) from None
+        if self.containers_option or (config is not None and config.serve_containers):
+            port = config.containers_port if config else DEFAULT_CONTAINERS_PORT
+            token = self.server.token if self.server else None
+            self.container_server = open_container_server(port, self.bridge.endpoint_credentials, token)
+        first = self.server or self.container_server
+        if first is None:
             unpublish_endpoint(self.environ, self.cache.directory)  # a killed daemon's, if any
             return
-        host, port = parse_listen_address(address, "--serve" if self.serve_option else "[daemon] serve")
-        try:
-            self.server = CredentialServer(host, port, self.bridge.endpoint_credentials)
-        except OSError as error:
-            raise CredhelperError(
-                f"cannot listen on {address}: {error.strerror}; pick another port"
-            ) from None
-        self.server.start()
-        publish_endpoint(self.server, self.environ, self.cache.directory)
+        for server in (self.server, self.container_server):
+            if server is not None:
+                server.start()
+        containers_url = self.container_server.url if self.container_server else None
+        publish_endpoint(first.token, first.url, self.environ, self.cache.directory, containers_url)
 
 
 def run_daemon(
-    config_option: str | None, names: Sequence[str], environ: Mapping[str, str], serve: str | None = None
+    config_option: str | None,
+    names: Sequence[str],
+    environ: Mapping[str, str],
+    serve: str | None = None,
+    serve_containers: bool = False,
 ) -> int:
-    return Daemon(config_option, names, environ, serve=serve).run()
+    return Daemon(config_option, names, environ, serve=serve, serve_containers=serve_containers).run()
