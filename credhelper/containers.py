@@ -183,6 +183,7 @@ needs the daemon to run as root, or net.ipv4.ip_unprivileged_port_start <= 80 (n
 NEXT_STEPS = f"""
 The address answers ARP on every interface unless arp_ignore says otherwise; keep it off the
 network: sudo sysctl -w net.ipv4.conf.all.arp_ignore=1 (the token is always required anyway).
-Then set serve_containers = true in the [daemon] table of the configuration, restart the daemon,
-and run `credhelper env PROFILE --container --format compose` (or docker).
+Then set serve_containers = true in the [daemon] table of the configuration, restart the daemon
+(a daemon already serving, reload: systemctl --user reload credhelper), and run
+`credhelper env PROFILE --container --format compose` (or docker).
 {LINUX_ONLY}"""

@@ -252,8 +252,14 @@ def test_without_the_address_the_daemon_says_what_is_missing_once_and_serves_loo
         home.run("env", "bedrock", "--container"), 1, "no running daemon serves containers"
     )
     assert not (home.cache_dir / "containers" / "token").exists()
-    told = setup_in_host(home, world)  # the fix the line names: then a restart serves containers
+    told = setup_in_host(home, world)  # the fix the line names, then a reload: containers served
     assert told.returncode == 0 and f"Added {ADDRESS}" in told.stdout
+    daemon.signal(signal.SIGHUP)
+    wait_for(lambda: f"listening on http://{ADDRESS}:9911" in daemon.log, 30)
+    printed = container_env(home)
+    assert printed["volumes"] == [f"{home.cache_dir / 'containers'}:/run/credhelper:ro"]
+    assert (home.cache_dir / "containers" / "token").read_text() == token  # one token for both
+    assert botocore_in_container(home, world, printed)["arn"] == ASSUMED
 
 
 def test_env_container_formats_for_docker_compose_and_sh_hold_no_secret(

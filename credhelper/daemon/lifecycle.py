@@ -151,6 +151,7 @@ class Daemon:
                 self.coordinator.stop()
             elif signum == signal.SIGHUP:
                 self.coordinator.ask_reload()
+                self._retry_containers()
             elif signum == signal.SIGUSR1:
                 self.coordinator.ask_refresh_all()
 
@@ -167,10 +168,7 @@ class Daemon:
                 raise CredhelperError(
                     f"cannot listen on {address}: {error.strerror}; pick another port"
                 ) from None
-        if self.containers_option or (config is not None and config.serve_containers):
-            port = config.containers_port if config else DEFAULT_CONTAINERS_PORT
-            token = self.server.token if self.server else None
-            self.container_server = open_container_server(port, self.bridge.endpoint_credentials, token)
+        self.container_server = self._open_containers()
         first = self.server or self.container_server
         if first is None:
             unpublish_endpoint(self.environ, self.cache.directory)  # a killed daemon's, if any
@@ -178,6 +176,33 @@ class Daemon:
         for server in (self.server, self.container_server):
             if server is not None:
                 server.start()
+        self._publish()
+
+    def _open_containers(self) -> CredentialServer | None:
+        """The listener on 169.254.170.2 when serve_containers asks for it and it can be opened;
+        else None (and one log line saying what is missing)."""
+        config = self.coordinator.config
+        if not (self.containers_option or (config is not None and config.serve_containers)):
+            return None
+        port = config.containers_port if config else DEFAULT_CONTAINERS_PORT
+        token = self.server.token if self.server else None
+        return open_container_server(port, self.bridge.endpoint_credentials, token)
+
+    def _retry_containers(self) -> None:
+        """On a reload (SIGHUP): the listener for containers a start could not open, once
+        `containers setup` has added the address."""
+        if self.container_server is not None or (server := self._open_containers()) is None:
+            return
+        server.start()
+        self.container_server = server
+        try:
+            self._publish()
+        except CredhelperError as error:
+            log.error("%s", error)
+
+    def _publish(self) -> None:
+        first = self.server or self.container_server
+        assert first is not None
         containers_url = self.container_server.url if self.container_server else None
         publish_endpoint(first.token, first.url, self.environ, self.cache.directory, containers_url)
 

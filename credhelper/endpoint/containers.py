@@ -32,7 +32,7 @@ def container_bind_problem(port: int, error: OSError) -> str:
     if error.errno == errno.EADDRNOTAVAIL:
         missing = (
             f"{CONTAINER_ADDRESS} is not an address of this host; add it with "
-            "`sudo credhelper containers setup`, then restart the daemon"
+            "`sudo credhelper containers setup`, then reload the daemon (SIGHUP)"
         )
     elif error.errno == errno.EACCES and port < PRIVILEGED_PORTS_BELOW:
         missing = (

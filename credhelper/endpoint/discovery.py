@@ -160,7 +160,7 @@ def running_endpoint(
         raise CredhelperError(
             "no running daemon serves containers: set serve_containers = true in a [daemon] table "
             "(or run `credhelper run --serve-containers`), check that `credhelper containers setup` "
-            "was done, restart the daemon, then run this again"
+            "was done, reload or restart the daemon, then run this again"
         )
     if info is None:
         raise CredhelperError(
