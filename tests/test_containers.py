@@ -6,6 +6,7 @@ listener on 169.254.170.2, renewed ones after a refresh."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import signal
@@ -44,9 +45,22 @@ BOTOCORE_APP = textwrap.dedent("""\
     print(json.dumps({"keyId": credentials.access_key, "arn": arn}))
     """)
 
+# A container app that lives on: a fresh botocore session per line on stdin, its key id printed,
+# or the error it met.
+LONG_LIVED_APP = textwrap.dedent("""\
+    import json, sys
+    import botocore.session
+    for line in sys.stdin:
+        try:
+            credentials = botocore.session.get_session().get_credentials().get_frozen_credentials()
+            print(json.dumps({"keyId": credentials.access_key}), flush=True)
+        except Exception as error:
+            print(json.dumps({"error": type(error).__name__}), flush=True)
+    """)
+
 # One raw request: the status the endpoint answers, or "refused" when nothing listens there.
 RAW_REQUEST = textwrap.dedent("""\
-    import http.client, sys
+    import http.client, json, sys
     host, port, path, *headers = sys.argv[1:]
     connection = http.client.HTTPConnection(host, int(port), timeout=10)
     try:
@@ -55,7 +69,10 @@ RAW_REQUEST = textwrap.dedent("""\
             name, _, value = header.partition(": ")
             connection.putheader(name, value)
         connection.endheaders()
-        print(connection.getresponse().status)
+        response = connection.getresponse()
+        print(response.status)
+        if response.status == 200:  # and the expiry, the one field that is no secret
+            print(json.loads(response.read())["Expiration"])
     except ConnectionRefusedError:
         print("refused")
     """)
@@ -91,18 +108,23 @@ def container_env(home: UserHome, *args: str) -> dict[str, object]:
     return parsed
 
 
-def in_container(
-    home: UserHome, world: Namespaces, printed: dict[str, object], *argv: str
-) -> subprocess.CompletedProcess[str]:
-    """`argv` in the container namespace, with the variables `env --container` printed and, in a
-    mount namespace of its own, the host directory it printed mounted read-only where it said."""
+def container_command(
+    home: UserHome, world: Namespaces, printed: dict[str, object], *argv: str, file_only: bool = False
+) -> tuple[list[str], dict[str, str]]:
+    """The command and environment that run `argv` in the container namespace, with the variables
+    `env --container` printed and, in a mount namespace of its own, the host directory it printed
+    mounted read-only where it said (`file_only`: the token file alone, as people are tempted to)."""
     variables = dict(printed["environment"])  # type: ignore[call-overload]
     mounts = ""
     for volume in printed["volumes"]:  # type: ignore[attr-defined]
         source, target, mode = volume.rsplit(":", 2)
         assert mode == "ro"
-        source, target = shlex.quote(source), shlex.quote(target)
-        mounts += f"mkdir -p {target} && mount --bind -o ro {source} {target} && "
+        if file_only:
+            source, target = f"{source}/token", f"{target}/token"
+            mounts += f"mkdir -p {shlex.quote(os.path.dirname(target))} && touch {shlex.quote(target)} && "
+        else:
+            mounts += f"mkdir -p {shlex.quote(target)} && "
+        mounts += f"mount --bind -o ro {shlex.quote(source)} {shlex.quote(target)} && "
     script = f'mount -t tmpfs none /run && {mounts}exec "$@"'
     app_home = home.root.parent / "container-home"
     app_home.mkdir(exist_ok=True)
@@ -113,13 +135,15 @@ def in_container(
         "NODE_PATH": str(NODE_DIR / "node_modules"),
         **variables,
     }
-    return subprocess.run(
-        world.in_container("unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *argv),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
+    command = world.in_container("unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *argv)
+    return command, env
+
+
+def in_container(
+    home: UserHome, world: Namespaces, printed: dict[str, object], *argv: str
+) -> subprocess.CompletedProcess[str]:
+    command, env = container_command(home, world, printed, *argv)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=90)
 
 
 def botocore_in_container(home: UserHome, world: Namespaces, printed: dict[str, object]) -> dict[str, str]:
@@ -150,7 +174,7 @@ def raw_status(world: Namespaces, host: str, port: int, *headers: str) -> str:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
+    return result.stdout.strip().replace("\n", " ")
 
 
 def setup_in_host(home: UserHome, world: Namespaces) -> subprocess.CompletedProcess[str]:
@@ -206,17 +230,19 @@ def test_the_token_and_the_host_are_checked_and_nothing_listens_on_the_veth(
     home: UserHome, world: Namespaces, daemons: list[DaemonProcess]
 ) -> None:
     world.add_container_address()
-    start_daemon(home, world, daemons, "--serve-containers")
+    daemon = start_daemon(home, world, daemons, "--serve-containers")
     token = (home.cache_dir / "containers" / "token").read_text()
     assert token and not token.endswith("\n")  # botocore refuses a token with a newline
     host = f"Host: {ADDRESS}:9911"
-    assert raw_status(world, ADDRESS, 9911, host, f"Authorization: {token}") == "200"
+    status, expiration = raw_status(world, ADDRESS, 9911, host, f"Authorization: {token}").split()
+    assert status == "200" and expiration.endswith("Z")  # the JS SDK refuses +00:00
     assert raw_status(world, ADDRESS, 9911, host) == "401"
     assert raw_status(world, ADDRESS, 9911, host, f"Authorization: {token[:-1]}!") == "403"
     for other in ("Host: attacker.example", "Host: 127.0.0.1:9911", f"Host: {HOST_SIDE}:9911"):
         assert raw_status(world, ADDRESS, 9911, other, f"Authorization: {token}") == "421"
     # Only 169.254.170.2 is bound: the host side of the veth serves nothing.
     assert raw_status(world, HOST_SIDE, 9911, f"Host: {ADDRESS}:9911", f"Authorization: {token}") == "refused"
+    assert token not in daemon.log
 
 
 def test_without_the_address_the_daemon_says_what_is_missing_once_and_serves_loopback(
@@ -247,7 +273,7 @@ def test_without_the_address_the_daemon_says_what_is_missing_once_and_serves_loo
         text=True,
         timeout=60,
     )
-    assert answered.stdout.strip() == "200", answered.stderr
+    assert answered.stdout.startswith("200\n"), answered.stderr
     assert_one_line_failure(
         home.run("env", "bedrock", "--container"), 1, "no running daemon serves containers"
     )
@@ -383,3 +409,38 @@ def test_containers_setup_elsewhere_than_linux_says_linux_only() -> None:
 
     with pytest.raises(CredhelperError, match="Linux only: Docker Desktop"):
         setup(print, platform="darwin")
+
+
+@pytest.mark.parametrize("file_only", [False, True], ids=["directory-mount", "file-mount"])
+def test_a_daemon_restart_reaches_a_running_container_through_the_directory_mount_only(
+    home: UserHome, world: Namespaces, daemons: list[DaemonProcess], file_only: bool
+) -> None:
+    world.add_container_address()
+    home.write_config(extra=SERVE_CONTAINERS)
+    first = start_daemon(home, world, daemons)
+    printed = container_env(home)
+    command, env = container_command(
+        home, world, printed, sys.executable, "-c", LONG_LIVED_APP, file_only=file_only
+    )
+    app = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert app.stdin and app.stdout
+
+        def ask() -> dict[str, str]:
+            app.stdin.write("\n")  # type: ignore[union-attr]
+            app.stdin.flush()  # type: ignore[union-attr]
+            answer: dict[str, str] = json.loads(app.stdout.readline())  # type: ignore[union-attr]
+            return answer
+
+        assert ask()["keyId"] == first.cached_key_id()
+        old_token = (home.cache_dir / "containers" / "token").read_text()
+        first.stop()
+        second = start_daemon(home, world, daemons)
+        assert (home.cache_dir / "containers" / "token").read_text() != old_token
+        if file_only:  # the old inode: the old token, refused
+            assert ask() == {"error": "CredentialRetrievalError"}
+        else:
+            assert ask()["keyId"] == second.cached_key_id()
+    finally:
+        app.kill()
+        app.wait()
