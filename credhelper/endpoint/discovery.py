@@ -156,7 +156,8 @@ def running_endpoint(
     gets this profile's credentials from another STS endpoint (`daemon_sts_endpoint`). With
     `containers`, one that serves containers too (its record has `containers_url`)."""
     info = live_endpoint(environ, cache_dir)
-    if containers and not isinstance((info or {}).get("containers_url"), str):
+    keys = ("containers_url", "containers_token_dir")
+    if containers and not all(isinstance((info or {}).get(key), str) for key in keys):
         raise CredhelperError(
             "no running daemon serves containers: set serve_containers = true in a [daemon] table "
             "(or run `credhelper run --serve-containers`), check that `credhelper containers setup` "
