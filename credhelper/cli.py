@@ -274,7 +274,7 @@ def containers_group() -> None:
     """Serving containers on 169.254.170.2 (Linux): see `credhelper containers setup`."""
 
 
-@containers_group.command("setup")
+@containers_group.command("setup", epilog=clihelp.CONTAINERS_SETUP_EPILOG)
 def containers_setup() -> None:
     """Print, or as root run, the one privileged step: 169.254.170.2 on the loopback interface."""
     from .containers import setup

@@ -60,6 +60,7 @@ Examples:
   credhelper run                          # what the systemd unit runs
   credhelper run --serve                  # also the endpoint, on {DEFAULT_SERVE}
   credhelper run --serve :9912 bedrock    # the endpoint on 127.0.0.1:9912, one profile
+  credhelper run --serve-containers       # also for containers, on 169.254.170.2:9911
   systemctl --user kill -s USR1 --kill-whom=main credhelper   # refresh now"""
 
 STATUS_EPILOG = """With no PROFILE, every profile. Reads the cache only: no STS call.
@@ -92,6 +93,16 @@ Examples:
   eval "$(credhelper env bedrock --static)"     # the credentials themselves, for one shell
   credhelper env bedrock --container --format docker > creds.env
   credhelper env bedrock --container --format compose > compose.override.yaml"""
+
+CONTAINERS_SETUP_EPILOG = """Run as root, it adds 169.254.170.2/32 to the loopback interface (nothing
+when it is there already); otherwise it prints the command. Either way it says
+how to keep the address across reboots, and what containers_port = 80 needs.
+Linux only: Docker Desktop's VM cannot reach the host's loopback addresses.
+
+\b
+Examples:
+  sudo credhelper containers setup   # once; then serve_containers = true in [daemon]
+  credhelper containers setup        # as yourself: prints what to run"""
 
 ENV_FORMATS = ["sh", "dotenv", "json", "docker", "compose"]
 CONTAINER_FORMATS = ("sh", "docker", "compose", "json")
