@@ -30,7 +30,7 @@ SERVE_CONTAINERS = "\n[daemon]\nserve_containers = true\n"
 MISSING = f"{ADDRESS} is not an address of this host"
 
 pytestmark = pytest.mark.skipif(
-    sys.platform != "linux" or shutil.which("ip") is None or shutil.which("unshare") is None,
+    sys.platform != "linux" or not all(shutil.which(tool) for tool in ("ip", "unshare", "setpriv")),
     reason="network and mount namespaces (Linux, root)",
 )
 
@@ -444,3 +444,23 @@ def test_a_daemon_restart_reaches_a_running_container_through_the_directory_moun
     finally:
         app.kill()
         app.wait()
+
+
+def test_port_80_without_the_right_to_bind_it_is_one_line_and_loopback_goes_on(
+    home: UserHome, world: Namespaces, daemons: list[DaemonProcess]
+) -> None:
+    world.add_container_address()
+    home.write_config(extra=SERVE_CONTAINERS + 'containers_port = 80\nserve = "127.0.0.1:9911"\n')
+    # Root without CAP_NET_BIND_SERVICE, as a user unit is; the namespace's own
+    # net.ipv4.ip_unprivileged_port_start is the default 1024.
+    no_bind = ["setpriv", "--bounding-set", "-net_bind_service", "--inh-caps", "-net_bind_service"]
+    daemon = DaemonProcess(home, wrapper=[*world.in_host(), *no_bind])
+    daemons.append(daemon)
+    daemon.wait_running()
+    told = [line for line in daemon.log.splitlines() if "169.254.170.2" in line]
+    assert len(told) == 1 and "ip_unprivileged_port_start <= 80" in told[0], daemon.log
+    assert daemon.process.poll() is None
+    assert home.run("env", "bedrock").returncode == 0
+    assert_one_line_failure(
+        home.run("env", "bedrock", "--container"), 1, "no running daemon serves containers"
+    )
