@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -23,9 +23,6 @@ from .errors import EXIT_FAILURE, CommandNotFound, CredhelperError
 from .logsetup import redact, setup_logging
 from .profile import DEFAULT_SERVE, Profile
 from .refresher import Refresher
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger("credhelper")
 LOG_LEVELS = ["debug", "info", "warning", "error"]
@@ -153,24 +150,16 @@ def credential_process(app: AppContext, profile: str, shape: str) -> None:
     default=None,
     help=clihelp.SERVE_HELP,
 )
+@click.option("--serve-containers", "containers", is_flag=True, help=clihelp.SERVE_CONTAINERS_HELP)
 @pass_app
-def run_command(app: AppContext, profiles: tuple[str, ...], serve: str | None) -> None:
+def run_command(app: AppContext, profiles: tuple[str, ...], serve: str | None, containers: bool) -> None:
     """The daemon, in the foreground (for systemd): keeps every target fresh."""
     from .daemon import run_daemon
 
-    serve, named = split_serve_value(serve)
-    code = run_daemon(app.config_option, (*named, *profiles), os.environ, serve)
+    serve, named = clihelp.split_serve_value(serve)
+    code = run_daemon(app.config_option, (*named, *profiles), os.environ, serve, containers)
     if code:
         raise click.exceptions.Exit(code)
-
-
-def split_serve_value(value: str | None) -> tuple[str | None, tuple[str, ...]]:
-    """`--serve`'s optional value as (address, profile names): a value with a colon is the
-    address (`:PORT` on 127.0.0.1); any other value is a profile name that followed a bare
-    `--serve`, and the endpoint takes the default address."""
-    if value is None or ":" in value:
-        return (f"127.0.0.1{value}" if value and value.startswith(":") else value), ()
-    return DEFAULT_SERVE, (value,)
 
 
 @cli.command(epilog=clihelp.STATUS_EPILOG)
@@ -244,19 +233,26 @@ def rotate_command(app: AppContext, profile: str, deactivate: bool) -> None:
 
 @cli.command("env", epilog=clihelp.ENV_EPILOG)
 @click.argument("profile", shell_complete=complete_profile_names)
-@click.option(
-    "--format", "output", type=click.Choice(["sh", "dotenv", "json"]), default="sh", show_default=True
-)
+@click.option("--format", "output", type=click.Choice(clihelp.ENV_FORMATS), default="sh", show_default=True)
 @click.option(
     "--static", is_flag=True, help="The current temporary credentials themselves, for eval in a shell."
 )
+@click.option("--container", is_flag=True, help="For a container: the endpoint on 169.254.170.2.")
+@click.option("--service", default=None, help="--container --format compose: the service (default app).")
+@click.option("--token-value", is_flag=True, help="--container: the token itself, not its file.")
 @pass_app
-def env_command(app: AppContext, profile: str, output: str, static: bool) -> None:
+def env_command(app: AppContext, /, profile: str, output: str, static: bool, **container: Any) -> None:
     """What an app needs to get credentials from the running daemon's endpoint."""
     from .appexec.environment import credential_values, endpoint_values, format_variables
     from .endpoint.discovery import running_endpoint
 
+    clihelp.check_env_options(output, static, **container)
     (selected,) = app.profiles([profile])
+    if container.pop("container"):
+        from .containers import container_env
+
+        click.echo(container_env(selected, os.environ, app.cache().directory, output, **container))
+        return
     if static:
         credentials = app.refresher().obtain(selected, selected.handout_seconds)
         values = credential_values(credentials, selected, time.time())
@@ -264,6 +260,19 @@ def env_command(app: AppContext, profile: str, output: str, static: bool) -> Non
         endpoint = running_endpoint(os.environ, app.cache().directory, selected)
         values = endpoint_values(selected, endpoint["url"], token_file=endpoint["token_file"])
     click.echo(format_variables(values, output))
+
+
+@cli.group("containers")
+def containers_group() -> None:
+    """Serving containers on 169.254.170.2 (Linux): see `credhelper containers setup`."""
+
+
+@containers_group.command("setup", epilog=clihelp.CONTAINERS_SETUP_EPILOG)
+def containers_setup() -> None:
+    """Print, or as root run, the one privileged step: 169.254.170.2 on the loopback interface."""
+    from .containers import setup
+
+    setup(click.echo)
 
 
 @cli.command("exec")

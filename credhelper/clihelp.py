@@ -2,6 +2,8 @@
 (examples, exit statuses, where the configuration is), and the help of options whose text names a
 default kept elsewhere."""
 
+import re
+
 from .appexec.options import DEFAULT_GRACE_SECONDS
 from .profile import DEFAULT_SERVE
 
@@ -61,6 +63,7 @@ Examples:
   credhelper run                          # what the systemd unit runs
   credhelper run --serve                  # also the endpoint, on {DEFAULT_SERVE}
   credhelper run --serve :9912 bedrock    # the endpoint on 127.0.0.1:9912, one profile
+  credhelper run --serve-containers       # also for containers, on 169.254.170.2:9911
   systemctl --user kill -s USR1 --kill-whom=main credhelper   # refresh now"""
 
 STATUS_EPILOG = """With no PROFILE, every profile. Reads the cache only: no STS call.
@@ -101,18 +104,72 @@ Examples:
   credhelper rotate bedrock
   credhelper rotate bedrock --deactivate"""
 
-ENV_EPILOG = """\b
+ENV_EPILOG = """--container (Linux): what a container needs to get credentials from the
+daemon's listener on 169.254.170.2 ([daemon] serve_containers = true, after
+`credhelper containers setup`): the variables, and the read-only mount of the
+token's directory at /run/credhelper. --format docker is a `docker run
+--env-file` file; compose a service override. Exit 1 when no running daemon
+serves containers.
+
+\b
 Examples:
   eval "$(credhelper env bedrock)"              # this shell uses the running endpoint
   credhelper env bedrock --format dotenv >> .env
-  eval "$(credhelper env bedrock --static)"     # the credentials themselves, for one shell"""
+  eval "$(credhelper env bedrock --static)"     # the credentials themselves, for one shell
+  credhelper env bedrock --container --format docker > creds.env
+  credhelper env bedrock --container --format compose > compose.override.yaml"""
+
+CONTAINERS_SETUP_EPILOG = """Run as root, it adds 169.254.170.2/32 to the loopback interface (nothing
+when it is there already); otherwise it prints the command. Either way it says
+how to keep the address across reboots, and what containers_port = 80 needs.
+Linux only: Docker Desktop's VM cannot reach the host's loopback addresses.
+
+\b
+Examples:
+  sudo credhelper containers setup   # once; then serve_containers = true in [daemon]
+  credhelper containers setup        # as yourself: prints what to run"""
+
+ENV_FORMATS = ["sh", "dotenv", "json", "docker", "compose"]
+CONTAINER_FORMATS = ("sh", "docker", "compose", "json")
+
+
+def check_env_options(
+    output: str, static: bool, container: bool, service: str | None, token_value: bool
+) -> None:
+    """`env`'s options that go together, else a usage error (2)."""
+    import click
+
+    if container and static:
+        raise click.UsageError("--static and --container: choose one")
+    if container and output not in CONTAINER_FORMATS:
+        raise click.UsageError(f"--container prints --format {', '.join(CONTAINER_FORMATS)}")
+    if not container and output in ("docker", "compose"):
+        raise click.UsageError(f"--format {output} is for --container")
+    if not container and (service is not None or token_value):
+        option = "--service" if service is not None else "--token-value"
+        raise click.UsageError(f"{option} is for --container")
+    if service is not None and (output != "compose" or not SERVICE_NAME.match(service)):
+        raise click.UsageError(f"--service {service!r}: a Compose service name, with --format compose")
+
+
+SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")  # what Compose accepts as a name
 
 INIT_KEYRING_HELP = (
     "Keep the long-term key in the OS keyring (entry --source-profile), not ~/.aws/credentials "
     "(default: when a keyring is unlocked)."
 )
 SERVE_HELP = f"Also serve the container credentials endpoint (loopback only; default {DEFAULT_SERVE})."
+SERVE_CONTAINERS_HELP = "Also serve containers on 169.254.170.2 ([daemon] containers_port; Linux)."
 GRACE_HELP = (
     "With --restart-on-refresh: how long COMMAND has to stop after SIGTERM "
     f"(default {DEFAULT_GRACE_SECONDS:g})."
 )
+
+
+def split_serve_value(value: str | None) -> tuple[str | None, tuple[str, ...]]:
+    """`--serve`'s optional value as (address, profile names): a value with a colon is the
+    address (`:PORT` on 127.0.0.1); any other value is a profile name that followed a bare
+    `--serve`, and the endpoint takes the default address."""
+    if value is None or ":" in value:
+        return (f"127.0.0.1{value}" if value and value.startswith(":") else value), ()
+    return DEFAULT_SERVE, (value,)

@@ -11,7 +11,7 @@ from pathlib import Path
 from .configfile import missing_config_advice, read_config_data, session_name_default
 from .errors import ConfigError
 from .paths import config_path, expand_user_path
-from .profile import Profile, parse_daemon, parse_profiles
+from .profile import DEFAULT_CONTAINERS_PORT, Profile, parse_containers, parse_daemon, parse_profiles
 
 __all__ = [
     "Config",
@@ -28,6 +28,8 @@ class Config:
     path: Path
     profiles: dict[str, Profile]
     serve: str | None = None
+    serve_containers: bool = False
+    containers_port: int = DEFAULT_CONTAINERS_PORT
 
     def select(self, names: Sequence[str]) -> list[Profile]:
         """The named profiles (all of them when none are named); an unknown name is a config error."""
@@ -55,7 +57,9 @@ def config_from_data(data: Mapping[str, object], path: str, environ: Mapping[str
     environment the configuration is used in (it can choose the STS endpoint)."""
     profiles = parse_profiles(data, path, session_name_default(), environ)
     check_target_paths(profiles, path)
-    return Config(path=Path(path), profiles=profiles, serve=parse_daemon(data, path))
+    serve = parse_daemon(data, path)
+    serve_containers, containers_port = parse_containers(data, path)
+    return Config(Path(path), profiles, serve, serve_containers, containers_port)
 
 
 NAME_MAX_BYTES = 255

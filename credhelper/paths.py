@@ -79,6 +79,17 @@ def endpoint_path(environ: "Mapping[str, str]", cache_dir: str) -> str:
     return os.path.join(runtime_dir(environ, cache_dir), "endpoint.json")
 
 
+def container_token_dir(environ: "Mapping[str, str]", cache_dir: str) -> str:
+    """The directory a container bind-mounts read-only at /run/credhelper: the token alone, in a
+    file named `token` (`container_token_path`), never the record or the cache beside it. The
+    directory, not the file: a restarted daemon renames a new token file into place."""
+    return os.path.join(runtime_dir(environ, cache_dir), "containers")
+
+
+def container_token_path(environ: "Mapping[str, str]", cache_dir: str) -> str:
+    return os.path.join(container_token_dir(environ, cache_dir), "token")
+
+
 def daemon_lock_path(cache_dir: str) -> str:
     return os.path.join(cache_dir, "daemon.lock")
 

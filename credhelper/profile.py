@@ -326,11 +326,19 @@ def parse_listen_address(text: str, where: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+DAEMON_KEYS = ("serve", "serve_containers", "containers_port")
+DEFAULT_CONTAINERS_PORT = 9911
+
+
 def parse_daemon(data: Mapping[str, Any], source: str) -> str | None:
-    """The optional [daemon] table: `serve = "127.0.0.1:9911"` starts the credentials endpoint."""
+    """The optional [daemon] table: `serve = "127.0.0.1:9911"` starts the credentials endpoint
+    (`parse_containers` reads the containers' keys)."""
     table = data.get("daemon", {})
-    if not isinstance(table, Mapping) or set(table) - {"serve"}:
-        raise ConfigError(f'{source}: [daemon] takes one key, serve = "{DEFAULT_SERVE}"')
+    if not isinstance(table, Mapping) or set(table) - set(DAEMON_KEYS):
+        raise ConfigError(
+            f'{source}: [daemon] takes serve = "{DEFAULT_SERVE}", serve_containers = true and '
+            f"containers_port = {DEFAULT_CONTAINERS_PORT}"
+        )
     serve = table.get("serve")
     if serve is None:
         return None
@@ -338,6 +346,22 @@ def parse_daemon(data: Mapping[str, Any], source: str) -> str | None:
         raise ConfigError(f'{source}: [daemon] serve: must be a string such as "{DEFAULT_SERVE}"')
     parse_listen_address(serve, f"{source}: [daemon] serve")
     return serve
+
+
+def parse_containers(data: Mapping[str, Any], source: str) -> tuple[bool, int]:
+    """[daemon] serve_containers (the endpoint on 169.254.170.2 too) and containers_port."""
+    table = data.get("daemon", {})
+    table = table if isinstance(table, Mapping) else {}
+    serve = table.get("serve_containers", False)
+    if not isinstance(serve, bool):
+        raise ConfigError(f"{source}: [daemon] serve_containers: must be true or false")
+    port = table.get("containers_port", DEFAULT_CONTAINERS_PORT)
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ConfigError(
+            f"{source}: [daemon] containers_port: must be a port number from 1 to 65535, "
+            f"such as {DEFAULT_CONTAINERS_PORT} (or 80 for SDKs that take only the relative URI)"
+        )
+    return serve, port
 
 
 def parse_profiles(

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from credhelper import errors
-from credhelper.cli import split_serve_value
+from credhelper.clihelp import split_serve_value
 from credhelper.profile import DEFAULT_SERVE
 from tests.conftest import UserHome
 from tests.daemonproc import DaemonProcess, wait_for

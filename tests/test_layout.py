@@ -22,7 +22,7 @@ LAYERS = (
     ("primitives", ("fileio", "children", "configfile", "config", "unit")),
     ("shells", ("cache", "keystore", "sts", "iam", "mfa", "refresher", "hooks", "targets", "endpoint")),
     ("operations", ("supply", "fastpath", "status", "adopt", "keyringadopt", "keysource", "rotate")),
-    ("features", ("daemon", "appexec", "doctor", "init")),
+    ("features", ("daemon", "appexec", "doctor", "init", "containers")),
     ("commands", ("cli", "clihelp", "main", "__main__")),
 )
 FEATURES = dict(LAYERS)["features"]

@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING
 
 from .. import children
 from ..cache import Cache, cache_dir_path
+from ..endpoint.containers import open_container_server
 from ..endpoint.discovery import publish_endpoint, unpublish_endpoint
 from ..endpoint.server import CredentialServer
 from ..errors import CredhelperError, FileSystemError
 from ..interfaces import Clock
-from ..profile import parse_listen_address
+from ..profile import DEFAULT_CONTAINERS_PORT, parse_listen_address
 from ..refresher import Refresher
 from ..schedule import SystemClock
 from ..sdnotify import Notifier
@@ -52,8 +53,10 @@ class Daemon:
         environ: Mapping[str, str],
         clock: Clock | None = None,
         serve: str | None = None,
+        serve_containers: bool = False,
     ) -> None:
         self.serve_option = serve
+        self.containers_option = serve_containers
         self.environ = environ
         self.clock = clock or SystemClock()
         self.cache = Cache(cache_dir_path(environ))
@@ -66,6 +69,7 @@ class Daemon:
         self.coordinator = Coordinator(self.clock, world, self.notifier, names, self.claims)
         self.bridge = EndpointBridge(self.coordinator, self.refresher, self.clock)
         self.server: CredentialServer | None = None
+        self.container_server: CredentialServer | None = None  # on 169.254.170.2 (DESIGN 14)
         self.signals_received: collections.deque[int] = collections.deque()
         self.wakeup = Wakeup()  # the main thread's sleep, ended by any signal
 
@@ -106,9 +110,11 @@ class Daemon:
             return 0
         finally:
             self.watcher.stop()
-            if self.server is not None:
+            if self.server is not None or self.container_server is not None:
                 unpublish_endpoint(self.environ, self.cache.directory)
-                self.server.stop()
+            for server in (self.server, self.container_server):
+                if server is not None:
+                    server.stop()
             self.claims.release_all()
             daemon_lock.release()
 
@@ -153,27 +159,67 @@ class Daemon:
                 self.coordinator.stop()
             elif signum == signal.SIGHUP:
                 self.coordinator.ask_reload()
+                self._retry_containers()
             elif signum == signal.SIGUSR1:
                 self.coordinator.ask_refresh_all()
 
     def _start_server(self) -> None:
+        """The loopback endpoint (`serve`), the one for containers (`serve_containers`), or both
+        with one token; the record says where each listens."""
         config = self.coordinator.config
         address = self.serve_option or (config.serve if config else None)
-        if not address:
+        if address:
+            host, port = parse_listen_address(address, "--serve" if self.serve_option else "[daemon] serve")
+            try:
+                self.server = CredentialServer(host, port, self.bridge.endpoint_credentials)
+            except OSError as error:
+                raise CredhelperError(
+                    f"cannot listen on {address}: {error.strerror}; pick another port"
+                ) from None
+        self.container_server = self._open_containers()
+        first = self.server or self.container_server
+        if first is None:
             unpublish_endpoint(self.environ, self.cache.directory)  # a killed daemon's, if any
             return
-        host, port = parse_listen_address(address, "--serve" if self.serve_option else "[daemon] serve")
+        for server in (self.server, self.container_server):
+            if server is not None:
+                server.start()
+        self._publish()
+
+    def _open_containers(self) -> CredentialServer | None:
+        """The listener on 169.254.170.2 when serve_containers asks for it and it can be opened;
+        else None (and one log line saying what is missing)."""
+        config = self.coordinator.config
+        if not (self.containers_option or (config is not None and config.serve_containers)):
+            return None
+        port = config.containers_port if config else DEFAULT_CONTAINERS_PORT
+        token = self.server.token if self.server else None
+        return open_container_server(port, self.bridge.endpoint_credentials, token)
+
+    def _retry_containers(self) -> None:
+        """On a reload (SIGHUP): the listener for containers a start could not open, once
+        `containers setup` has added the address."""
+        if self.container_server is not None or (server := self._open_containers()) is None:
+            return
+        server.start()
+        self.container_server = server
         try:
-            self.server = CredentialServer(host, port, self.bridge.endpoint_credentials)
-        except OSError as error:
-            raise CredhelperError(
-                f"cannot listen on {address}: {error.strerror}; pick another port"
-            ) from None
-        self.server.start()
-        publish_endpoint(self.server, self.environ, self.cache.directory)
+            self._publish()
+        except CredhelperError as error:
+            log.error("%s", error)
+
+    def _publish(self) -> None:
+        first = self.server or self.container_server
+        assert first is not None
+        containers_url = self.container_server.url if self.container_server else None
+        publish_endpoint(first.token, first.url, self.environ, self.cache.directory, containers_url)
 
 
 def run_daemon(
-    config_option: str | None, names: Sequence[str], environ: Mapping[str, str], serve: str | None = None
+    config_option: str | None,
+    names: Sequence[str],
+    environ: Mapping[str, str],
+    serve: str | None = None,
+    serve_containers: bool = False,
 ) -> int:
-    return Daemon(config_option, names, environ, serve=serve).run()
+    return Daemon(config_option, names, environ, serve=serve, serve_containers=serve_containers).run()

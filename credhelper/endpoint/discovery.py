@@ -23,6 +23,8 @@ from ..fileio import (
 )
 from ..paths import (
     CACHE_DIR_FIX,
+    container_token_dir,
+    container_token_path,
     daemon_lock_path,
     daemon_pid_path,
     endpoint_path,
@@ -33,7 +35,6 @@ from ..paths import (
 
 if TYPE_CHECKING:
     from ..profile import Profile
-    from .server import CredentialServer
 
 
 SMALL_FILE_MAX_BYTES = 64 * 1024  # endpoint.json: read without following a symlink
@@ -44,14 +45,27 @@ RUNTIME_DIR_FIX = "remove it, or set XDG_RUNTIME_DIR to a directory of your own"
 STS_VARIABLES = ("AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL", IGNORE_VARIABLE)
 
 
-def publish_endpoint(server: CredentialServer, environ: Mapping[str, str], cache_dir: str) -> None:
-    """Write the token file (0600) and endpoint.json, which `credhelper env` reads."""
+def publish_endpoint(
+    token: str, url: str, environ: Mapping[str, str], cache_dir: str, containers_url: str | None = None
+) -> None:
+    """Write the token file (0600) and endpoint.json, which `credhelper env` reads: `url` is where
+    this host's apps ask; `containers_url` (the listener on 169.254.170.2, when it runs) where
+    containers do, which read the token from its own directory (`container_token_dir`)."""
     directory = runtime_dir(environ, cache_dir)
-    info = {"url": server.url, "token_file": token_path(environ, cache_dir), "pid": str(os.getpid())}
+    info = {"url": url, "token_file": token_path(environ, cache_dir), "pid": str(os.getpid())}
     info.update({name: environ.get(name, "") for name in STS_VARIABLES})
+    if containers_url is not None:
+        info["containers_url"] = containers_url
+        info["containers_token_dir"] = container_token_dir(environ, cache_dir)
     try:
         trusted_private_dir(directory, "runtime directory", RUNTIME_DIR_FIX)
-        atomic_write(token_path(environ, cache_dir), server.token.encode(), PRIVATE_FILE)
+        atomic_write(token_path(environ, cache_dir), token.encode(), PRIVATE_FILE)
+        if containers_url is not None:
+            trusted_private_dir(container_token_dir(environ, cache_dir), "token directory", RUNTIME_DIR_FIX)
+            atomic_write(container_token_path(environ, cache_dir), token.encode(), PRIVATE_FILE)
+        else:
+            with contextlib.suppress(OSError):  # a former daemon's; no container can use it now
+                remove_quietly(container_token_path(environ, cache_dir))
         atomic_write(endpoint_path(environ, cache_dir), json.dumps(info).encode(), PRIVATE_FILE)
     except OSError as error:
         unpublish_endpoint(environ, cache_dir)
@@ -63,10 +77,11 @@ def publish_endpoint(server: CredentialServer, environ: Mapping[str, str], cache
 
 
 def unpublish_endpoint(environ: Mapping[str, str], cache_dir: str) -> None:
-    """Remove the token file and endpoint.json, unless the directory is not this user's."""
+    """Remove the token files and endpoint.json, unless the directory is not this user's."""
     if not is_trusted(runtime_dir(environ, cache_dir)):
         return
-    for path in (endpoint_path(environ, cache_dir), token_path(environ, cache_dir)):
+    record, token = endpoint_path(environ, cache_dir), token_path(environ, cache_dir)
+    for path in (record, token, container_token_path(environ, cache_dir)):
         # In an unwritable directory they stay; `credhelper env` checks the daemon's lock anyway.
         with contextlib.suppress(OSError):
             remove_quietly(path)
@@ -133,11 +148,21 @@ def live_endpoint(environ: Mapping[str, str], cache_dir: str) -> dict[str, str] 
     return info
 
 
-def running_endpoint(environ: Mapping[str, str], cache_dir: str, profile: Profile) -> dict[str, str]:
+def running_endpoint(
+    environ: Mapping[str, str], cache_dir: str, profile: Profile, containers: bool = False
+) -> dict[str, str]:
     """The endpoint of the daemon running now (`live_endpoint`), for `profile` as loaded in
     `environ`; an error saying how to start one when none runs, or what differs when the daemon
-    gets this profile's credentials from another STS endpoint (`daemon_sts_endpoint`)."""
+    gets this profile's credentials from another STS endpoint (`daemon_sts_endpoint`). With
+    `containers`, one that serves containers too (its record has `containers_url`)."""
     info = live_endpoint(environ, cache_dir)
+    keys = ("containers_url", "containers_token_dir")
+    if containers and not all(isinstance((info or {}).get(key), str) for key in keys):
+        raise CredhelperError(
+            "no running daemon serves containers: set serve_containers = true in a [daemon] table "
+            "(or run `credhelper run --serve-containers`), check that `credhelper containers setup` "
+            "was done, reload or restart the daemon, then run this again"
+        )
     if info is None:
         raise CredhelperError(
             "no credentials endpoint is running: start `credhelper run --serve` "

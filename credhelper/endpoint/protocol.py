@@ -1,5 +1,6 @@
 """The endpoint's protocol, without I/O: a request head parsed strictly, the rules a request must
-pass (loopback Host, the token, GET, the path), and the bytes of every answer."""
+pass (the listener's Host: loopback, or the containers' address; the token, GET, the path), and the
+bytes of every answer."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from ..logsetup import redact
 CREDENTIALS_PATH = "/v1/credentials/"  # then the profile's name
 PATH = re.compile(rf"^{re.escape(CREDENTIALS_PATH)}([A-Za-z0-9_.-]{{1,64}})$")
 LOOPBACK_HOST = re.compile(r"^(127(\.\d{1,3}){3}|localhost|\[::1\])(:\d{1,5})?$", re.IGNORECASE)
+# The ECS/EKS link-local address SDKs accept plain http from: the containers' listener (DESIGN 14).
+CONTAINER_ADDRESS = "169.254.170.2"
+CONTAINER_HOST = re.compile(rf"^{re.escape(CONTAINER_ADDRESS)}(:\d{{1,5}})?$")
 REQUEST_LINE = re.compile(r"^([A-Z]{1,16}) (\S{1,2048}) HTTP/(\d)\.(\d)$")
 HEADER_LINE = re.compile(r"^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$")
 HEAD_END = re.compile(rb"\r?\n\r?\n")
@@ -87,16 +91,20 @@ def parse_head(head: bytes) -> Request:
     return Request(method, target, tuple(headers))
 
 
-def answer(request: Request, token: str, lookup: Lookup) -> Response:
-    """What the endpoint says to one request; `lookup` may wait for a refresh."""
+def answer(
+    request: Request, token: str, lookup: Lookup, allowed_host: re.Pattern[str] = LOOPBACK_HOST
+) -> Response:
+    """What the endpoint says to one request; `lookup` may wait for a refresh. `allowed_host`: the
+    Host the listener accepts (loopback, or CONTAINER_HOST on the containers' address)."""
     hosts = request.values("host")
     if not hosts:
         return refusal(400, "missing Host header")
     if len(hosts) > 1:
         return refusal(400, "more than one Host header")
-    if not LOOPBACK_HOST.match(hosts[0]):
+    if not allowed_host.match(hosts[0]):
         # A browser page on another name resolving to 127.0.0.1 (DNS rebinding).
-        return refusal(421, "Host must be a loopback address")
+        wanted = "a loopback address" if allowed_host is LOOPBACK_HOST else CONTAINER_ADDRESS
+        return refusal(421, f"Host must be {wanted}")
     given = request.values("authorization")
     if len(given) > 1:
         return refusal(400, "more than one Authorization header")

@@ -1,6 +1,7 @@
 """The endpoint's server (docs/architecture.md): what AWS SDKs call through
-AWS_CONTAINER_CREDENTIALS_FULL_URI, served on loopback only, by the daemon from its cache and by a
-supervised exec for its command.
+AWS_CONTAINER_CREDENTIALS_FULL_URI, served on loopback, by the daemon from its cache and by a
+supervised exec for its command; the daemon's second listener for containers (`containers`) is one
+more instance on 169.254.170.2.
 
 Any local user can connect, so a connection costs little and never long: one selector thread accepts
 connections and reads request heads, with a cap on open connections and a deadline per connection;
@@ -15,6 +16,7 @@ import contextlib
 import errno
 import logging
 import queue
+import re
 import resource
 import secrets
 import selectors
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 
 from ..interfaces import Lookup
 from .protocol import (
+    LOOPBACK_HOST,
     MAX_HEAD_BYTES,
     BadRequest,
     Response,
@@ -69,8 +72,10 @@ class CredentialServer:
         *,
         max_connections: int | None = None,
         connection_seconds: float = CONNECTION_SECONDS,
+        allowed_host: re.Pattern[str] = LOOPBACK_HOST,
     ) -> None:
         self.lookup = lookup
+        self.allowed_host = allowed_host
         self.token = token if token is not None else secrets.token_urlsafe(32)
         self.max_connections = max_connections or connection_cap(
             resource.getrlimit(resource.RLIMIT_NOFILE)[0]
@@ -273,7 +278,7 @@ class CredentialServer:
         except BadRequest as refused:
             return refused.response
         try:
-            response = answer(request, self.token, self.lookup)
+            response = answer(request, self.token, self.lookup, self.allowed_host)
         except Exception:  # a bug must not take the worker with it
             log.exception("credentials endpoint: unexpected error")
             response = refusal(500, "internal error; see the daemon's log")
