@@ -232,6 +232,8 @@ def adoption_problem(
         return f"missing {' and '.join(missing)} (or use --to-keyring NAME)" if missing else None
     if source_profile is not None:
         return "--profile names a ~/.aws/credentials section to write; with --to-keyring, leave it out"
-    if (env_file is None) == (from_profile is None):
+    if env_file is not None and from_profile is not None:
+        return "--env-file and --from-profile both name where the pair is now: give one of them"
+    if env_file is None and from_profile is None:
         return "--to-keyring needs one of --env-file FILE or --from-profile PROFILE: where the pair is now"
     return None

@@ -204,10 +204,12 @@ def adopt_keys_command(
     problem = adoption_problem(env_file, source_profile, to_keyring, from_profile)
     if problem:
         raise click.UsageError(problem)
-    try:
-        config: Config | None = app.config()
-    except CredhelperError:
-        config = None  # adopting keys needs no configuration; the next step says what to add
+    # Adopting keys needs no configuration (the next step says what to add); one that is there is
+    # used whole, and refused (78) when invalid, as every command refuses it.
+    from .paths import config_path
+
+    there = os.path.lexists(config_path(app.config_option, os.environ))
+    config: Config | None = app.config() if there else None
     gateway, cache = StsGateway(), app.cache()
     if to_keyring is not None:
         from .keyringadopt import run_to_keyring

@@ -67,7 +67,11 @@ class IamGateway:
             if signer.session_token
             else f"{profile.source_label}'s key"
         )
-        register_secret(signer.secret_access_key, signer.session_token or "")
+        if signer.session_token:  # an MFA session: temporary, like the sessions refresh registers
+            register_secret(signer.secret_access_key, signer.session_token)
+        # A long-term secret is not registered: the redaction list lives as long as the process,
+        # and the key must not (DESIGN section 13). botocore's debug log shows it only inside
+        # <SecretAccessKey> elements and key=value fields, which the log filter redacts by name.
         if profile.iam_endpoint_url:
             register_secret(userinfo_of(profile.iam_endpoint_url))
         try:
@@ -132,7 +136,6 @@ class IamGateway:
     def create_key(self) -> NewKey:
         """A new access key for the caller itself (no UserName)."""
         made = self._call("create_access_key")["AccessKey"]
-        register_secret(made["SecretAccessKey"])
         return NewKey(
             LongTermPair(made["AccessKeyId"], made["SecretAccessKey"]), made["CreateDate"].timestamp()
         )
@@ -158,7 +161,7 @@ def _code(error: ClientError) -> str:
 def caller_of_pair(profile: Profile, pair: LongTermPair) -> str:
     """GetCallerIdentity signed with `pair`, at the profile's STS endpoint: the caller's ARN, or
     AwsRefusedError (the key is not known to AWS yet, or not at all) or StsUnavailableError."""
-    register_secret(pair.secret_access_key, userinfo_of(profile.sts_endpoint))
+    register_secret(userinfo_of(profile.sts_endpoint))
     client: Any = _session().create_client(
         "sts",
         region_name=profile.region or DEFAULT_REGION,

@@ -2,10 +2,11 @@
 service `credhelper`, user NAME, the pair as JSON with the two `~/.aws/credentials` key names.
 
 Through the `keyring` library (Secret Service on Linux, Keychain on macOS, Credential Locker on
-Windows), imported only when a keyring is used. Nothing here ever asks a person to unlock anything:
-the library's Secret Service backend unlocks a locked collection by itself, which pops up a prompt
-(or, headless, waits for one), so the collection it would use is checked with `secretstorage`
-first and a locked one is refused. Every failure is one line naming the backend and the fix.
+Windows), imported only when a keyring is used. Nothing here ever asks a person anything: the
+library's Secret Service backend unlocks a locked collection, and creates a missing default one,
+each with a prompt (or, headless, a wait for one), so a Secret Service is read and written through
+`secretstorage` directly, in the collection keyring would use, and a locked or missing one is
+refused. Every failure is one line naming the backend and the fix.
 """
 
 from __future__ import annotations
@@ -89,29 +90,13 @@ def _secret_service_backends(backend: Any) -> list[Any]:
     return [b for b in candidates if isinstance(b, SecretService.Keyring)]
 
 
-def _secret_service_locked(backend: Any) -> bool:
-    """Whether the collection the backend would use is locked, asked without unlocking it."""
-    import secretstorage
-
-    connection = secretstorage.dbus_init()
-    try:
-        preferred = getattr(backend, "preferred_collection", None)
-        if preferred:
-            collection = secretstorage.Collection(connection, preferred)
-        else:
-            collection = secretstorage.get_default_collection(connection)
-        return bool(collection.is_locked())
-    finally:
-        connection.close()
-
-
 def _refused(backend: Any, what: str, error: BaseException) -> KeyringUnavailable:
     reason = str(error).strip().rstrip(".") or type(error).__name__
     return KeyringUnavailable(f"keyring ({backend_name(backend)}) refused to {what}: {reason}; {UNLOCK_FIX}")
 
 
-def _usable_backend(what: str) -> Any:
-    """The keyring backend, checked to be there and unlocked; never prompts."""
+def _usable_backend() -> Any:
+    """The keyring backend; refused when there is none."""
     from keyring.backends import fail
 
     backend = _backend()
@@ -120,16 +105,97 @@ def _usable_backend(what: str) -> Any:
             "no OS keyring is available (no Secret Service on the session bus, no other backend): "
             "start one (gnome-keyring or KWallet in a desktop session), or see `keyring --list-backends`"
         )
-    for service in _secret_service_backends(backend):
-        try:
-            locked = _secret_service_locked(service)
-        except Exception as error:  # no bus, no collection, a D-Bus error: refused, never prompted
-            raise _refused(service, what, error) from error
-        if locked:
-            raise KeyringLocked(
-                f"keyring ({backend_name(service)}) is locked, so credhelper cannot {what}; {UNLOCK_FIX}"
-            )
     return backend
+
+
+class _SecretServiceCollection:
+    """The collection keyring's Secret Service backend would use, reached through `secretstorage`
+    with nothing ever unlocked or created: keyring's own calls unlock a locked collection and create
+    a missing default one, each with a prompt. Used as `with _SecretServiceCollection(b, what) as c:`;
+    a missing collection, a locked one or a D-Bus failure is refused (77) in one line."""
+
+    DEFAULT = "/org/freedesktop/secrets/aliases/default"
+
+    def __init__(self, backend: Any, what: str) -> None:
+        self.backend, self.what = backend, what
+        self.connection: Any = None
+
+    def __enter__(self) -> Any:
+        import secretstorage
+
+        try:
+            self.connection = secretstorage.dbus_init()
+            path = getattr(self.backend, "preferred_collection", None) or self.DEFAULT
+            try:
+                collection = secretstorage.Collection(self.connection, path)
+            except secretstorage.ItemNotFoundException:
+                raise KeyringUnavailable(
+                    f"keyring ({backend_name(self.backend)}) has no default collection (no login "
+                    f"keyring), so credhelper cannot {self.what}: create one by logging in to the "
+                    "desktop session, or with Seahorse"
+                ) from None
+            locked = collection.is_locked()
+        except KeyringUnavailable:
+            self.close()
+            raise
+        except Exception as error:  # no bus, a D-Bus error: refused, never prompted
+            self.close()
+            raise _refused(self.backend, self.what, error) from error
+        if locked:
+            self.close()
+            raise KeyringLocked(
+                f"keyring ({backend_name(self.backend)}) is locked, so credhelper cannot {self.what}; "
+                f"{UNLOCK_FIX}"
+            )
+        return collection
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
+
+def _entry_attributes(name: str) -> dict[str, str]:
+    return {"username": name, "service": SERVICE}  # what keyring's Secret Service backend looks up
+
+
+def _secret_service_read(backend: Any, name: str) -> str | None:
+    what = f"read {entry_label(name)}"
+    with _SecretServiceCollection(backend, what) as collection:
+        try:
+            for item in collection.search_items(_entry_attributes(name)):
+                if item.is_locked():  # get_secret refuses a locked item; it never prompts
+                    raise KeyringLocked(f"{entry_label(name)} is locked; {UNLOCK_FIX}")
+                return str(item.get_secret().decode("utf-8"))
+        except KeyringUnavailable:
+            raise
+        except Exception as error:
+            raise _refused(backend, what, error) from error
+    return None
+
+
+def _secret_service_store(backend: Any, name: str, text: str) -> None:
+    what = f"store {entry_label(name)}"
+    with _SecretServiceCollection(backend, what) as collection:
+        attributes = {**_entry_attributes(name), "application": str(getattr(backend, "appid", SERVICE))}
+        try:
+            collection.create_item(f"Password for '{name}' on '{SERVICE}'", attributes, text, replace=True)
+        except Exception as error:
+            raise _refused(backend, what, error) from error
+
+
+def _secret_service_delete(backend: Any, name: str) -> None:
+    what = f"delete {entry_label(name)}"
+    with _SecretServiceCollection(backend, what) as collection:
+        try:
+            for item in collection.search_items(_entry_attributes(name)):
+                item.delete()
+                return
+        except Exception as error:
+            raise _refused(backend, what, error) from error
 
 
 def read_pair(name: str) -> LongTermPair:
@@ -145,13 +211,22 @@ def read_pair(name: str) -> LongTermPair:
 
 def held_pair(name: str) -> LongTermPair | None:
     """The pair stored under `name`, or None when there is no such entry (adopt-keys and init ask
-    before they store one: a different pair there is never replaced)."""
-    backend = _usable_backend(f"read {entry_label(name)}")
-    try:
-        text = backend.get_password(SERVICE, name)
-    except Exception as error:
-        raise _refused(backend, f"read {entry_label(name)}", error) from error
-    return None if text is None else parse_entry(name, text)
+    before they store one: a different pair there is never replaced). Each of the keyring's
+    backends is asked in its order, as keyring's own chainer does; a Secret Service only through
+    `secretstorage`, so that nothing is ever unlocked."""
+    backend = _usable_backend()
+    inner = getattr(backend, "backends", None)
+    for candidate in list(inner) if inner is not None else [backend]:
+        if _secret_service_backends(candidate):
+            text = _secret_service_read(candidate, name)
+        else:
+            try:
+                text = candidate.get_password(SERVICE, name)
+            except Exception as error:
+                raise _refused(candidate, f"read {entry_label(name)}", error) from error
+        if text is not None:
+            return parse_entry(name, text)
+    return None
 
 
 def parse_entry(name: str, text: str) -> LongTermPair:
@@ -162,25 +237,38 @@ def parse_entry(name: str, text: str) -> LongTermPair:
     values = [data.get(key) for key in ENTRY_KEYS] if isinstance(data, dict) else []
     if len(values) != 2 or not all(isinstance(v, str) and v for v in values):
         raise ConfigError(
-            f"{entry_label(name)} is not a JSON object with aws_access_key_id and "
-            f"aws_secret_access_key: store the pair again with `credhelper adopt-keys --to-keyring {name}`"
+            f"{entry_label(name)} is not a JSON object holding aws_access_key_id and "
+            f"aws_secret_access_key; store the pair again with `credhelper adopt-keys --to-keyring {name}`"
         )
     return LongTermPair(str(values[0]), str(values[1]))
 
 
+def _writing_backend() -> Any:
+    """The backend keyring would write to: the first of the chainer's, else the only one."""
+    backend = _usable_backend()
+    inner = getattr(backend, "backends", None)
+    return next(iter(inner)) if inner else backend
+
+
 def store_pair(name: str, pair: LongTermPair) -> None:
     """Stored, then read back: raises unless the keyring now returns exactly this pair."""
-    backend = _usable_backend(f"store {entry_label(name)}")
-    try:
-        backend.set_password(SERVICE, name, pair.entry())
-    except Exception as error:
-        raise _refused(backend, f"store {entry_label(name)}", error) from error
+    backend = _writing_backend()
+    if _secret_service_backends(backend):
+        _secret_service_store(backend, name, pair.entry())
+    else:
+        try:
+            backend.set_password(SERVICE, name, pair.entry())
+        except Exception as error:
+            raise _refused(backend, f"store {entry_label(name)}", error) from error
     if read_pair(name) != pair:
         raise KeyringUnavailable(f"{entry_label(name)} did not read back as stored; {UNLOCK_FIX}")
 
 
 def delete_pair(name: str) -> None:
-    backend = _usable_backend(f"delete {entry_label(name)}")
+    backend = _writing_backend()
+    if _secret_service_backends(backend):
+        _secret_service_delete(backend, name)
+        return
     try:
         backend.delete_password(SERVICE, name)
     except Exception as error:
@@ -191,7 +279,10 @@ def keyring_condition() -> KeyringCondition:
     """Whether a keyring answers and is unlocked, read from no entry (init's default, doctor,
     status)."""
     try:
-        backend = _usable_backend("use it")
+        backend = _usable_backend()
+        for service in _secret_service_backends(backend):
+            with _SecretServiceCollection(service, "use it"):
+                pass
     except KeyringLocked as locked:
         return KeyringCondition("locked", "", str(locked))
     except KeyringUnavailable as absent:

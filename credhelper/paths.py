@@ -161,7 +161,9 @@ def rotation_file(cache_dir: str, source: str, kind: str) -> str:
     journal (`json`), its lock, and the keys it deactivated (`retired.json`)."""
     if kind not in ROTATION_FILE_KINDS:
         raise ValueError(f"unknown kind of rotation file: {kind}")
-    stem = source.replace("%", "%25").replace(".", "%2E").replace("/", "%2F")
+    # Folded: `Dev` and `dev` are one file on a case-insensitive file system, so they are one here
+    # (two keyring entries differing in case share a rotation's journal and lock, never half of it).
+    stem = source.casefold().replace("%", "%25").replace(".", "%2E").replace("/", "%2F")
     return os.path.join(cache_dir, f"rotation-{stem}.{kind}")
 
 

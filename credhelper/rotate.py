@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from .cache import Cache
 from .credentials import format_utc, mask_key_id
-from .errors import AwsRefusedError, ConfigError, CredhelperError, as_credhelper_error
+from .errors import AwsRefusedError, ConfigError, CredhelperError, StsUnavailableError, as_credhelper_error
 from .fileio import atomic_write, file_lock, read_trusted_json, remove_quietly
 from .iam import IamGateway, NewKey, Signer, caller_of_pair, is_aws_endpoint
 from .keysource import KeySource, StoreUncertain, key_source, read_source_pair, store_source_pair
@@ -248,7 +248,13 @@ class Rotator:
         journal = self._write_journal(
             Journal(self.source.label, old.access_key_id, existing, now, deactivate=deactivate)
         )
-        new = iam.create_key()
+        try:
+            new = iam.create_key()
+        except StsUnavailableError:
+            raise  # the key may have been made: the journal stays for the next rotate to look
+        except CredhelperError:
+            remove_quietly(self.journal_path)  # IAM said no: no key was made
+            raise
         journal = self._write_journal(journal.advanced(CREATED, new.pair.access_key_id))
         self._store(iam, journal, old, new)
         journal = self._write_journal(journal.advanced(STORED))

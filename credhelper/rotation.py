@@ -22,6 +22,9 @@ CREATING, CREATED, STORED, VERIFIED = "creating", "created", "stored", "verified
 STAGES = (CREATING, CREATED, STORED, VERIFIED)
 # A key IAM dates this long before the journal was written is not the interrupted rotation's.
 CLOCK_SKEW_SECONDS = 300.0
+# The longest one CreateAccessKey call can take: 4 attempts of a 5 s connect and a 15 s read, and
+# the backoff between them (sts.CLIENT_CONFIG), well under this.
+CREATE_CALL_SECONDS = 120.0
 # What a journal left behind asks for.
 FINISH = "finish"  # the new pair is stored: verify it (unless done), then retire the old key
 UNDO = "undo"  # the new pair never got stored: delete what the rotation created
@@ -129,12 +132,17 @@ def recovery(journal: Journal, stored_key_id: str, keys: list[IamKey]) -> Recove
         listed = {key.key_id for key in keys}
         return Recovery(UNDO, tuple(k for k in (journal.new_key_id,) if k in listed))
     # Killed before the new key id was recorded: a key that was not there when the journal was
-    # written, and that IAM dates after it, is the one CreateAccessKey made.
+    # written, and that IAM dates within one CreateAccessKey call of it (its retries included, and
+    # the clocks' skew either way), is the one it made. A key made later is someone else's: never
+    # deleted here (second_keys refuses it, naming it).
     earliest = journal.started_at - CLOCK_SKEW_SECONDS
+    latest = journal.started_at + CREATE_CALL_SECONDS + CLOCK_SKEW_SECONDS
     made = tuple(
         key.key_id
         for key in keys
-        if key.key_id != journal.old_key_id and key.key_id not in journal.existing and key.created >= earliest
+        if key.key_id != journal.old_key_id
+        and key.key_id not in journal.existing
+        and earliest <= key.created <= latest
     )
     return Recovery(UNDO, made)
 

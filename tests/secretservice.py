@@ -41,7 +41,10 @@ def available() -> bool:
 
 
 class SecretService:
-    def __init__(self, home: Path, runtime: Path) -> None:
+    def __init__(self, home: Path, runtime: Path, login: bool = True) -> None:
+        """`login=False`: the daemon started with no login keyring (as without a desktop login, or
+        with the login keyring deleted): a Secret Service with no default collection."""
+        self.login = login
         runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.home = home
         self.runtime = runtime
@@ -73,8 +76,9 @@ class SecretService:
 
     def _start_keyring_daemon(self) -> None:
         self.daemon_log = self.runtime / "gnome-keyring-daemon.log"
+        unlock = ["--unlock"] if self.login else []
         self.daemon = subprocess.Popen(
-            ["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"],
+            ["gnome-keyring-daemon", "--foreground", *unlock, "--components=secrets"],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=self.daemon_log.open("wb"),
@@ -88,7 +92,9 @@ class SecretService:
         problem: object = None
         while time.monotonic() < deadline and self.daemon.poll() is None:
             try:
-                if not self.is_locked():
+                if not self.login and self.on_the_bus():
+                    return
+                if self.login and not self.is_locked():
                     return
                 problem = "the login keyring is locked"
             except Exception as error:  # not on the bus yet
@@ -109,6 +115,18 @@ class SecretService:
             yield connection
         finally:
             connection.close()
+
+    def on_the_bus(self) -> bool:
+        from jeepney import message_bus
+
+        with self.connection() as connection:
+            reply = connection.send_and_get_reply(message_bus.NameHasOwner(SERVICE_NAME), timeout=5)
+            return bool(reply.body[0])
+
+    def prompts_asked(self) -> int:
+        """How many times gnome-keyring was asked to show a prompt (it logs each, with no prompter
+        on this bus to show it)."""
+        return self.daemon_log.read_text(errors="replace").count("couldn't initialize prompt")
 
     def lock(self) -> None:
         import secretstorage

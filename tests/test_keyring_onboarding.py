@@ -259,7 +259,7 @@ def test_a_configuration_it_cannot_switch_with_certainty_changes_nothing(
     [
         (("--from-profile", "bedrock-developer"), "--from-profile needs --to-keyring"),
         (("--to-keyring", "dev"), "one of --env-file FILE or --from-profile"),
-        (("--to-keyring", "dev", "--from-profile", "a", "--env-file", "x"), "one of --env-file"),
+        (("--to-keyring", "dev", "--from-profile", "a", "--env-file", "x"), "both name where the pair"),
         (("--to-keyring", "dev", "--from-profile", "a", "--profile", "b"), "leave it out"),
         (("--to-keyring", "dev", "--from-profile", "nosuch"), "no [nosuch] section"),
         (("--to-keyring", "no good", "--from-profile", "bedrock-developer"), "--to-keyring 'no good'"),
@@ -461,3 +461,29 @@ def test_the_commented_config_template_is_what_the_home_fixture_writes(home: Use
 
     written = tomllib.loads(home.config_file.read_text())
     assert tomllib.loads(commented_config(home)) == written
+
+
+@pytest.mark.parametrize("to_keyring", [True, False], ids=["to-keyring", "to-a-profile"])
+def test_a_configuration_every_command_refuses_is_refused_with_nothing_moved(
+    home: UserHome, secret_service: SecretService, to_keyring: bool
+) -> None:
+    """A mistake in any profile: 78 as for every other command, not a move made without the
+    configuration (which would leave its profiles naming a section emptied of its key)."""
+    credentials_with_pair(home)
+    if not to_keyring:
+        put_long_term_key_in_env(home)
+    home.config_file.write_text(
+        home.config_file.read_text()
+        + '\n[profiles.typo]\nrole_arn = "arn:aws:iam::123456789012:role/X"\nduration_seconds = 5\n'
+    )
+    before = files(home)
+    if to_keyring:
+        args = ["--to-keyring", "kr", "--from-profile", "bedrock-developer"]
+    else:
+        args = ["--env-file", str(home.app_env), "--profile", "adopted"]
+    result = home.run("adopt-keys", *args)
+    assert_one_line_failure(result, 78, "duration_seconds")
+    assert files(home) == before
+    assert secret_service.stored("kr") is None
+    assert home.proxy.count("GetCallerIdentity") == 0
+

@@ -133,3 +133,23 @@ def test_the_daemon_waits_out_a_locked_keyring_without_a_prompt_and_says_so(
     rows = [line.split()[0] for line in after.stdout.splitlines() if line.strip()]
     assert "keyring" not in rows, after.stdout
     assert json.loads(home.run("status", "bedrock", "--json").stdout)[0]["keyring"] == "unlocked"
+
+
+def test_a_secret_service_without_a_login_keyring_is_refused_without_a_prompt(
+    home: UserHome, tmp_path: Path
+) -> None:
+    """No default collection (no desktop login, or the login keyring deleted): keyring itself would
+    ask gnome-keyring to create one, with a prompt. credhelper says what is missing instead."""
+    service = SecretService(home.root, tmp_path / "no-login", login=False)
+    try:
+        home.env["DBUS_SESSION_BUS_ADDRESS"] = service.address
+        home.write_config(source_profile="", source_keyring=f'"{KEYRING_ENTRY}"')
+        assert_one_line_failure(home.run("refresh", "bedrock"), 77, "no default collection", "log")
+        status = json.loads(home.run("status", "bedrock", "--json").stdout)[0]
+        assert status["keyring"] == "absent"
+        doctor = home.run("doctor", "bedrock")
+        assert "no default collection" in doctor.stdout, doctor.stdout
+        assert service.prompts_asked() == 0, "a prompt was asked for"
+        assert home.proxy.count("AssumeRole") == 0
+    finally:
+        service.stop()

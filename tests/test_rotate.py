@@ -562,3 +562,21 @@ def test_a_journal_it_cannot_read_is_refused_before_any_iam_call(rotating: Rotat
     assert_one_line_failure(result, 78, str(journal), "check the user's access keys in IAM")
     assert sum(home.proxy.calls.values()) == 0
     assert journal.read_text() == "{not json"
+
+
+@pytest.mark.parametrize(
+    ("code", "status"), [("AccessDenied", 403), ("LimitExceeded", 409)], ids=["denied", "limit"]
+)
+def test_a_create_iam_refuses_leaves_no_journal_and_a_key_made_by_hand_afterwards_is_kept(
+    rotating: Rotating, code: str, status: int
+) -> None:
+    home = rotating.home
+    home.proxy.add_fault(Fault("code", action="CreateAccessKey", code=code, status=status, remaining=1))
+    refused = rotating.rotate()
+    assert refused.returncode != 0 and "CreateAccessKey" in refused.stderr, refused.stderr
+    assert not journals(home), "a refused CreateAccessKey left a journal of a rotation in flight"
+
+    by_hand = admin(home).create_access_key(UserName=rotating.user)["AccessKey"]["AccessKeyId"]
+    again = rotating.rotate()
+    assert again.returncode == 78, again.stderr
+    assert by_hand[-4:] in again.stderr and by_hand in rotating.iam_keys(), "a key made by hand was deleted"

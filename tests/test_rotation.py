@@ -43,6 +43,9 @@ def key(key_id: str, created: float = START + 1, active: bool = True) -> IamKey:
         (CREATING, None, OLD, [key(OLD, 0)], UNDO, (), False),
         # a key IAM dates well before the journal is not the rotation's: never deleted
         (CREATING, None, OLD, [key(OLD, 0), key(OTHER, START - 3600)], UNDO, (), False),
+        # nor one it dates after any CreateAccessKey call of the rotation could have ended: a person
+        # made it after a rotate that failed
+        (CREATING, None, OLD, [key(OLD, 0), key(OTHER, START + 3600)], UNDO, (), False),
         # the new id recorded, the store never happened: delete exactly that key
         (CREATED, NEW, OLD, [key(OLD, 0), key(NEW), key(OTHER)], UNDO, (NEW,), False),
         (CREATED, NEW, OLD, [key(OLD, 0)], UNDO, (), False),  # deleted already
@@ -140,3 +143,29 @@ def test_age_text(seconds: float, text: str) -> None:
 )
 def test_rotation_due(created: float | None, days: int | None, last_try: float | None, due: bool) -> None:
     assert rotation_due(created, days, last_try, START) is due
+
+
+def test_sources_differing_only_in_case_share_one_journal_and_lock() -> None:
+    """On a case-insensitive file system they would share the file anyway: never half of it."""
+    from credhelper.paths import rotation_file
+
+    for kind in ("json", "lock"):
+        assert rotation_file("/c", "keyring-Dev", kind) == rotation_file("/c", "keyring-dev", kind)
+
+
+def test_a_long_term_secret_is_not_kept_in_the_log_filters_list() -> None:
+    """That list lives as long as the process: a long-term secret must not (DESIGN section 13).
+    botocore's debug log shows one only in fields the filter redacts by name."""
+    from credhelper import logsetup
+    from credhelper.errors import CredhelperError
+    from credhelper.iam import caller_of_pair
+    from credhelper.keystore import LongTermPair
+    from credhelper.profile import Profile
+
+    secret = "LongTermSecretForThisTestOnly" + "x" * 11
+    profile = Profile(
+        "p", "arn:aws:iam::123456789012:role/x", "s", source_keyring="k", sts_endpoint="http://127.0.0.1:9"
+    )
+    with pytest.raises(CredhelperError):
+        caller_of_pair(profile, LongTermPair("AKIAIOSFODNN7EXAMPLE", secret))
+    assert secret not in logsetup._known_secrets

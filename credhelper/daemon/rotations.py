@@ -41,6 +41,7 @@ class RotationWorker:
         self.environ = environ
         self.stopping = stopping
         self.clock = clock
+        self.source_tried: dict[str, float] = {}  # profiles sharing a source: one attempt a day
 
     def start(self) -> None:
         threading.Thread(target=self._loop, name="credhelper-rotation", daemon=True).start()
@@ -60,9 +61,12 @@ class RotationWorker:
         except Exception:
             return  # no stored long-term key: nothing to rotate (`rotate` says so when asked)
         try:
-            tried = self.cache.read_state(profile.name).get("rotation_tried")
             now = self.clock()
-            due = profile.rotate_after_days is not None and (tried is None or now - tried >= DAY)
+            tried = max(
+                self.cache.read_state(profile.name).get("rotation_tried") or 0.0,
+                self.source_tried.get(source.key, 0.0),
+            )
+            due = profile.rotate_after_days is not None and now - tried >= DAY
             journal = rotation_file(self.cache.directory, source.key, "json")
             if not due and not os.path.lexists(journal):
                 return
@@ -72,6 +76,7 @@ class RotationWorker:
             if due:
                 assert profile.rotate_after_days is not None
                 self.cache.update_state(profile.name, rotation_tried=now)
+                self.source_tried[source.key] = now
                 rotator.rotate_if_due(profile.rotate_after_days)
             else:
                 rotator.finish_interrupted()
