@@ -7,19 +7,18 @@ Linux only: Docker Desktop runs containers in a VM that cannot reach the host's 
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shlex
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
+from .endpoint.containers import address_is_local
 from .endpoint.discovery import running_endpoint
 from .endpoint.protocol import CONTAINER_ADDRESS, CREDENTIALS_PATH, credentials_url
-from .errors import CredhelperError
+from .errors import CredhelperError, UsageError
 from .fileio import read_regular_file
 from .profile import Profile
 
@@ -85,14 +84,21 @@ def format_container(values: dict[str, str], mount: str | None, output: str, ser
     """`values` and the mount as `env --container` prints them: sh (export lines), docker (a
     `docker run --env-file` file: KEY=VALUE, no quotes), compose (a service override) or json;
     the `-v` option as a comment in sh and docker."""
+    if mount is not None and (any(ord(c) < 32 or c == "\x7f" for c in mount) or "," in mount or ":" in mount):
+        raise UsageError(
+            f"{mount!r}: the token directory's path holds a control character, ',' or ':', which a "
+            "mount option cannot carry; set XDG_RUNTIME_DIR to a plain path"
+        )
     volume = f"{mount}:{IN_CONTAINER_DIR}:ro" if mount else None
     if output == "json":
         return json.dumps({"environment": values, "volumes": [volume] if volume else []}, indent=2)
     if output == "compose":
         lines = ["services:", f"  {json.dumps(service)}:", "    environment:"]
-        lines += [f"      {key}: {json.dumps(value)}" for key, value in values.items()]
+        lines += [f"      {key}: {json.dumps(value.replace('$', '$$'))}" for key, value in values.items()]
         if mount:
-            lines += ["    volumes:", "      - type: bind", f"        source: {json.dumps(mount)}"]
+            # Compose interpolates `$` in every value: `$$` is a literal one
+            source = json.dumps(mount.replace("$", "$$"))
+            lines += ["    volumes:", "      - type: bind", f"        source: {source}"]
             lines += [f"        target: {IN_CONTAINER_DIR}", "        read_only: true"]
         return "\n".join(lines)
     env_file = "--env-file FILE " if output == "docker" else ""
@@ -106,16 +112,8 @@ def format_container(values: dict[str, str], mount: str | None, output: str, ser
 
 
 def address_present() -> bool:
-    """Whether 169.254.170.2 is an address of this host (of its network namespace): binding to
-    it, on any free port, is the one test that needs no tool and no privilege."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((CONTAINER_ADDRESS, 0))
-        except OSError as error:
-            if error.errno == errno.EADDRNOTAVAIL:
-                return False
-            raise CredhelperError(f"cannot check for {CONTAINER_ADDRESS}: {error.strerror}") from None
-    return True
+    """Whether 169.254.170.2 is an address of this host (of its network namespace)."""
+    return address_is_local()
 
 
 def add_address() -> None:
@@ -152,7 +150,8 @@ def setup(echo: Callable[[str], None], platform: str = sys.platform) -> None:
         echo(f"{CONTAINER_ADDRESS} is not an address of this host yet. As root, run:")
         echo(f"  sudo {command}        (or: sudo credhelper containers setup)")
     start = unprivileged_port_start()
-    echo(PERMANENT.format(address=CONTAINER_ADDRESS, command=command))
+    # `replace` at boot: no failure when something else has added the address already
+    echo(PERMANENT.format(address=CONTAINER_ADDRESS, command=command.replace(" add ", " replace ", 1)))
     echo(PORT_80.format(now="unknown" if start is None else start))
     echo(NEXT_STEPS)
 
@@ -181,8 +180,11 @@ needs the daemon to run as root, or net.ipv4.ip_unprivileged_port_start <= 80 (n
   (and in /etc/sysctl.d/ to keep it). CAP_NET_BIND_SERVICE does not work in a user unit."""
 
 NEXT_STEPS = f"""
-The address answers ARP on every interface unless arp_ignore says otherwise; keep it off the
-network: sudo sysctl -w net.ipv4.conf.all.arp_ignore=1 (the token is always required anyway).
+Keep it off the network (the token is always required anyway): Linux accepts a packet for any of
+its addresses on any interface, so drop the address on each interface facing the network, e.g.
+  sudo iptables -I INPUT -i eth0 -d {CONTAINER_ADDRESS} -j DROP
+(not on lo, docker0 or your containers' bridges); arp_ignore alone does not stop a neighbour that
+routes to it: sudo sysctl -w net.ipv4.conf.all.arp_ignore=1 only hides it from ARP.
 Then set serve_containers = true in the [daemon] table of the configuration, restart the daemon
 (a daemon already serving, reload: systemctl --user reload credhelper), and run
 `credhelper env PROFILE --container --format compose` (or docker).

@@ -86,8 +86,11 @@ def container_token_dir(environ: "Mapping[str, str]", cache_dir: str) -> str:
     return os.path.join(runtime_dir(environ, cache_dir), "containers")
 
 
+CONTAINER_TOKEN_NAME = "token"
+
+
 def container_token_path(environ: "Mapping[str, str]", cache_dir: str) -> str:
-    return os.path.join(container_token_dir(environ, cache_dir), "token")
+    return os.path.join(container_token_dir(environ, cache_dir), CONTAINER_TOKEN_NAME)
 
 
 def daemon_lock_path(cache_dir: str) -> str:

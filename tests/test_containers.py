@@ -467,3 +467,90 @@ def test_port_80_without_the_right_to_bind_it_is_one_line_and_loopback_goes_on(
     assert_one_line_failure(
         home.run("env", "bedrock", "--container"), 1, "no running daemon serves containers"
     )
+
+
+def test_a_reload_opens_closes_and_moves_the_listener_as_the_configuration_now_says(
+    home: UserHome, world: Namespaces, daemons: list[DaemonProcess]
+) -> None:
+    """One SIGHUP is enough each way: serve_containers added, containers_port changed, and
+    serve_containers removed (a container then gets nothing: the exposure is off when it says so)."""
+    world.add_container_address()
+    loopback = '\n[daemon]\nserve = "127.0.0.1:9911"\n'
+    home.write_config(extra=loopback)
+    daemon = start_daemon(home, world, daemons)
+    token = (home.cache_dir / "token").read_text()
+    asked = (f"Host: {ADDRESS}", f"Authorization: {token}")
+
+    home.write_config(extra=SERVE_CONTAINERS + 'serve = "127.0.0.1:9911"\ncontainers_port = 9912\n')
+    daemon.signal(signal.SIGHUP)
+    wait_for(lambda: f"listening on http://{ADDRESS}:9912" in daemon.log, 30)
+    wait_for(lambda: home.run("env", "bedrock", "--container").returncode == 0, 30)
+    assert raw_status(world, ADDRESS, 9912, *asked).startswith("200")
+
+    home.write_config(extra=SERVE_CONTAINERS + 'serve = "127.0.0.1:9911"\ncontainers_port = 9913\n')
+    daemon.signal(signal.SIGHUP)
+    wait_for(lambda: f"listening on http://{ADDRESS}:9913" in daemon.log, 30)
+    assert raw_status(world, ADDRESS, 9913, *asked).startswith("200")
+    assert raw_status(world, ADDRESS, 9912, *asked).startswith("refused")
+    assert ":9913/" in json.dumps(container_env(home))
+
+    home.write_config(extra=loopback)
+    daemon.signal(signal.SIGHUP)
+    wait_for(lambda: "no longer serving containers" in daemon.log, 30)
+    assert raw_status(world, ADDRESS, 9913, *asked).startswith("refused")
+    off = home.run("env", "bedrock", "--container")
+    assert_one_line_failure(off, 1, "no running daemon serves containers")
+    assert not (home.cache_dir / "containers" / "token").exists()
+    assert home.run("env", "bedrock").returncode == 0, "the loopback endpoint went with it"
+
+
+def test_a_token_directory_that_is_a_symlink_or_holds_other_files_is_refused(
+    home: UserHome, world: Namespaces, daemons: list[DaemonProcess]
+) -> None:
+    """The directory is mounted into containers whole: never where a symlink points (the user's
+    ~/.aws, say), never beside other files."""
+    world.add_container_address()
+    home.write_config(extra=SERVE_CONTAINERS)
+    home.cache_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
+    shared = home.cache_dir / "containers"
+    shared.symlink_to(home.root / ".aws")
+    daemon = DaemonProcess(home, wrapper=world.in_host())
+    daemons.append(daemon)
+    assert daemon.process.wait(60) == 78
+    assert "is a symlink" in daemon.log and "Traceback" not in daemon.log
+    assert os.listdir(home.root / ".aws") == ["credentials"], "the token was written where it points"
+
+    shared.unlink()
+    shared.mkdir(mode=0o700)
+    (shared / "notes.txt").write_text("mine\n")
+    again = DaemonProcess(home, wrapper=world.in_host())
+    daemons.append(again)
+    assert again.process.wait(60) == 78
+    assert "holds notes.txt" in again.log
+
+
+def test_an_address_a_nonlocal_bind_would_take_is_not_taken_for_the_hosts(
+    home: UserHome, world: Namespaces, daemons: list[DaemonProcess]
+) -> None:
+    """With net.ipv4.ip_nonlocal_bind=1 a bind to 169.254.170.2 succeeds without the address:
+    setup must still add it, and a daemon without it must say what is missing."""
+    subprocess.run(world.in_host("sysctl", "-qw", "net.ipv4.ip_nonlocal_bind=1"), check=True)
+    home.write_config(extra=SERVE_CONTAINERS + 'serve = "127.0.0.1:9911"\n')
+    daemon = start_daemon(home, world, daemons)
+    assert MISSING in daemon.log
+    assert home.run("env", "bedrock", "--container").returncode == 1
+    told = setup_in_host(home, world)
+    assert told.returncode == 0 and f"Added {ADDRESS}" in told.stdout, told.stdout
+    assert f"{ADDRESS}/32" in world.host_loopback_addresses()
+
+
+def test_the_printed_mount_cannot_carry_another_line_or_an_interpolation() -> None:
+    from credhelper.containers import format_container
+    from credhelper.errors import UsageError
+
+    values = {"AWS_REGION": "us-east-1"}
+    for mount in ("/run/user/1000\nAWS_CONTAINER_CREDENTIALS_FULL_URI=http://x/", "/a:b", "/a,b"):
+        with pytest.raises(UsageError, match="XDG_RUNTIME_DIR"):
+            format_container(values, mount, "docker", "app")
+    compose = format_container(values, "/home/me/$HOME/containers", "compose", "app")
+    assert 'source: "/home/me/$$HOME/containers"' in compose

@@ -19,7 +19,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from ..config import Config
 from ..credentials import Credentials
@@ -59,8 +59,10 @@ class Coordinator:
         names: Sequence[str] = (),
         claims: TargetClaims | None = None,
         rng: random.Random | None = None,
+        reloaded: Callable[[], None] | None = None,
     ) -> None:
         self.clock = clock
+        self.reloaded = reloaded  # told (from this thread) once a reload is in force
         self.world = world
         self.notifier = notifier
         self.names = list(names)  # the profiles to keep; all of them when none is named
@@ -362,6 +364,8 @@ class Coordinator:
         self._apply_config(config)
         self.rewatch()
         log.info("configuration reloaded: %d profile(s)", len(self.profiles))
+        if self.reloaded is not None:
+            self.reloaded()
 
     def rewatch(self) -> None:
         """Watch the directories of the configuration, the source credentials and every target,

@@ -66,7 +66,9 @@ class Daemon:
         self.watcher = Watcher()
         self.claims = TargetClaims()  # one target, one keeper, whatever the cache directory
         world = SystemWorld(config_option, environ, self.refresher, self.write_gate, self.watcher)
-        self.coordinator = Coordinator(self.clock, world, self.notifier, names, self.claims)
+        self.coordinator = Coordinator(
+            self.clock, world, self.notifier, names, self.claims, reloaded=self._reloaded
+        )
         self.bridge = EndpointBridge(self.coordinator, self.refresher, self.clock)
         self.server: CredentialServer | None = None
         self.container_server: CredentialServer | None = None  # on 169.254.170.2 (DESIGN 14)
@@ -159,7 +161,8 @@ class Daemon:
                 self.coordinator.stop()
             elif signum == signal.SIGHUP:
                 self.coordinator.ask_reload()
-                self._retry_containers()
+            elif signum == RELOADED:
+                self._reconcile_containers()
             elif signum == signal.SIGUSR1:
                 self.coordinator.ask_refresh_all()
 
@@ -196,15 +199,34 @@ class Daemon:
         token = self.server.token if self.server else None
         return open_container_server(port, self.bridge.endpoint_credentials, token)
 
-    def _retry_containers(self) -> None:
-        """On a reload (SIGHUP): the listener for containers a start could not open, once
-        `containers setup` has added the address."""
-        if self.container_server is not None or (server := self._open_containers()) is None:
+    def _reloaded(self) -> None:
+        """From the scheduler thread, once a reloaded configuration is in force: the main thread
+        makes the listener for containers what it now says."""
+        self.signals_received.append(RELOADED)
+        self.wakeup.wake()
+
+    def _reconcile_containers(self) -> None:
+        """After a reload: the listener for containers closed when serve_containers is gone, opened
+        again on a new containers_port, or opened when a start could not (`containers setup` has
+        added the address since); the record republished whenever it changed."""
+        config = self.coordinator.config
+        wanted = self.containers_option or (config is not None and config.serve_containers)
+        port = config.containers_port if config else DEFAULT_CONTAINERS_PORT
+        running = self.container_server
+        if running is not None and (not wanted or running.port != port):
+            running.stop()
+            self.container_server = None
+            log.warning("no longer serving containers on %s", running.url)
+        elif running is not None or not wanted:
             return
-        server.start()
-        self.container_server = server
+        if wanted and (server := self._open_containers()) is not None:
+            server.start()
+            self.container_server = server
         try:
-            self._publish()
+            if self.server is None and self.container_server is None:
+                unpublish_endpoint(self.environ, self.cache.directory)
+            else:
+                self._publish()
         except CredhelperError as error:
             log.error("%s", error)
 
@@ -213,6 +235,9 @@ class Daemon:
         assert first is not None
         containers_url = self.container_server.url if self.container_server else None
         publish_endpoint(first.token, first.url, self.environ, self.cache.directory, containers_url)
+
+
+RELOADED = -1  # beside the signal numbers the main thread takes: a reload is in force
 
 
 def run_daemon(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import socket
 
 from ..interfaces import Lookup
 from .protocol import CONTAINER_ADDRESS, CONTAINER_HOST
@@ -16,10 +17,24 @@ log = logging.getLogger("credhelper.server")
 PRIVILEGED_PORTS_BELOW = 1024  # unless net.ipv4.ip_unprivileged_port_start says otherwise
 
 
+def address_is_local() -> bool:
+    """Whether 169.254.170.2 is an address of this host (of its network namespace): the route to
+    it must be a local one, from itself. A bind is no test: with net.ipv4.ip_nonlocal_bind=1 it
+    succeeds for an address the host does not have, and the listener would answer no one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((CONTAINER_ADDRESS, 9))  # a route lookup; UDP sends nothing here
+        except OSError:
+            return False  # no route at all
+        return bool(probe.getsockname()[0] == CONTAINER_ADDRESS)
+
+
 def open_container_server(port: int, lookup: Lookup, token: str | None) -> CredentialServer | None:
     """A server listening on 169.254.170.2:`port` (not started), or None after one log line that
     says what is missing: never an exit, never a wait."""
     try:
+        if not address_is_local():
+            raise OSError(errno.EADDRNOTAVAIL, "not an address of this host")
         return CredentialServer(CONTAINER_ADDRESS, port, lookup, token, allowed_host=CONTAINER_HOST)
     except OSError as error:
         log.warning("%s", container_bind_problem(port, error))

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ..endpointurl import IGNORE_VARIABLE, configured_urls_ignored, shown_url
-from ..errors import CredhelperError
+from ..errors import ConfigError, CredhelperError
 from ..fileio import (
     PRIVATE_FILE,
     atomic_write,
@@ -23,6 +23,7 @@ from ..fileio import (
 )
 from ..paths import (
     CACHE_DIR_FIX,
+    CONTAINER_TOKEN_NAME,
     container_token_dir,
     container_token_path,
     daemon_lock_path,
@@ -61,7 +62,9 @@ def publish_endpoint(
         trusted_private_dir(directory, "runtime directory", RUNTIME_DIR_FIX)
         atomic_write(token_path(environ, cache_dir), token.encode(), PRIVATE_FILE)
         if containers_url is not None:
-            trusted_private_dir(container_token_dir(environ, cache_dir), "token directory", RUNTIME_DIR_FIX)
+            shared = container_token_dir(environ, cache_dir)
+            trusted_private_dir(shared, "token directory", RUNTIME_DIR_FIX)
+            refuse_anything_else_shared(shared)
             atomic_write(container_token_path(environ, cache_dir), token.encode(), PRIVATE_FILE)
         else:
             with contextlib.suppress(OSError):  # a former daemon's; no container can use it now
@@ -74,6 +77,27 @@ def publish_endpoint(
             f"cannot write the endpoint's token in {where}: {error.strerror}; make {directory} "
             "writable, or set XDG_RUNTIME_DIR to a writable directory of your own"
         ) from None
+
+
+def refuse_anything_else_shared(directory: str) -> None:
+    """The token directory is mounted into containers whole: refused (78) when it is a symlink (the
+    mount would show what it points to) or holds anything but the token (and a write's own
+    temporary file)."""
+    if os.path.islink(directory):
+        raise ConfigError(
+            f"{directory}: the containers' token directory is a symlink, so a container mounting it "
+            "would see where it points; remove the symlink (credhelper makes the directory)"
+        )
+    others = sorted(
+        name
+        for name in os.listdir(directory)
+        if name != CONTAINER_TOKEN_NAME and not name.startswith(f".{CONTAINER_TOKEN_NAME}.credhelper-")
+    )
+    if others:
+        raise ConfigError(
+            f"{directory}: the containers' token directory holds {', '.join(others[:3])}, which a "
+            "container mounting it would see; move them elsewhere"
+        )
 
 
 def unpublish_endpoint(environ: Mapping[str, str], cache_dir: str) -> None:

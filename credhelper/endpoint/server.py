@@ -88,6 +88,7 @@ class CredentialServer:
         bound_host, bound_port = self.listener.getsockname()[:2]
         shown = f"[{bound_host}]" if ":" in str(bound_host) else str(bound_host)
         self.url = f"http://{shown}:{bound_port}"
+        self.port: int = bound_port
         self._selector = selectors.DefaultSelector()
         self._wake_reader, self._wake_writer = socket.socketpair()
         self._wake_reader.setblocking(False)
