@@ -23,7 +23,7 @@ from .keystore import LongTermPair
 from .logsetup import register_secret
 from .profile import DEFAULT_REGION, Profile
 from .rotation import IamKey
-from .sts import CLIENT_CONFIG, THROTTLING
+from .sts import CLIENT_CONFIG, THROTTLING, pair_client
 
 PERMISSIONS_FIX = (
     "allow the IAM user iam:ListAccessKeys, iam:CreateAccessKey, iam:DeleteAccessKey and "
@@ -161,15 +161,7 @@ def _code(error: ClientError) -> str:
 def caller_of_pair(profile: Profile, pair: LongTermPair) -> str:
     """GetCallerIdentity signed with `pair`, at the profile's STS endpoint: the caller's ARN, or
     AwsRefusedError (the key is not known to AWS yet, or not at all) or StsUnavailableError."""
-    register_secret(userinfo_of(profile.sts_endpoint))
-    client: Any = _session().create_client(
-        "sts",
-        region_name=profile.region or DEFAULT_REGION,
-        endpoint_url=profile.sts_endpoint,
-        config=CLIENT_CONFIG,
-        aws_access_key_id=pair.access_key_id,
-        aws_secret_access_key=pair.secret_access_key,
-    )
+    client = pair_client(profile, pair)
     try:
         return str(client.get_caller_identity()["Arn"])
     except ClientError as error:

@@ -9,7 +9,7 @@ import stat
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import botocore.session
 from botocore.config import Config as BotocoreConfig
@@ -33,6 +33,9 @@ from .fileio import file_kind
 from .logsetup import register_secret
 from .paths import aws_config_path, shared_credentials_path
 from .profile import DEFAULT_REGION, Profile
+
+if TYPE_CHECKING:
+    from .keystore import LongTermPair
 
 CLIENT_CONFIG = BotocoreConfig(
     retries={"mode": "standard", "total_max_attempts": 4},
@@ -214,7 +217,7 @@ class StsGateway:
         else:
             key = ("session", via.access_key_id, region, endpoint)
         if via is None and profile.source_keyring:
-            return self._keyring_client(profile, region, endpoint)
+            return self._keyring_client(profile)
         client = self._clients.get(key)
         if client is None:
             register_secret(userinfo_of(endpoint))  # botocore's debug log shows the URL
@@ -235,22 +238,13 @@ class StsGateway:
             self._clients[key] = client
         return client
 
-    def _keyring_client(self, profile: Profile, region: str, endpoint: str) -> Any:
+    def _keyring_client(self, profile: Profile) -> Any:
         """A client holding the pair the profile's keyring entry holds now: read for this call and
         never cached, so the long-term secret is in memory no longer than the call."""
         from .keystore import read_pair
 
         assert profile.source_keyring is not None
-        pair = read_pair(profile.source_keyring)
-        register_secret(userinfo_of(endpoint))
-        return self._session(None).create_client(
-            "sts",
-            region_name=region,
-            endpoint_url=endpoint,
-            config=CLIENT_CONFIG,
-            aws_access_key_id=pair.access_key_id,
-            aws_secret_access_key=pair.secret_access_key,
-        )
+        return pair_client(profile, read_pair(profile.source_keyring), self._session(None))
 
     def _call(self, profile: Profile, action: str, via: Credentials | None, **params: Any) -> Any:
         try:
@@ -285,3 +279,17 @@ class StsGateway:
 
     def caller_arn(self, profile: Profile) -> str:
         return str(self._call(profile, "get_caller_identity", None)["Arn"])
+
+
+def pair_client(profile: Profile, pair: LongTermPair, session: botocore.session.Session | None = None) -> Any:
+    """An STS client signed by a long-term `pair` at the profile's endpoint, made for the call at
+    hand and never kept (a keyring source's calls; rotate's check of a new key)."""
+    register_secret(userinfo_of(profile.sts_endpoint))
+    return (session or botocore.session.Session()).create_client(
+        "sts",
+        region_name=profile.region or DEFAULT_REGION,
+        endpoint_url=profile.sts_endpoint,
+        config=CLIENT_CONFIG,
+        aws_access_key_id=pair.access_key_id,
+        aws_secret_access_key=pair.secret_access_key,
+    )
