@@ -78,6 +78,9 @@ def test_sighup_and_sigusr1_from_the_first_line_on_never_end_a_starting_daemon(
 
 ENTRY_POINT = """
 import json, signal, sys
+# As a login shell starts a command: whatever the test run itself inherited (nohup ignores SIGHUP).
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
+signal.signal(signal.SIGUSR1, signal.SIG_DFL)
 sys.argv = ["credhelper", *sys.argv[1:]]
 before = set(sys.modules)
 import credhelper.main
