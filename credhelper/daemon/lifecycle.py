@@ -79,7 +79,14 @@ class Daemon:
         nothing_blocked_here()
         with self.wakeup:
             self._install_signals()
-            return self._run()
+            try:
+                return self._run()
+            finally:
+                # Stopped: another SIGTERM or Ctrl-C has nothing left to stop, and the interpreter's
+                # exit puts the default action of a handled signal back, so one arriving then would
+                # end a clean stop (0) as a death by that signal.
+                for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+                    signal.signal(signum, signal.SIG_IGN)
 
     def _run(self) -> int:
         daemon_lock = DaemonLock(self.cache.directory)
