@@ -117,14 +117,7 @@ def source_verifier(
         profiles = list(config.profiles.values()) if config else []
         users = [p for p in profiles if p.source_profile == source_profile] or profiles
         template = users[0] if users else None
-        probe = Profile(
-            name=source_profile,
-            role_arn="arn:aws:iam::000000000000:role/none",  # not called: only the caller is asked for
-            role_session_name="credhelper",
-            source_profile=source_profile,
-            region=template.region if template else None,
-            sts_endpoint=template.sts_endpoint if template else resolve_sts_endpoint(None, None, environ),
-        )
+        probe = caller_probe(source_profile, template, environ, source_profile=source_profile)
         return gateway.caller_arn(probe)
 
     return verify
@@ -237,3 +230,23 @@ def adoption_problem(
     if env_file is None and from_profile is None:
         return "--to-keyring needs one of --env-file FILE or --from-profile PROFILE: where the pair is now"
     return None
+
+
+def caller_probe(
+    name: str,
+    template: Profile | None,
+    environ: Mapping[str, str],
+    source_profile: str | None = None,
+    source_keyring: str | None = None,
+) -> Profile:
+    """A profile reading its long-term pair from `source_profile` or `source_keyring`, at the STS
+    endpoint of `template` (else the default), for GetCallerIdentity: no role is assumed."""
+    return Profile(
+        name=name,
+        role_arn="arn:aws:iam::000000000000:role/none",  # not called: only the caller is asked for
+        role_session_name="credhelper",
+        region=template.region if template else None,
+        sts_endpoint=template.sts_endpoint if template else resolve_sts_endpoint(None, None, environ),
+        source_profile=source_profile,
+        source_keyring=source_keyring,
+    )

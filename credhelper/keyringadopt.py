@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .adopt import long_term_pair, profiles_targeting, refresh_targeting
+from .adopt import caller_probe, long_term_pair, profiles_targeting, refresh_targeting
 from .config import Config, config_from_data, load_config
 from .credentials import mask_key_id
 from .errors import ConfigError, CredhelperError, UsageError
@@ -24,7 +24,7 @@ from .formats.dotenv import emptied_pair, long_term_key_ids
 from .formats.ini import section_pair, without_key_pair
 from .keystore import LongTermPair, delete_pair, entry_label, held_pair, store_pair
 from .paths import shared_credentials_path
-from .profile import Profile, resolve_sts_endpoint
+from .profile import Profile
 from .settings import PROFILE_NAME
 from .targets.credsection import CREDENTIALS_FILE_SETTING, write_credentials_file
 from .targets.files import read_target_file, rewrite_file
@@ -99,19 +99,6 @@ def store_new(name: str, pair: LongTermPair) -> bool:
     return True
 
 
-def keyring_probe(name: str, template: Profile | None, environ: Mapping[str, str]) -> Profile:
-    """A profile that reads entry `name`, at the STS endpoint of `template` (else the default), for
-    GetCallerIdentity: no role is assumed."""
-    return Profile(
-        name=name,
-        role_arn="arn:aws:iam::000000000000:role/none",  # not called: only the caller is asked for
-        role_session_name="credhelper",
-        source_keyring=name,
-        region=template.region if template else None,
-        sts_endpoint=template.sts_endpoint if template else resolve_sts_endpoint(None, None, environ),
-    )
-
-
 def switched_config(
     config: Config, names: list[str], name: str, environ: Mapping[str, str]
 ) -> Callable[[str], str]:
@@ -158,7 +145,7 @@ def adopt_to_keyring(
         if transform is not None and config is not None:
             transform(config.path.read_text(encoding="utf-8"))  # refused now, before anything changes
         stored = store_new(name, pair)
-        caller = gateway.caller_arn(keyring_probe(name, template, environ))
+        caller = gateway.caller_arn(caller_probe(name, template, environ, source_keyring=name))
         if transform is not None and config is not None:
             rewrite_file(
                 config.path, transform, lock_dir, str(config.path), "the file", new_file_mode=PRIVATE_FILE
