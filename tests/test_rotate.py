@@ -137,7 +137,7 @@ def rotating(home: UserHome) -> Rotating:
     user, key, role_arn = provision_user(home)
     credentials = home.root / ".aws" / "credentials"
     credentials.write_text(
-        "# my keys\n[other]\naws_access_key_id = AKIAOTHEROTHEROTHER1\naws_secret_access_key = fake\n\n"
+        "# my keys\n[other]\naws_access_key_id = AKIAOTHERKEYEXAMPLE1\naws_secret_access_key = fake\n\n"
         f"[{SECTION}]\naws_access_key_id = {key['AccessKeyId']}\n"
         f"aws_secret_access_key = {key['SecretAccessKey']}\nregion = us-east-1 ; kept\n"
     )

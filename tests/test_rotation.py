@@ -23,7 +23,7 @@ from credhelper.rotation import (
     unknown_key_refusal,
 )
 
-OLD, NEW, OTHER = "AKIAOLDOLDOLDOLD0001", "AKIANEWNEWNEWNEW0002", "AKIAOTHEROTHERXX0003"
+OLD, NEW, OTHER = "AKIAOLDKEY00EXAMPLE1", "AKIANEWKEY00EXAMPLE2", "AKIAOTHERKEYEXAMPLE3"
 START = 1_000_000.0
 
 
@@ -85,7 +85,7 @@ def test_a_journal_round_trips_and_holds_no_secret() -> None:
         "new_key_id",
         "deactivate",
     }
-    assert "AKIA…0002" in repr(written) and NEW not in repr(written)
+    assert "AKIA…PLE2" in repr(written) and NEW not in repr(written)
 
 
 @pytest.mark.parametrize(
@@ -120,7 +120,7 @@ def test_second_keys_only_inactive_ones_credhelper_deactivated_may_go() -> None:
 
 def test_the_refusal_names_the_key_masked_with_its_age() -> None:
     text = unknown_key_refusal("[dev] of ~/.aws/credentials", key(OTHER, START, False), START + 40 * 86400)
-    assert "AKIA…0003" in text and OTHER not in text and "40 days old" in text and "inactive" in text
+    assert "AKIA…PLE3" in text and OTHER not in text and "40 days old" in text and "inactive" in text
 
 
 @pytest.mark.parametrize(
