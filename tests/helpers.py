@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import subprocess
 import tempfile
@@ -78,6 +79,29 @@ def refreshed(home: UserHome, profile: str = "bedrock", **variables: str) -> Non
         refresher = Refresher(Cache(cache_dir_path(os.environ)))
         report = refresh_and_deliver(refresher, selected, os.environ).report
     assert not report.errors, [str(error) for error in report.errors]
+
+
+def in_process(
+    home: UserHome, *args: str, input: str | None = None, **variables: str
+) -> subprocess.CompletedProcess[str]:
+    """`credhelper ARGS` through the CLI's own entry (`cli.run`: its one-line errors and exit
+    codes) in this process, as `home.run` would start it: HOME's environment and directory, stdin,
+    stdout and stderr its own. For the commands that set up a test's subject (an `init`, an
+    `adopt-keys` before the command under test): a process costs up to half a second of CPU, most of
+    it importing botocore. Each command's own behaviour is tested as users run it, in a process."""
+    from click.testing import CliRunner
+
+    from credhelper.cli import run
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        with as_the_user(home, **variables), CliRunner().isolation(input=input) as (out, err, _):
+            code = run(list(args))
+            stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
+    finally:
+        root.handlers[:], root.level = handlers, level  # the CLI sets up logging for its process
+    return subprocess.CompletedProcess(["credhelper", *args], code, stdout, stderr)
 
 
 def read_env(path: Path) -> dict[str, str | None]:

@@ -14,16 +14,17 @@ import pytest
 from credhelper.doctor.findings import FAIL, OK, WARN, skew_status
 from tests.conftest import UserHome
 from tests.daemonproc import DaemonProcess
-from tests.helpers import assert_no_secret
+from tests.helpers import assert_no_secret, in_process
 from tests.stsproxy import Fault
-from tests.test_init import fake_systemctl, guide_end_state, init
+from tests.test_init import INIT_FLAGS, fake_systemctl, guide_end_state
 
 
 @pytest.fixture
 def set_up(home: UserHome) -> UserHome:
-    """The guide's end state after `credhelper init`: a working setup, daemon not yet started."""
+    """The guide's end state after `credhelper init` (run in this process: init's own tests run it
+    as users do): a working setup, daemon not yet started."""
     guide_end_state(home)
-    result = init(home, "--no-systemd")
+    result = in_process(home, *INIT_FLAGS, "--no-systemd")
     assert result.returncode == 0, result.stderr
     return home
 
