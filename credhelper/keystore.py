@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -68,6 +69,11 @@ def entry_label(name: str) -> str:
 
 
 def _backend() -> Any:
+    if sys.platform != "darwin":
+        # keyring's macOS backend looks for the Security framework when it is imported, with
+        # ctypes.util.find_library, which off macOS runs ldconfig, gcc and ld (three processes, a
+        # tenth of a second) for a backend that is never chosen there.
+        sys.modules.setdefault("keyring.backends.macOS.api", None)  # type: ignore[arg-type]
     try:
         import keyring
     except ImportError as error:
