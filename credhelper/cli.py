@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -22,7 +22,9 @@ from .credentials import mask_key_id
 from .errors import EXIT_FAILURE, CommandNotFound, CredhelperError
 from .logsetup import redact, setup_logging
 from .profile import DEFAULT_SERVE, Profile
-from .refresher import Refresher
+
+if TYPE_CHECKING:
+    from .refresher import Refresher
 
 log = logging.getLogger("credhelper")
 LOG_LEVELS = ["debug", "info", "warning", "error"]
@@ -46,6 +48,8 @@ class AppContext:
         return Cache(cache_dir_path(os.environ))
 
     def refresher(self, interactive: bool = True) -> Refresher:
+        from .refresher import Refresher  # not loaded by the commands that refresh nothing
+
         return Refresher(self.cache(), interactive=interactive)
 
 
