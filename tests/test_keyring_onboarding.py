@@ -16,12 +16,19 @@ from credhelper.errors import ConfigError
 from credhelper.formats.configtoml import switch_to_keyring
 from credhelper.formats.ini import without_key_pair
 from tests.conftest import UserHome
-from tests.helpers import assert_no_secret, assert_one_line_failure, cached_record, read_env
+from tests.helpers import (
+    assert_no_secret,
+    assert_one_line_failure,
+    cached_record,
+    in_process,
+    read_env,
+    refreshed,
+)
 from tests.secretservice import SecretService
 from tests.stsproxy import Fault
 from tests.test_adopt_keys import EXISTING_CREDENTIALS, put_long_term_key_in_env
-from tests.test_init import caller_through_aws_config, expected_env, guide_end_state, init
-from tests.test_keyring_source import files_holding
+from tests.test_init import INIT_FLAGS, caller_through_aws_config, expected_env, guide_end_state, init
+from tests.test_keyring_source import files_holding, keyring_of
 
 CONFIG_WITH_COMMENTS = """\
 # my credhelper setup; keep this comment
@@ -61,16 +68,19 @@ def files(home: UserHome) -> dict[str, bytes]:
 
 def assert_works_from_the_keyring(home: UserHome) -> None:
     """refresh and credential-process make sessions from the keyring's pair, and no file under HOME
-    (the keyring's own, encrypted, included) holds the long-term secret."""
-    refreshed = home.run("refresh", "bedrock")
-    assert refreshed.returncode == 0, refreshed.stderr
+    (the keyring's own, encrypted, included) holds the long-term secret. The refresh (the .env
+    written from a new session) is made in this process: `refresh` from the keyring as users run it
+    is test_keyring_source's; credential-process, with no session cached, runs as an SDK runs it."""
+    (home.cache_dir / "bedrock.json").unlink(missing_ok=True)
+    with keyring_of(home):
+        refreshed(home)
     (home.cache_dir / "bedrock.json").unlink()
     process = home.run("credential-process", "bedrock")
     assert process.returncode == 0, process.stderr
     assert json.loads(process.stdout)["AccessKeyId"].startswith("ASIA")
     assert read_env(home.app_env)["AWS_ACCESS_KEY_ID"].startswith("ASIA")  # type: ignore[union-attr]
     assert not files_holding(home.root, home.sts.secret_access_key), "a file holds the long-term secret"
-    assert_no_secret(home, refreshed.stdout, refreshed.stderr, process.stderr)
+    assert_no_secret(home, process.stderr)
 
 
 def test_from_a_credentials_profile_the_pair_moves_and_the_profile_switches_byte_for_byte(
@@ -318,7 +328,10 @@ def test_init_again_on_a_keyring_setup_whose_keyring_is_locked_is_77_not_a_confl
     home: UserHome, secret_service: SecretService
 ) -> None:
     guide_end_state(home)
-    assert init(home, "--no-systemd").returncode == 0
+    with keyring_of(home):  # set-up: the key kept in the keyring, as `init` does
+        set_up = in_process(home, *INIT_FLAGS, "--no-systemd")
+    assert set_up.returncode == 0, set_up.stderr
+    assert 'source_keyring = "bedrock-developer"' in home.config_file.read_text()
     secret_service.lock()
     before = files(home)
     again = init(home, "--no-systemd")
@@ -486,4 +499,3 @@ def test_a_configuration_every_command_refuses_is_refused_with_nothing_moved(
     assert files(home) == before
     assert secret_service.stored("kr") is None
     assert home.proxy.count("GetCallerIdentity") == 0
-

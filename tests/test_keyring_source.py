@@ -4,13 +4,22 @@ a locked, absent or refusing keyring is one line and exit 77, never a prompt, ne
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.conftest import KEYRING_ENTRY, UserHome
 from tests.daemonproc import DaemonProcess, wait_for
-from tests.helpers import assert_no_secret, assert_one_line_failure, cached_record, read_env
+from tests.helpers import (
+    as_the_user,
+    assert_no_secret,
+    assert_one_line_failure,
+    cached_record,
+    read_env,
+    refreshed,
+)
 from tests.secretservice import SecretService
 
 
@@ -21,6 +30,23 @@ def files_holding(root: Path, secret: str) -> list[str]:
         for path in root.rglob("*")
         if path.is_file() and not path.is_symlink() and secret.encode() in path.read_bytes()
     ]
+
+
+@contextlib.contextmanager
+def keyring_of(home: UserHome) -> Iterator[None]:
+    """For a set-up step run in this process (tests.helpers.refreshed, in_process) that reads or
+    writes the keyring: keyring's backend detected afresh in `home`'s environment (its session bus),
+    and the one before put back after. The `keyring` library detects its backend once per process
+    (keyring.core.get_keyring), and this process serves homes with a Secret Service and without."""
+    import keyring.core
+
+    saved = keyring.core._keyring_backend
+    with as_the_user(home):
+        keyring.core.init_backend()
+    try:
+        yield
+    finally:
+        keyring.core._keyring_backend = saved
 
 
 def test_every_command_works_from_the_keyring_and_no_file_holds_the_long_term_secret(
@@ -71,7 +97,8 @@ def test_valid_credentials_are_still_handed_out_while_the_keyring_is_locked(
     keyring_home: UserHome, secret_service: SecretService
 ) -> None:
     home = keyring_home
-    assert home.run("refresh", "bedrock").returncode == 0
+    with keyring_of(home):
+        refreshed(home)  # a session cached from the keyring's pair, as `refresh` leaves it
     secret_service.lock()
     result = home.run("credential-process", "bedrock")
     assert result.returncode == 0, result.stderr

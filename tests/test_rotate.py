@@ -25,9 +25,10 @@ from credhelper.credentials import mask_key_id
 from devtools.localsts import ACCOUNT
 from tests.conftest import KEYRING_ENTRY, UserHome
 from tests.daemonproc import DaemonProcess, wait_for
-from tests.helpers import as_the_user, assert_no_secret, assert_one_line_failure
+from tests.helpers import as_the_user, assert_no_secret, assert_one_line_failure, in_process, refreshed
 from tests.secretservice import SecretService
 from tests.stsproxy import Fault
+from tests.test_keyring_source import keyring_of
 
 SECTION = "bedrock-developer"
 IAM_ACTIONS = ["iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:UpdateAccessKey", "iam:ListAccessKeys"]
@@ -94,9 +95,15 @@ class Rotating:
         assert not journals(self.home)
 
     def assert_works(self) -> None:
+        """The stored pair makes a session: what `refresh bedrock` does with no cached one, made in
+        this process (the check of a rotate's outcome, not the test's subject; refresh itself is
+        tested as users run it, from a credentials file and from the keyring)."""
         (self.home.cache_dir / "bedrock.json").unlink(missing_ok=True)
-        refreshed = self.home.run("refresh", "bedrock")
-        assert refreshed.returncode == 0, refreshed.stderr
+        if self.keyring is None:
+            refreshed(self.home)
+        else:
+            with keyring_of(self.home):
+                refreshed(self.home)
 
 
 def journals(home: UserHome) -> list[Path]:
@@ -411,7 +418,8 @@ def test_status_and_doctor_show_the_recorded_age_and_doctor_warns_at_90_days(rot
     from credhelper.cache import Cache
 
     home = rotating.home
-    assert rotating.rotate().returncode == 0
+    rotated = in_process(home, "rotate", "bedrock")  # set-up
+    assert rotated.returncode == 0, rotated.stderr
     new = mask_key_id(rotating.stored()["aws_access_key_id"])
     cache = Cache(home.cache_dir)
     created = cache.read_state("bedrock")["source_key_created"]
