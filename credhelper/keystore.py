@@ -11,6 +11,7 @@ refused. Every failure is one line naming the backend and the fix.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -102,10 +103,20 @@ def _refused(backend: Any, what: str, error: BaseException) -> KeyringUnavailabl
 
 
 def _usable_backend() -> Any:
-    """The keyring backend; refused when there is none."""
+    """The keyring backend; refused when there is none. The library picks its backend once per
+    process: none found is looked for again each time, so a daemon started before the desktop's
+    keyring (a user unit starting first) finds it once it is up."""
     from keyring.backends import fail
 
     backend = _backend()
+    if isinstance(backend, fail.Keyring):
+        import keyring.backend
+        import keyring.core
+
+        with contextlib.suppress(KeyError):  # KeyError: the backends were never looked at
+            keyring.backend.get_all_keyring.reset()  # the viable backends, remembered as well
+        keyring.core.init_backend()
+        backend = _backend()
     if isinstance(backend, fail.Keyring):
         raise KeyringUnavailable(
             "no OS keyring is available (no Secret Service on the session bus, no other backend): "

@@ -41,9 +41,10 @@ def available() -> bool:
 
 
 class SecretService:
-    def __init__(self, home: Path, runtime: Path, login: bool = True) -> None:
+    def __init__(self, home: Path, runtime: Path, login: bool = True, started: bool = True) -> None:
         """`login=False`: the daemon started with no login keyring (as without a desktop login, or
-        with the login keyring deleted): a Secret Service with no default collection."""
+        with the login keyring deleted): a Secret Service with no default collection.
+        `started=False`: the bus only, gnome-keyring-daemon left for `start_keyring_daemon`."""
         self.login = login
         runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.home = home
@@ -68,6 +69,10 @@ class SecretService:
         assert self.address, "dbus-daemon gave no address"
         self.env = {**base, "DBUS_SESSION_BUS_ADDRESS": self.address}
         self.daemon: subprocess.Popen[bytes] | None = None
+        if started:
+            self.start_keyring_daemon()
+
+    def start_keyring_daemon(self) -> None:
         try:
             self._start_keyring_daemon()
         except BaseException:
