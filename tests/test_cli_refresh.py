@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import AGENT0_ENV_DEFAULT, UserHome
-from tests.helpers import assert_no_secret, cached_record, read_env
+from tests.helpers import assert_no_secret, cached_record, read_env, refreshed
 
 
 def credhelper_command() -> list[str]:
@@ -109,7 +109,8 @@ def test_24_concurrent_calls_on_a_cold_cache_make_one_assume_role(home: UserHome
 
 
 def test_cache_is_invalidated_when_role_settings_change(home: UserHome) -> None:
-    first = json.loads(home.run("credential-process", "bedrock").stdout)
+    refreshed(home)  # the cache entry for the first settings
+    first = cached_record(home)
     home.write_config(duration_seconds="7200")
     second = json.loads(home.run("credential-process", "bedrock").stdout)
     assert second["AccessKeyId"] != first["AccessKeyId"]
@@ -127,8 +128,7 @@ def test_corrupt_truncated_or_foreign_cache_files_are_replaced(home: UserHome) -
     for junk in [
         "",
         "{",
-        valid[: len(valid) // 2],
-        "[1, 2]",
+        valid[: len(valid) // 2],  # a JSON list in its place: test_damaged_cache
         '{"format": "other"}',
         "\x00\xff garbage",
         json.dumps({"format": "credhelper-cache/1", "fingerprint": "x", "credentials": {}}),
@@ -142,7 +142,7 @@ def test_corrupt_truncated_or_foreign_cache_files_are_replaced(home: UserHome) -
 
 
 def test_credential_process_refreshes_when_less_than_the_handout_window_is_left(home: UserHome) -> None:
-    home.run("credential-process", "bedrock")
+    refreshed(home)
     cache_file = home.cache_dir / "bedrock.json"
     data = json.loads(cache_file.read_text())
     data["credentials"]["Expiration"] = time.time() + 1000  # under refresh_before_seconds = 1200
@@ -154,7 +154,7 @@ def test_credential_process_refreshes_when_less_than_the_handout_window_is_left(
 
 
 def test_cache_hit_imports_neither_botocore_nor_click(home: UserHome) -> None:
-    assert home.run("credential-process", "bedrock").returncode == 0
+    refreshed(home)
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "credhelper", "credential-process", "bedrock"],
         env=home.env,
@@ -174,7 +174,7 @@ def test_status_reports_from_the_cache_without_calling_sts(home: UserHome) -> No
     missing = home.run("status")
     assert missing.returncode == 1
     assert "bedrock: missing" in missing.stdout
-    home.run("refresh")
+    refreshed(home)
     calls = sum(home.proxy.calls.values())
     result = home.run("status", "--json")
     assert result.returncode == 0, result.stderr

@@ -356,11 +356,8 @@ def test_port_80_gives_the_relative_uri_and_the_js_sdks_container_metadata_provi
     assert botocore_in_container(home, world, printed)["keyId"] == first
     valued = container_env(home, "--token-value")
     assert valued["volumes"] == []
-    assert node_in_container(home, world, valued, "metadata") == {
-        "keyId": first,
-        "arn": ASSUMED,
-        "expiration": node_in_container(home, world, valued, "metadata")["expiration"],
-    }
+    node_saw = node_in_container(home, world, valued, "metadata")
+    assert node_saw == {"keyId": first, "arn": ASSUMED, "expiration": node_saw["expiration"]}
 
 
 def test_env_container_without_a_daemon_serving_containers_exits_1(

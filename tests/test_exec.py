@@ -28,7 +28,14 @@ from credhelper.profile import Profile
 from credhelper.schedule import WAKE_CHECK_SECONDS, Deadline
 from tests.conftest import UserHome
 from tests.daemonproc import DaemonProcess, wait_for
-from tests.helpers import assert_no_secret, assert_one_line_failure, cached_record, read_env, refreshed
+from tests.helpers import (
+    assert_no_secret,
+    assert_one_line_failure,
+    cached_record,
+    in_process,
+    read_env,
+    refreshed,
+)
 from tests.nodecheck import NODE_DIR
 from tests.stsproxy import Fault
 
@@ -309,7 +316,8 @@ def test_signals_are_passed_on_and_sigterm_ends_exec_with_the_commands_status(ho
 def test_restart_on_refresh_restarts_the_whole_group_onto_new_credentials(home: UserHome) -> None:
     home.write_config(HOOK, **FAST_RENEWAL)
     env_before = home.app_env.read_bytes()
-    assert home.run("exec", "bedrock", "--", "true").returncode == 0
+    warm_up = in_process(home, "credential-process", "bedrock")  # the cache alone: no target, no hook
+    assert warm_up.returncode == 0, warm_up.stderr
     warm = cached_record(home)
     time.sleep(max(0.0, warm["Expiration"] - 895 - time.time()))  # the cached set is now due
     run = Exec(home, "--restart-on-refresh", "--", *CHILD, "LOG", "--grandchild")
@@ -465,7 +473,8 @@ def test_a_renewal_waiting_on_a_hanging_sts_delays_no_signal_and_no_exit(home: U
 @pytest.mark.slow(seconds=6)
 def test_sigterm_while_the_renewal_before_the_start_hangs_ends_exec_at_once(home: UserHome) -> None:
     home.write_config(**FAST_RENEWAL)
-    assert home.run("exec", "bedrock", "--", "true").returncode == 0
+    warm_up = in_process(home, "credential-process", "bedrock")  # the cache alone: no target, no hook
+    assert warm_up.returncode == 0, warm_up.stderr
     warm = cached_record(home)
     time.sleep(max(0.0, warm["Expiration"] - 895 - time.time()))  # the cached set is now due
     home.proxy.add_fault(Fault("delay", action="AssumeRole", seconds=300))

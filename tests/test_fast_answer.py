@@ -16,7 +16,7 @@ import pytest
 
 from credhelper.fastpath import ANSWER_FORMAT, HEADER_LINES
 from tests.conftest import UserHome
-from tests.helpers import assert_one_line_failure, cached_record
+from tests.helpers import assert_one_line_failure, cached_record, refreshed
 
 # What a hit may import beyond what the interpreter loads at startup.
 HIT_IMPORTS = {"credhelper", "credhelper.main", "credhelper.fastpath", "credhelper.paths"}
@@ -51,7 +51,7 @@ def credential_process(home: UserHome, *extra: str) -> dict[str, object]:
 def primed(home: UserHome) -> dict[str, object]:
     """A cache entry and its ready answer."""
     settle_config(home)
-    credential_process(home)  # cold: refreshes
+    refreshed(home)  # the cache entry (what a cold call leaves; tested in test_cli_refresh)
     answer = credential_process(home)  # the long way: records the answer
     assert answer_file(home).exists()
     return answer
@@ -95,7 +95,7 @@ def test_an_edit_of_the_configuration_is_seen_by_the_next_call(home: UserHome) -
 
 def test_a_refresh_by_another_process_is_seen_by_the_next_call(home: UserHome) -> None:
     before = primed(home)
-    assert home.run("refresh").returncode == 0
+    refreshed(home)  # a new cache entry written by another process than the next call's
     after = credential_process(home)
     assert after["AccessKeyId"] != before["AccessKeyId"]
     assert after["AccessKeyId"] == cached_record(home)["AccessKeyId"]
