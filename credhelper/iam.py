@@ -23,7 +23,7 @@ from .keystore import LongTermPair
 from .logsetup import register_secret
 from .profile import DEFAULT_REGION, Profile
 from .rotation import IamKey
-from .sts import CLIENT_CONFIG, THROTTLING, pair_client
+from .sts import CLIENT_CONFIG, THROTTLING, botocore_session, pair_client
 
 PERMISSIONS_FIX = (
     "allow the IAM user iam:ListAccessKeys, iam:CreateAccessKey, iam:DeleteAccessKey and "
@@ -56,7 +56,7 @@ def is_aws_endpoint(url: str) -> bool:
 
 
 def _session() -> botocore.session.Session:
-    return botocore.session.Session()  # no profile's credentials: the signer is given explicitly
+    return botocore_session()  # no profile's credentials: the signer is given explicitly
 
 
 class IamGateway:
