@@ -67,24 +67,27 @@ LOOSENINGS: dict[str, Callable[[Path], None]] = {
 
 
 @AS_ROOT
-@pytest.mark.parametrize("command", sorted(COMMANDS))
 @pytest.mark.parametrize("loosening", sorted(LOOSENINGS))
 def test_a_cache_directory_someone_else_controls_is_refused_by_every_command(
-    home: UserHome, loosening: str, command: str
+    home: UserHome, loosening: str
 ) -> None:
+    """One planted entry for every command: each is refused before it reads or changes it."""
     plant_foreign_entry(home)
+    entry = (home.cache_dir / "bedrock.json").read_bytes()
     LOOSENINGS[loosening](home.cache_dir)
     mode_before = stat.S_IMODE(home.cache_dir.stat().st_mode)
 
-    result = home.run(*COMMANDS[command], timeout=60)
+    for command in sorted(COMMANDS):
+        result = home.run(*COMMANDS[command], timeout=60)
 
-    assert_one_line_failure(result, 78, str(home.cache_dir), "CREDHELPER_CACHE_DIR")
-    assert FAKE_KEY_ID not in result.stdout, (
-        "credentials from a directory someone else controls were handed out"
-    )
-    assert stat.S_IMODE(home.cache_dir.stat().st_mode) == mode_before, (
-        "a directory credhelper did not make was chmod-ed"
-    )
+        assert_one_line_failure(result, 78, str(home.cache_dir), "CREDHELPER_CACHE_DIR")
+        assert FAKE_KEY_ID not in result.stdout, (
+            f"{command}: credentials from a directory someone else controls were handed out"
+        )
+        assert stat.S_IMODE(home.cache_dir.stat().st_mode) == mode_before, (
+            f"{command}: a directory credhelper did not make was chmod-ed"
+        )
+        assert (home.cache_dir / "bedrock.json").read_bytes() == entry, command
 
 
 @AS_ROOT
@@ -131,19 +134,17 @@ def test_an_existing_cache_directory_of_this_user_is_never_chmod_ed(home: UserHo
 
 
 @pytest.mark.parametrize("loosening", ["writable-by-everyone", "owned-by-another-user"])
-@pytest.mark.parametrize("command", ["credential-process", "status", "exec"])
-def test_a_configuration_someone_else_could_write_is_refused(
-    home: UserHome, loosening: str, command: str
-) -> None:
+def test_a_configuration_someone_else_could_write_is_refused(home: UserHome, loosening: str) -> None:
     if loosening == "owned-by-another-user" and os.geteuid() != 0:
         pytest.skip("giving a file to another user needs root")
     refreshed(home)
     LOOSENINGS[loosening](home.config_file)
 
-    result = home.run(*COMMANDS[command])
+    for command in ("credential-process", "status", "exec"):  # one warm cache for each
+        result = home.run(*COMMANDS[command])
 
-    assert_one_line_failure(result, 78, str(home.config_file))
-    assert "ASIA" not in result.stdout
+        assert_one_line_failure(result, 78, str(home.config_file))
+        assert "ASIA" not in result.stdout, command
 
 
 @AS_ROOT
