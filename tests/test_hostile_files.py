@@ -89,24 +89,24 @@ def test_a_daemon_whose_configuration_becomes_a_fifo_keeps_the_old_one_and_keeps
 # -- the cache directory ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["bedrock.json", "bedrock.answer", "bedrock.lock", "bedrock.state.json"])
 @pytest.mark.parametrize("kind", ["fifo", "symlink to /dev/zero"])
-def test_a_special_file_in_the_cache_is_replaced_by_credential_process(
-    home: UserHome, name: str, kind: str
-) -> None:
+def test_a_special_file_in_the_cache_is_replaced_by_credential_process(home: UserHome, kind: str) -> None:
+    """Each of the profile's cache files in turn; each round's refresh leaves the warm cache the
+    next one starts from."""
     refreshed(home)
-    path = home.cache_dir / name
-    make_fifo(path) if kind == "fifo" else make_symlink(path, "/dev/zero")
+    for name in ("bedrock.json", "bedrock.answer", "bedrock.lock", "bedrock.state.json"):
+        path = home.cache_dir / name
+        make_fifo(path) if kind == "fifo" else make_symlink(path, "/dev/zero")
 
-    result = run(home, "credential-process", "bedrock")
+        result = run(home, "credential-process", "bedrock")
 
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["Version"] == 1
-    assert "Traceback" not in result.stderr
-    assert run(home, "status").returncode == 0
-    assert run(home, "refresh").returncode == 0
-    assert not path.is_symlink() and (not path.exists() or path.is_file())
-    assert_no_secret(home, result.stderr)
+        assert result.returncode == 0, (name, result.stderr)
+        assert json.loads(result.stdout)["Version"] == 1, name
+        assert "Traceback" not in result.stderr, name
+        assert run(home, "status").returncode == 0, name
+        assert run(home, "refresh").returncode == 0, name
+        assert not path.is_symlink() and (not path.exists() or path.is_file()), name
+        assert_no_secret(home, result.stderr)
 
 
 def test_a_lock_file_symlink_never_creates_or_touches_its_target(home: UserHome, tmp_path: Path) -> None:
@@ -120,9 +120,10 @@ def test_a_lock_file_symlink_never_creates_or_touches_its_target(home: UserHome,
     assert not (home.cache_dir / "bedrock.lock").is_symlink()
 
 
-@pytest.mark.parametrize("name", ["daemon.lock", "daemon.pid"])
-def test_the_daemon_starts_over_a_fifo_lock_or_pid_file(home: UserHome, name: str) -> None:
-    make_fifo(home.cache_dir / name)
+def test_the_daemon_starts_over_a_fifo_lock_or_pid_file(home: UserHome) -> None:
+    """Both at once, one daemon: it opens each of them on its way to running."""
+    for name in ("daemon.lock", "daemon.pid"):
+        make_fifo(home.cache_dir / name)
     daemon = DaemonProcess(home)
     try:
         assert daemon.wait_written().startswith("ASIA")

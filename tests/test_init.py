@@ -27,7 +27,15 @@ from credhelper.formats.awsconfig import add_process_profile
 from credhelper.init.plan import FileChange, add_profile_to_config, diff_text
 from credhelper.unit import UNIT_TEMPLATE, render_unit, user_manager_answers
 from tests.conftest import AGENT0_ENV_DEFAULT, UserHome
-from tests.helpers import assert_no_secret, assert_one_line_failure, cached_record, read_env, refreshed
+from tests.helpers import (
+    as_the_user,
+    assert_no_secret,
+    assert_one_line_failure,
+    cached_record,
+    in_process,
+    read_env,
+    refreshed,
+)
 from tests.nodecheck import node_dotenv_parse
 from tests.stsproxy import Fault
 
@@ -106,6 +114,19 @@ def caller_through_aws_config(home: UserHome) -> str:
     return result.stdout.strip()
 
 
+def caller_through_aws_config_here(home: UserHome) -> str:
+    """caller_through_aws_config with botocore in this process (imported once per test process: a
+    botocore process costs half a second of CPU, most of it the import), in HOME's environment;
+    credential_process is still run as the SDK runs it, a process. The byte-for-byte test below
+    asks from a botocore process of its own."""
+    import botocore.session
+
+    with as_the_user(home, AWS_CONFIG_FILE=str(home.root / ".aws" / "config")):
+        client = botocore.session.Session(profile="bedrock").create_client("sts")
+        arn: str = client.get_caller_identity()["Arn"]
+    return arn
+
+
 def test_init_moves_the_pair_and_writes_every_file_byte_for_byte(home: UserHome) -> None:
     original = guide_end_state(home)
     result = init(home, "--no-systemd")
@@ -143,7 +164,9 @@ def test_init_moves_the_pair_and_writes_every_file_byte_for_byte(home: UserHome)
 
 def test_second_identical_run_changes_no_byte_and_says_already_set_up(home: UserHome) -> None:
     guide_end_state(home)
-    assert init(home, "--no-systemd").returncode == 0
+    # The set-up, in this process: init's first run is tested as users run it above.
+    first = in_process(home, *INIT_FLAGS, "--no-systemd")
+    assert first.returncode == 0, first.stderr
     before = home.snapshot()
     again = init(home, "--no-systemd")
     assert again.returncode == 0, again.stderr
@@ -268,7 +291,7 @@ def test_the_profiles_own_credentials_section_with_temporary_credentials_is_fine
     (home.root / ".aws" / "credentials").write_text(SHADOWING_CREDENTIALS["temporary pair of no target"])
     result = init(home, "--no-systemd")
     assert result.returncode == 0, result.stderr
-    assert "assumed-role/BedrockAccessRole" in caller_through_aws_config(home)
+    assert "assumed-role/BedrockAccessRole" in caller_through_aws_config_here(home)
     credentials = (home.root / ".aws" / "credentials").read_text()
     assert "ASIAIOSFODNN7EXAMPLE" not in credentials, "the target got new ones"
 
@@ -512,7 +535,7 @@ def test_a_configuration_elsewhere_is_passed_on_to_credential_process(home: User
     assert result.returncode == 0, result.stderr
     assert f"--config {elsewhere} credential-process bedrock\n" in (home.root / ".aws" / "config").read_text()
     assert not home.config_file.exists()
-    assert "assumed-role/BedrockAccessRole" in caller_through_aws_config(home)
+    assert "assumed-role/BedrockAccessRole" in caller_through_aws_config_here(home)
 
 
 def test_a_target_of_another_profile_is_refused_before_anything_is_written(home: UserHome) -> None:

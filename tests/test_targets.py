@@ -95,13 +95,25 @@ def test_status_reports_a_target_that_is_not_a_regular_file_without_blocking(
     assert target["state"].startswith("refused") and "not a regular file" in target["state"], target
 
 
-@pytest.mark.parametrize("make", NOT_REGULAR, ids=lambda m: m.__name__[5:])
 def test_a_target_that_is_not_a_regular_file_does_not_stall_another_profile_in_the_daemon(
-    home: UserHome, make: MakeTarget, sockets: list[socket.socket]
+    home: UserHome, sockets: list[socket.socket]
 ) -> None:
+    """One daemon for every kind: profile bedrock's target a FIFO, and one more profile for each
+    other kind; each is refused in the log while the healthy profile's .env is written."""
     (home.root / "other").mkdir()
     other_env = home.root / "other" / ".env"
     other_env.write_text(AGENT0_ENV_DEFAULT)
+    broken = {home.app_env: replace_env(home, make_fifo, sockets)}
+    tables = ""
+    for make in NOT_REGULAR[1:]:
+        name = make.__name__[5:]
+        (home.root / name).mkdir()
+        broken[home.root / name / ".env"] = make(home.root / name / ".env", sockets)
+        tables += (
+            f'[profiles.{name}]\nrole_arn = "{home.sts.role_arn}"\nsource_profile = "bedrock-developer"\n'
+            f'sts_endpoint_url = "{home.proxy.url}"\nenv_files = ["~/{name}/.env"]\n\n'
+        )
+    assert sorted(broken.values()) == ["FIFO", "device", "directory", "socket"]
     home.write_config(
         extra=f"""
 [profiles.other]
@@ -109,15 +121,22 @@ role_arn = "{home.sts.role_arn}"
 source_profile = "bedrock-developer"
 sts_endpoint_url = "{home.proxy.url}"
 env_files = ["~/other/.env"]
-"""
+
+{tables}"""
     )
-    kind = replace_env(home, make, sockets)
     daemon = DaemonProcess(home)
     try:
         daemon.wait_running()
         key_id = wait_for(lambda: read_env(other_env).get("AWS_ACCESS_KEY_ID"), timeout=20)
         assert key_id.startswith("ASIA"), "the healthy profile's .env was never written"
-        wait_for(lambda: f"is a {kind}, not a regular file" in daemon.log, timeout=10)
+        for path, kind in broken.items():
+            wait_for(
+                lambda p=path, k=kind: any(
+                    str(p) in line and f"is a {k}, not a regular file" in line
+                    for line in daemon.log.splitlines()
+                ),
+                timeout=10,
+            )
     finally:
         assert daemon.stop() == 0
     assert_no_secret(home, daemon.log)

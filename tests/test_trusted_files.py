@@ -67,24 +67,27 @@ LOOSENINGS: dict[str, Callable[[Path], None]] = {
 
 
 @AS_ROOT
-@pytest.mark.parametrize("command", sorted(COMMANDS))
 @pytest.mark.parametrize("loosening", sorted(LOOSENINGS))
 def test_a_cache_directory_someone_else_controls_is_refused_by_every_command(
-    home: UserHome, loosening: str, command: str
+    home: UserHome, loosening: str
 ) -> None:
+    """One planted entry for every command: each is refused before it reads or changes it."""
     plant_foreign_entry(home)
+    entry = (home.cache_dir / "bedrock.json").read_bytes()
     LOOSENINGS[loosening](home.cache_dir)
     mode_before = stat.S_IMODE(home.cache_dir.stat().st_mode)
 
-    result = home.run(*COMMANDS[command], timeout=60)
+    for command in sorted(COMMANDS):
+        result = home.run(*COMMANDS[command], timeout=60)
 
-    assert_one_line_failure(result, 78, str(home.cache_dir), "CREDHELPER_CACHE_DIR")
-    assert FAKE_KEY_ID not in result.stdout, (
-        "credentials from a directory someone else controls were handed out"
-    )
-    assert stat.S_IMODE(home.cache_dir.stat().st_mode) == mode_before, (
-        "a directory credhelper did not make was chmod-ed"
-    )
+        assert_one_line_failure(result, 78, str(home.cache_dir), "CREDHELPER_CACHE_DIR")
+        assert FAKE_KEY_ID not in result.stdout, (
+            f"{command}: credentials from a directory someone else controls were handed out"
+        )
+        assert stat.S_IMODE(home.cache_dir.stat().st_mode) == mode_before, (
+            f"{command}: a directory credhelper did not make was chmod-ed"
+        )
+        assert (home.cache_dir / "bedrock.json").read_bytes() == entry, command
 
 
 @AS_ROOT
@@ -131,19 +134,17 @@ def test_an_existing_cache_directory_of_this_user_is_never_chmod_ed(home: UserHo
 
 
 @pytest.mark.parametrize("loosening", ["writable-by-everyone", "owned-by-another-user"])
-@pytest.mark.parametrize("command", ["credential-process", "status", "exec"])
-def test_a_configuration_someone_else_could_write_is_refused(
-    home: UserHome, loosening: str, command: str
-) -> None:
+def test_a_configuration_someone_else_could_write_is_refused(home: UserHome, loosening: str) -> None:
     if loosening == "owned-by-another-user" and os.geteuid() != 0:
         pytest.skip("giving a file to another user needs root")
     refreshed(home)
     LOOSENINGS[loosening](home.config_file)
 
-    result = home.run(*COMMANDS[command])
+    for command in ("credential-process", "status", "exec"):  # one warm cache for each
+        result = home.run(*COMMANDS[command])
 
-    assert_one_line_failure(result, 78, str(home.config_file))
-    assert "ASIA" not in result.stdout
+        assert_one_line_failure(result, 78, str(home.config_file))
+        assert "ASIA" not in result.stdout, command
 
 
 @AS_ROOT
@@ -268,42 +269,41 @@ def test_a_cache_path_a_file_stands_in_is_one_clear_line(
 # -- one loader for the fast paths and the full commands ------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "flaw",
-    [
-        '[daemon]\nserve = "0.0.0.0:9911"\n',
-        '[daemon]\nserve = "127.0.0.1:9911"\nport = 1\n',
-        "[extras]\nx = 1\n",
-        '[profiles.other]\nrole_arn = "not an arn"\n',
-        '[profiles.other]\nrole_arn = "arn:aws:iam::123456789012:role/R"\nenv_files = ["~/app/.env"]\n',
-        '[profiles.BEDROCK]\nrole_arn = "arn:aws:iam::123456789012:role/R"\n',
-    ],
-    ids=[
-        "serve-not-loopback",
-        "daemon-unknown-key",
-        "unknown-top-level-table",
-        "another-profile-invalid",
-        "target-of-two-profiles",
-        "names-alike",
-    ],
-)
+# Each a configuration `status` refuses; the ids name them in a failure.
+FLAWS = {
+    "serve-not-loopback": '[daemon]\nserve = "0.0.0.0:9911"\n',
+    "daemon-unknown-key": '[daemon]\nserve = "127.0.0.1:9911"\nport = 1\n',
+    "unknown-top-level-table": "[extras]\nx = 1\n",
+    "another-profile-invalid": '[profiles.other]\nrole_arn = "not an arn"\n',
+    "target-of-two-profiles": '[profiles.other]\nrole_arn = "arn:aws:iam::123456789012:role/R"\n'
+    'env_files = ["~/app/.env"]\n',
+    "names-alike": '[profiles.BEDROCK]\nrole_arn = "arn:aws:iam::123456789012:role/R"\n',
+}
+
+
 @pytest.mark.parametrize("command", ["credential-process", "exec"])
-def test_the_fast_paths_refuse_a_configuration_status_refuses(
-    home: UserHome, flaw: str, command: str
-) -> None:
-    refreshed(home)
-    for _ in range(2):  # the second call would be a ready answer on a warm cache
-        assert home.run(*COMMANDS[command]).returncode == 0
-    home.write_config(extra=flaw)
+def test_the_fast_paths_refuse_a_configuration_status_refuses(home: UserHome, command: str) -> None:
+    """One warm cache for every flaw: a refusal leaves the cache as it was (no flaw reaches it)."""
     past = 1_000_000_000
-    os.utime(home.config_file, (past, past))  # settled: nothing but validation stops an answer
+    os.utime(home.config_file, (past, past))  # settled: the long way records a ready answer
+    refreshed(home)
+    assert home.run(*COMMANDS[command]).returncode == 0  # answered on the warm cache
+    if command == "credential-process":
+        assert (home.cache_dir / "bedrock.answer").exists()
+    entry = (home.cache_dir / "bedrock.json").read_bytes()
+    for name, flaw in FLAWS.items():
+        home.write_config(extra=flaw)
+        os.utime(home.config_file, (past, past))  # settled: nothing but validation stops an answer
 
-    status = home.run("status", "bedrock")
-    result = home.run(*COMMANDS[command])
+        status = home.run("status", "bedrock")
+        result = home.run(*COMMANDS[command])
 
-    assert status.returncode == 78, status.stderr
-    assert_one_line_failure(result, 78)
-    assert "ASIA" not in result.stdout, "the fast path answered for a configuration status refuses"
+        assert status.returncode == 78, (name, status.stderr)
+        assert_one_line_failure(result, 78)
+        assert "ASIA" not in result.stdout, (
+            f"the fast path answered for a configuration status refuses: {name}"
+        )
+        assert (home.cache_dir / "bedrock.json").read_bytes() == entry, name  # still warm for the next
 
 
 def test_a_ready_answer_is_not_served_once_a_variable_the_configuration_names_changes(home: UserHome) -> None:
@@ -377,8 +377,13 @@ def test_a_profile_named_like_another_profiles_file_keeps_its_own_cache(
     home: UserHome, pair: tuple[str, str]
 ) -> None:
     profiles_named(home, *pair)
+    past = 1_000_000_000
+    os.utime(home.config_file, (past, past))  # settled: each cache hit leaves its ready answer
     first, second = pair
-    kept = key_id(home, second)
+    refreshed(home, second)
+    entry = json.loads(Path(profile_file(str(home.cache_dir), second, "json")).read_text())
+    kept = entry["credentials"]["AccessKeyId"]
+    assert key_id(home, second) == kept  # its state and answer written
     key_id(home, first)  # writes the first profile's state and answer
     assert key_id(home, second) == kept, f"profile {second} lost its cache to profile {first}'s files"
     assert key_id(home, first) != kept
@@ -432,8 +437,7 @@ def test_credentials_from_another_sts_endpoint_are_never_handed_out(home: UserHo
 
 def test_status_does_not_call_credentials_of_another_endpoint_valid(home: UserHome) -> None:
     home.write_config(sts_endpoint_url="")
-    refreshed = home.run("refresh", "bedrock", AWS_ENDPOINT_URL_STS=home.sts.url)
-    assert refreshed.returncode == 0, refreshed.stderr
+    refreshed(home, AWS_ENDPOINT_URL_STS=home.sts.url)
 
     status = home.run("status", "bedrock")  # no endpoint variable: the regional default
 
@@ -442,8 +446,7 @@ def test_status_does_not_call_credentials_of_another_endpoint_valid(home: UserHo
 
 def test_the_daemon_rewrites_a_target_holding_credentials_of_another_endpoint(home: UserHome) -> None:
     home.write_config(sts_endpoint_url="")
-    refreshed = home.run("refresh", "bedrock", AWS_ENDPOINT_URL_STS=home.sts.url)
-    assert refreshed.returncode == 0, refreshed.stderr
+    refreshed(home, AWS_ENDPOINT_URL_STS=home.sts.url)
     daemon = DaemonProcess(home, env=dict(home.env, AWS_ENDPOINT_URL_STS=home.proxy.url))
     try:
         from_other = daemon.env_key_id()
