@@ -10,11 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from credhelper.paths import profile_file
 from tests.conftest import UserHome
 
 
 def cached_record(home: UserHome, profile: str = "bedrock") -> dict[str, Any]:
-    data = json.loads((home.cache_dir / f"{profile}.json").read_text())
+    data = json.loads(Path(profile_file(str(home.cache_dir), profile, "json")).read_text())
     record: dict[str, Any] = data["credentials"]
     return record
 
@@ -22,7 +23,7 @@ def cached_record(home: UserHome, profile: str = "bedrock") -> dict[str, Any]:
 def secrets_of(home: UserHome, profile: str = "bedrock") -> list[str]:
     """The secret parts of the cached credentials, and the source key's secret."""
     found = [home.sts.secret_access_key]
-    path = home.cache_dir / f"{profile}.json"
+    path = Path(profile_file(str(home.cache_dir), profile, "json"))
     if path.exists():
         record = cached_record(home, profile)
         found += [record["SecretAccessKey"], record["SessionToken"]]
