@@ -72,9 +72,18 @@ class SecretService:
         if started:
             self.start_keyring_daemon()
 
-    def start_keyring_daemon(self) -> None:
+    def start_keyring_daemon(self, attempts: int = 3) -> None:
+        """gnome-keyring-daemon started, and started again should it not answer within 20 s (once,
+        in a full run of the suite, every start for four minutes never answered; cause not found)."""
         try:
-            self._start_keyring_daemon()
+            for attempt in range(attempts):
+                try:
+                    self._start_keyring_daemon()
+                    return
+                except RuntimeError:
+                    if attempt == attempts - 1:
+                        raise
+                    self._stop_process(self.daemon)
         except BaseException:
             self.stop()  # a fixture that fails to start leaves nothing running
             raise
@@ -93,7 +102,7 @@ class SecretService:
         assert self.daemon.stdin is not None
         self.daemon.stdin.write(PASSWORD.encode())
         self.daemon.stdin.close()
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 20
         problem: object = None
         while time.monotonic() < deadline and self.daemon.poll() is None:
             try:
@@ -110,6 +119,17 @@ class SecretService:
             f"gnome-keyring-daemon (exit {self.daemon.poll()}) gave no unlocked login keyring: "
             f"{problem!r}; its log: {log}"
         )
+
+    @staticmethod
+    def _stop_process(process: subprocess.Popen[bytes] | None) -> None:
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Any]:
@@ -184,14 +204,7 @@ class SecretService:
 
     def stop(self) -> None:
         for process in (self.daemon, self.bus):
-            if process is not None and process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(5)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+            self._stop_process(process)
         if self.bus.stdout is not None:
             self.bus.stdout.close()
         shutil.rmtree(self.socket_dir, ignore_errors=True)

@@ -6,6 +6,7 @@ import io
 import re
 from pathlib import Path
 
+import pytest
 from dotenv import dotenv_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -181,6 +182,7 @@ ENV_TEXT = st.tuples(st.lists(LINE, max_size=12), st.sampled_from(["\n", "\r\n"]
 )
 
 
+@pytest.mark.slow(seconds=8)  # a Node process for each of 25 examples
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ENV_TEXT)
 def test_python_and_node_dotenv_read_identical_values(tmp_path: Path, text: str) -> None:

@@ -504,6 +504,7 @@ def test_with_mfa_serial_the_iam_calls_are_signed_by_the_mfa_session(rotating: R
     assert "135790" not in result.stderr
 
 
+@pytest.mark.slow(seconds=10)
 def test_a_second_rotate_of_the_same_source_waits_its_turn_and_is_refused(rotating: Rotating) -> None:
     home = rotating.home
     home.proxy.add_fault(Fault("delay", action="CreateAccessKey", seconds=8, remaining=1))
