@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -102,21 +103,25 @@ def _refused(backend: Any, what: str, error: BaseException) -> KeyringUnavailabl
     return KeyringUnavailable(f"keyring ({backend_name(backend)}) refused to {what}: {reason}; {UNLOCK_FIX}")
 
 
+_DETECTION = threading.Lock()
+
+
 def _usable_backend() -> Any:
     """The keyring backend; refused when there is none. The library picks its backend once per
     process: none found is looked for again each time, so a daemon started before the desktop's
     keyring (a user unit starting first) finds it once it is up."""
     from keyring.backends import fail
 
-    backend = _backend()
-    if isinstance(backend, fail.Keyring):
-        import keyring.backend
-        import keyring.core
-
-        with contextlib.suppress(KeyError):  # KeyError: the backends were never looked at
-            keyring.backend.get_all_keyring.reset()  # the viable backends, remembered as well
-        keyring.core.init_backend()
+    with _DETECTION:  # the daemon's refresh and rotation threads: one detection at a time
         backend = _backend()
+        if isinstance(backend, fail.Keyring):
+            import keyring.backend
+            import keyring.core
+
+            with contextlib.suppress(KeyError):  # KeyError: the backends were never looked at
+                keyring.backend.get_all_keyring.reset()  # the viable backends, remembered as well
+            keyring.core.init_backend()
+            backend = _backend()
     if isinstance(backend, fail.Keyring):
         raise KeyringUnavailable(
             "no OS keyring is available (no Secret Service on the session bus, no other backend): "
