@@ -19,6 +19,7 @@ import pytest
 from aws_bedrock_token_generator import provide_token
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotocoreCredentials
+from dotenv import dotenv_values
 
 from credhelper.credentials import Credentials
 from credhelper.errors import ConfigError
@@ -315,7 +316,8 @@ def test_renewal_replaces_key_id_and_bedrock_key_together(home: UserHome) -> Non
     def reader() -> None:
         nonlocal reads
         while not done.is_set():
-            values = read_env(home.app_env)
+            # Not read_env: its interpolation reads os.environ, which refreshed() swaps meanwhile.
+            values = dotenv_values(home.app_env, interpolate=False)
             reads += 1
             if bedrock_key_id(str(values.get(TOKEN_VARIABLE))) != values.get("AWS_ACCESS_KEY_ID"):
                 mismatches.append(f"{values.get('AWS_ACCESS_KEY_ID')} beside a key of another session")

@@ -4,11 +4,13 @@
 const fs = require("fs");
 const { fromNodeProviderChain } = require("@aws-sdk/credential-providers");
 
+// SIGTERM ends it cleanly from the start: a restart can come while it is still resolving.
+process.on("SIGTERM", () => process.exit(0));
+
 async function main() {
   const credentials = await fromNodeProviderChain()();
   fs.appendFileSync(process.argv[2], JSON.stringify({ pid: process.pid, key: credentials.accessKeyId }) + "\n");
   setInterval(() => {}, 1 << 30);
-  process.on("SIGTERM", () => process.exit(0));
 }
 
 main().catch((error) => {
