@@ -151,46 +151,41 @@ def profile_to_add(source_profile: str, env_file: Path, taken: set[str], key: st
     )
 
 
-def adopt_into_profile(
-    env_file: Path,
-    source_profile: str,
-    config: Config | None,
-    cache: Cache,
-    gateway: StsGateway,
-    environ: Mapping[str, str],
-    echo: Callable[[str], None],
-) -> None:
+@dataclass(frozen=True)
+class AdoptRun:
+    """What each way of adopt-keys works with: the configuration (None when there is none yet),
+    the cache, the STS gateway, the environment and where to tell the person what happened."""
+
+    config: Config | None
+    cache: Cache
+    gateway: StsGateway
+    environ: Mapping[str, str]
+    echo: Callable[[str], None]
+
+
+def adopt_into_profile(env_file: Path, source_profile: str, run: AdoptRun) -> None:
     """`adopt-keys --env-file F --profile P`: the pair moved into [P], verified, then every
     profile that writes the `.env` refreshed over it (else the profile to add is printed)."""
-    adoption = adopt_keys(
-        env_file, source_profile, environ, source_verifier(gateway, config, environ), cache.ensure()
-    )
+    verifier = source_verifier(run.gateway, run.config, run.environ)
+    adoption = adopt_keys(env_file, source_profile, run.environ, verifier, run.cache.ensure())
     where = "was already" if adoption.already_there else "is now"
-    echo(
+    run.echo(
         f"{mask_key_id(adoption.key_id)} {where} in [{source_profile}] of {adoption.credentials_file} "
         f"and works: {adoption.caller_arn}"
     )
-    refresh_targeting(env_file, source_profile, "source_profile", config, cache, gateway, environ, echo)
+    refresh_targeting(env_file, source_profile, "source_profile", run)
 
 
-def refresh_targeting(
-    env_file: Path,
-    source: str,
-    key: str,
-    config: Config | None,
-    cache: Cache,
-    gateway: StsGateway,
-    environ: Mapping[str, str],
-    echo: Callable[[str], None],
-) -> None:
+def refresh_targeting(env_file: Path, source: str, key: str, run: AdoptRun) -> None:
     """Every profile that writes the `.env` writes temporary credentials over it now; with none,
     what to add to the configuration is printed."""
     from .refresher import Refresher
     from .supply import refresh_and_deliver
 
+    config = run.config
     targeting = profiles_targeting(config, env_file)
     if not targeting:
-        echo(
+        run.echo(
             f"The long-term pair is still in {env_file}: no credhelper profile writes that file. "
             f"Add this profile to {config.path if config else 'the configuration'}, then run "
             "`credhelper refresh` to replace the pair with temporary credentials:"
@@ -198,15 +193,15 @@ def refresh_targeting(
             else f"No credhelper profile writes {env_file}. To keep it supplied, add this profile to "
             f"{config.path if config else 'the configuration'}, then run `credhelper refresh`:"
         )
-        echo(profile_to_add(source, env_file, set(config.profiles) if config else set(), key))
+        run.echo(profile_to_add(source, env_file, set(config.profiles) if config else set(), key))
         return
-    refresher = Refresher(cache, lambda: gateway, interactive=True)
+    refresher = Refresher(run.cache, lambda: run.gateway, interactive=True)
     for profile in targeting:
-        supplied = refresh_and_deliver(refresher, profile, environ)
+        supplied = refresh_and_deliver(refresher, profile, run.environ)
         credentials, report = supplied.credentials, supplied.report
         if report.errors:
             raise report.errors[0]
-        echo(
+        run.echo(
             f"{env_file} now holds temporary credentials of profile {profile.name}, "
             f"expiring {credentials.expiration_text}"
         )

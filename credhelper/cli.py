@@ -202,7 +202,7 @@ def adopt_keys_command(
     from_profile: str | None,
 ) -> None:
     """Move a long-term key pair out of a .env (or ~/.aws/credentials) safely."""
-    from .adopt import adopt_into_profile, adoption_problem
+    from .adopt import AdoptRun, adopt_into_profile, adoption_problem
     from .sts import StsGateway
 
     problem = adoption_problem(env_file, source_profile, to_keyring, from_profile)
@@ -214,14 +214,14 @@ def adopt_keys_command(
 
     there = os.path.lexists(config_path(app.config_option, os.environ))
     config: Config | None = app.config() if there else None
-    gateway, cache = StsGateway(), app.cache()
+    run = AdoptRun(config, app.cache(), StsGateway(), os.environ, click.echo)
     if to_keyring is not None:
         from .keyringadopt import run_to_keyring
 
-        run_to_keyring(to_keyring, env_file, from_profile, config, cache, gateway, os.environ, click.echo)
+        run_to_keyring(to_keyring, env_file, from_profile, run)
     else:
         assert env_file is not None and source_profile is not None
-        adopt_into_profile(env_file, source_profile, config, cache, gateway, os.environ, click.echo)
+        adopt_into_profile(env_file, source_profile, run)
 
 
 @cli.command("rotate", epilog=clihelp.ROTATE_EPILOG)

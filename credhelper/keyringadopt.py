@@ -10,11 +10,11 @@ import contextlib
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .adopt import caller_probe, long_term_pair, profiles_targeting, refresh_targeting
+from .adopt import AdoptRun, caller_probe, long_term_pair, profiles_targeting, refresh_targeting
 from .config import Config, config_from_data, load_config
 from .credentials import mask_key_id
 from .errors import ConfigError, CredhelperError, UsageError
@@ -30,7 +30,6 @@ from .targets.credsection import CREDENTIALS_FILE_SETTING, write_credentials_fil
 from .targets.files import read_target_file, rewrite_file
 
 if TYPE_CHECKING:
-    from .cache import Cache
     from .sts import StsGateway
 
 
@@ -181,16 +180,10 @@ def _undo_entry(name: str, stored: bool) -> str:
 
 
 def run_to_keyring(
-    name: str,
-    env_file: Path | None,
-    from_profile: str | None,
-    config: Config | None,
-    cache: Cache,
-    gateway: StsGateway,
-    environ: Mapping[str, str],
-    echo: Callable[[str], None],
+    name: str, env_file: Path | None, from_profile: str | None, run: AdoptRun
 ) -> None:
     """`adopt-keys --to-keyring NAME` with `--env-file F` or `--from-profile P`, told as it goes."""
+    config, environ, echo = run.config, run.environ, run.echo
     profiles = list(config.profiles.values()) if config else []
     if env_file is not None:
         source = env_source(env_file)
@@ -200,7 +193,7 @@ def run_to_keyring(
         source = section_source(from_profile, environ)
         users = [p for p in profiles if p.source_profile == from_profile]
     template = users[0] if users else (profiles[0] if profiles else None)
-    done = adopt_to_keyring(name, source, users, template, config, gateway, environ, cache.ensure())
+    done = adopt_to_keyring(name, source, users, template, config, run.gateway, environ, run.cache.ensure())
     where = "is now" if done.stored else "was already"
     echo(
         f"{mask_key_id(done.key_id)} {where} in {entry_label(name)} of the OS keyring and works: "
@@ -212,7 +205,7 @@ def run_to_keyring(
     if env_file is not None:
         try:
             reloaded = load_config(str(config.path), environ) if config else None
-            refresh_targeting(env_file, name, "source_keyring", reloaded, cache, gateway, environ, echo)
+            refresh_targeting(env_file, name, "source_keyring", replace(run, config=reloaded))
         except CredhelperError as error:
             raise extended(
                 error,
