@@ -9,6 +9,7 @@ import logging
 import os
 import tempfile
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,31 +56,26 @@ class LocalSts:
         )
 
 
-def _provision(url: str) -> tuple[str, str, str]:
-    """The setup the guide asks an administrator for: a user, its key, a role it may assume."""
-    import boto3
-
-    iam = boto3.client(
-        "iam",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id=BOOTSTRAP_KEY_ID,
-        aws_secret_access_key=BOOTSTRAP_SECRET,
-    )
-    iam.create_user(UserName=USER_NAME)
-    key = iam.create_access_key(UserName=USER_NAME)["AccessKey"]
+def provision_user(
+    iam: Any, user: str, role_name: str, more: Sequence[dict[str, Any]] = ()
+) -> tuple[dict[str, Any], str]:
+    """The setup the guide asks an administrator for: `user` with one access key, and role
+    `role_name` it may assume; `more` adds statements to the user's policy. Returns the key (the
+    AccessKey of CreateAccessKey) and the role's ARN."""
+    iam.create_user(UserName=user)
+    key: dict[str, Any] = iam.create_access_key(UserName=user)["AccessKey"]
     trust = {
         "Version": "2012-10-17",
         "Statement": [
             {
                 "Effect": "Allow",
-                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/{USER_NAME}"},
+                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/{user}"},
                 "Action": "sts:AssumeRole",
             }
         ],
     }
     role = iam.create_role(
-        RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust), MaxSessionDuration=43200
+        RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust), MaxSessionDuration=43200
     )["Role"]
     allow = {
         "Version": "2012-10-17",
@@ -88,11 +84,18 @@ def _provision(url: str) -> tuple[str, str, str]:
                 "Effect": "Allow",
                 "Action": ["sts:AssumeRole", "sts:GetSessionToken", "sts:GetCallerIdentity"],
                 "Resource": "*",
-            }
+            },
+            *more,
         ],
     }
-    iam.put_user_policy(UserName=USER_NAME, PolicyName="assume-bedrock", PolicyDocument=json.dumps(allow))
-    return key["AccessKeyId"], key["SecretAccessKey"], role["Arn"]
+    iam.put_user_policy(UserName=user, PolicyName="assume-bedrock", PolicyDocument=json.dumps(allow))
+    return key, str(role["Arn"])
+
+
+def _provision(url: str) -> tuple[str, str, str]:
+    sts = LocalSts(url, BOOTSTRAP_KEY_ID, BOOTSTRAP_SECRET)
+    key, role_arn = provision_user(sts.iam(), USER_NAME, ROLE_NAME)
+    return key["AccessKeyId"], key["SecretAccessKey"], role_arn
 
 
 def start_local_sts(port: int = 0) -> LocalSts:

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from credhelper.credentials import mask_key_id
-from devtools.localsts import ACCOUNT
+from devtools.localsts import provision_user as localsts_provision_user
 from tests.conftest import KEYRING_ENTRY, UserHome
 from tests.daemonproc import DaemonProcess, wait_for
 from tests.helpers import as_the_user, assert_no_secret, assert_one_line_failure, in_process, refreshed
@@ -112,31 +112,12 @@ def journals(home: UserHome) -> list[Path]:
 
 def provision_user(home: UserHome) -> tuple[str, dict[str, Any], str]:
     """A user of this test's own with one key, a role it may assume, and leave to manage its keys."""
-    iam = admin(home)
     user = f"rot-{uuid.uuid4().hex[:12]}"
-    user_arn = f"arn:aws:iam::{ACCOUNT}:user/{user}"
-    iam.create_user(UserName=user)
-    key = iam.create_access_key(UserName=user)["AccessKey"]
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"AWS": user_arn}, "Action": "sts:AssumeRole"}],
-    }
-    role = iam.create_role(RoleName=f"{user}-role", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Action": ["sts:AssumeRole", "sts:GetSessionToken", "sts:GetCallerIdentity"],
-                "Resource": "*",
-            },
-            # moto checks IAM actions against the resource "*" alone: docs/rotation.md's policy
-            # names the user itself (arn:aws:iam::*:user/${aws:username}), as AWS checks it.
-            {"Effect": "Allow", "Action": IAM_ACTIONS, "Resource": "*"},
-        ],
-    }
-    iam.put_user_policy(UserName=user, PolicyName="rotate-own-keys", PolicyDocument=json.dumps(policy))
-    return user, key, role["Arn"]
+    # moto checks IAM actions against the resource "*" alone: docs/rotation.md's policy names the
+    # user itself (arn:aws:iam::*:user/${aws:username}), as AWS checks it.
+    own_keys = {"Effect": "Allow", "Action": IAM_ACTIONS, "Resource": "*"}
+    key, role_arn = localsts_provision_user(admin(home), user, f"{user}-role", [own_keys])
+    return user, key, role_arn
 
 
 @pytest.fixture
