@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from devtools.localsts import LocalSts, start_local_sts
+from tests import forkserver
 from tests.secretservice import SecretService
 from tests.stsproxy import StsProxy
 
@@ -152,16 +153,11 @@ class UserHome:
     def run(
         self, *args: str, timeout: float = 60, input: str | None = None, **variables: str
     ) -> subprocess.CompletedProcess[str]:
-        """credhelper as a user runs it; `variables` are set in its environment besides HOME's."""
-        return subprocess.run(
-            [sys.executable, "-m", "credhelper", *args],
-            env={**self.env, **variables},
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            input=input,
-            cwd=self.root,
-            start_new_session=True,  # no controlling terminal, as under an SDK
+        """credhelper as a user runs it, in a new session (no controlling terminal, as under an
+        SDK); `variables` are set in its environment besides HOME's. The process is a fork of an
+        interpreter that has imported credhelper already (tests/forkserver.py)."""
+        return forkserver.run(
+            args, env={**self.env, **variables}, cwd=self.root, input=input, timeout=timeout
         )
 
     def snapshot(self) -> dict[str, bytes]:

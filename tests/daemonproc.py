@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -11,7 +12,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from tests import forkserver
 from tests.conftest import UserHome
+from tests.forkserver import ForkedProcess
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
@@ -37,15 +40,28 @@ class DaemonProcess:
         self.home = home
         self.log_path = home.root.parent / f"daemon-{time.monotonic_ns()}.log"
         self.log_file = self.log_path.open("w")
-        self.process = subprocess.Popen(
-            [*wrapper, sys.executable, "-m", "credhelper", "--log-level", "info", "run", *args],
-            env=env or home.env,
-            stdout=self.log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=home.root,
-            start_new_session=True,
-        )
+        argv = ["--log-level", "info", "run", *args]
+        self.process: subprocess.Popen[bytes] | ForkedProcess
+        if wrapper:
+            self.process = subprocess.Popen(
+                [*wrapper, sys.executable, "-m", "credhelper", *argv],
+                env=env or home.env,
+                stdout=self.log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=home.root,
+                start_new_session=True,
+            )
+        else:
+            with open(os.devnull, "rb") as nothing:
+                self.process = forkserver.popen(
+                    argv,
+                    env=env or home.env,
+                    cwd=home.root,
+                    stdin=nothing.fileno(),
+                    stdout=self.log_file.fileno(),
+                    stderr=self.log_file.fileno(),
+                )
 
     def wait_running(self, timeout: float = 30.0) -> None:
         wait_for(lambda: "running:" in self.log, timeout)

@@ -65,9 +65,9 @@ def as_the_user(home: UserHome, **variables: str) -> Iterator[None]:
 
 def refreshed(home: UserHome, profile: str = "bedrock", **variables: str) -> None:
     """What `credhelper refresh PROFILE` leaves (the cache entry, every target written, hooks run),
-    made through the same code in this process: for the tests whose subject comes after it. A
-    `refresh` process costs half a second of CPU, most of it importing botocore; the command's own
-    behaviour is tested as users run it (test_cli_refresh and others)."""
+    made through the same code in this process: for the tests whose subject comes after it, which
+    need no process of its own for it. The command's own behaviour is tested as users run it
+    (test_cli_refresh and others)."""
     from credhelper.cache import Cache, cache_dir_path
     from credhelper.config import load_config
     from credhelper.refresher import Refresher
@@ -88,8 +88,8 @@ def in_process(
     """`credhelper ARGS` through the CLI's own entry (`cli.run`: its one-line errors and exit
     codes) in this process, as `home.run` would start it: HOME's environment and directory, stdin,
     stdout and stderr its own. For the commands that set up a test's subject (an `init`, an
-    `adopt-keys` before the command under test): a process costs up to half a second of CPU, most of
-    it importing botocore. Each command's own behaviour is tested as users run it, in a process."""
+    `adopt-keys` before the command under test), which need no process of their own. Each
+    command's own behaviour is tested as users run it, in a process."""
     from click.testing import CliRunner
 
     from credhelper.cli import run

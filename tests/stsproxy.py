@@ -6,6 +6,7 @@ import email.utils
 import http.client
 import re
 import socket
+import sys
 import threading
 import time
 import urllib.parse
@@ -129,6 +130,12 @@ class StsProxy:
         class Server(ThreadingHTTPServer):
             daemon_threads = True
             request_queue_size = 128
+
+            def handle_error(self, request: object, client_address: object) -> None:
+                # A client that hung up before its answer (a command killed or timed out on
+                # purpose) is not the proxy's error; anything else is still printed.
+                if not isinstance(sys.exc_info()[1], ConnectionError):
+                    super().handle_error(request, client_address)  # type: ignore[arg-type]
 
         self.server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"

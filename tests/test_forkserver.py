@@ -1,0 +1,111 @@
+"""The fork server (tests/forkserver.py) starts credhelper as a new interpreter would: the suite's
+commands are its forks, so what it gets wrong, every test would get wrong."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests import forkserver
+from tests.conftest import UserHome
+from tests.daemonproc import DaemonProcess
+from tests.forkserver import ForkedProcess
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("CREDHELPER_TEST_FORK") == "0", reason="every command is a new interpreter"
+)
+
+# Answers that depend on nothing but the command line, the files and the environment.
+COMMANDS = (
+    ["--help"],
+    ["--version"],
+    ["no-such-command"],
+    ["env"],
+    ["status"],
+    ["status", "no-such-profile"],
+    ["credential-process", "no-such-profile"],
+    ["refresh", "--help"],
+)
+
+
+def started(home: UserHome, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "credhelper", *args],
+        env=home.env,
+        cwd=home.root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        start_new_session=True,
+    )
+
+
+def without_key_and_time(report: str) -> str:
+    return re.sub(r"ASIA…\S+|\d{4}-\d\d-\d\dT\S+Z", "", report)
+
+
+def test_a_forked_command_answers_as_a_started_one(home: UserHome) -> None:
+    assert forkserver.fork_server(home.env) is not None
+    for args in COMMANDS:
+        forked, new = home.run(*args), started(home, *args)
+        assert (forked.returncode, forked.stdout, forked.stderr) == (
+            new.returncode,
+            new.stdout,
+            new.stderr,
+        ), args
+
+
+def test_a_refresh_writes_what_a_started_one_does_and_input_reaches_stdin(home: UserHome) -> None:
+    forked = home.run("refresh", "bedrock")
+    assert forked.returncode == 0, forked.stderr
+    names = [line.partition("=")[0] for line in home.app_env.read_text().splitlines()]
+    new = started(home, "refresh", "bedrock")
+    assert new.returncode == 0, new.stderr
+    assert without_key_and_time(new.stdout) == without_key_and_time(forked.stdout)
+    assert [line.partition("=")[0] for line in home.app_env.read_text().splitlines()] == names
+    payload = "".join(f"line {number}\r\n" for number in range(100_000))  # more than a pipe holds
+    echoed = home.run("exec", "bedrock", "--", "cat", input=payload)
+    assert echoed.returncode == 0, echoed.stderr
+    assert echoed.stdout == payload.replace("\r\n", "\n")  # as subprocess.run(text=True) reads it
+
+
+def test_a_forked_daemon_is_a_process_of_its_own(
+    home: UserHome, daemons: list[DaemonProcess]
+) -> None:
+    daemon = DaemonProcess(home)
+    daemons.append(daemon)
+    daemon.wait_running()
+    assert isinstance(daemon.process, ForkedProcess)
+    pid = daemon.process.pid
+    assert os.getsid(pid) == pid  # a session of its own, as start_new_session gives
+    assert os.readlink(f"/proc/{pid}/cwd") == str(home.root)
+    assert os.readlink(f"/proc/{pid}/fd/0") == os.devnull
+    assert Path(os.readlink(f"/proc/{pid}/fd/1")) == daemon.log_path
+    # the reload and refresh signals are handled: neither ends it
+    daemon.signal(signal.SIGHUP)
+    daemon.signal(signal.SIGUSR1)
+    assert daemon.stop() == 0
+
+
+def test_past_its_timeout_a_command_is_killed_and_timeout_expired_raised(home: UserHome) -> None:
+    with pytest.raises(subprocess.TimeoutExpired):
+        home.run("run", timeout=1)
+    # nothing keeps running: a second daemon starts and finds no first one
+    with pytest.raises(subprocess.TimeoutExpired) as second:
+        home.run("run", timeout=2)
+    assert "already running" not in (second.value.stderr or "")
+
+
+def test_an_environment_that_starts_python_differently_gets_a_new_interpreter(
+    home: UserHome,
+) -> None:
+    assert forkserver.fork_server({**home.env, "PYTHONIOENCODING": "latin-1"}) is None
+    assert forkserver.fork_server({**home.env, "LC_ALL": "C"}) is None
+    result = home.run("--version", PYTHONIOENCODING="latin-1")
+    assert result.returncode == 0
