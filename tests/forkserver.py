@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -132,7 +132,9 @@ class ForkServer:
         deadline = time.monotonic() + 60
         while not os.path.exists(self.address):
             if self._process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the fork server did not start: {self._process.stderr.read().decode()}")  # type: ignore[union-attr]
+                self._process.kill()
+                _, errors = self._process.communicate()
+                raise RuntimeError(f"the fork server did not start: {errors.decode()}")
             time.sleep(0.01)
 
     def start(
@@ -189,6 +191,18 @@ def fork_server(env: Mapping[str, str]) -> ForkServer | None:
     return _server if _starts_alike(env, _server.env) else None
 
 
+def _new_interpreter(
+    args: Sequence[str], env: Mapping[str, str], cwd: str | os.PathLike[str]
+) -> dict[str, Any]:
+    """How a test started credhelper before the fork server, and still does when it cannot fork."""
+    return {
+        "args": [sys.executable, "-m", "credhelper", *args],
+        "env": dict(env),
+        "cwd": cwd,
+        "start_new_session": True,
+    }
+
+
 def popen(
     args: Sequence[str],
     *,
@@ -204,13 +218,7 @@ def popen(
     server = fork_server(env)
     if server is None:
         return subprocess.Popen(
-            [sys.executable, "-m", "credhelper", *args],
-            env=dict(env),
-            stdin=stdin,
-            stdout=stdout,
-            stderr=stderr,
-            cwd=cwd,
-            start_new_session=True,
+            **_new_interpreter(args, env, cwd), stdin=stdin, stdout=stdout, stderr=stderr
         )
     return server.start(args, env=env, cwd=cwd, stdin=stdin, stdout=stdout, stderr=stderr)
 
@@ -228,14 +236,11 @@ def run(
     server = fork_server(env)
     if server is None:
         return subprocess.run(
-            [sys.executable, "-m", "credhelper", *args],
-            env=dict(env),
+            **_new_interpreter(args, env, cwd),
             capture_output=True,
             text=True,
             timeout=timeout,
             input=input,
-            cwd=cwd,
-            start_new_session=True,
         )
     stdin_read, stdin_write = os.pipe()
     stdout_read, stdout_write = os.pipe()
