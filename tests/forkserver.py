@@ -5,13 +5,14 @@ CPU before the command does anything: the interpreter's own start, then importin
 and keyring. The fork server is one interpreter per test process with those modules imported and
 nothing else done: no configuration read, no session, no thread. Each command is a fork of it, a
 process of its own: its own pid and session, the argv, environment, directory, stdin, stdout and
-stderr the test gives it, exit status and signals as for any process, and `python -m credhelper`'s
-own entry (`credhelper.main`, imported anew in each command, as its first lines must run first).
+stderr the test gives it, the signals the calling thread blocks and the test process ignores (as
+execve keeps them), exit status and signals as for any process, and `python -m credhelper`'s own
+entry (`credhelper.main`, imported anew in each command, as its first lines must run first).
 
 What a fork does not go through is the interpreter's start. A command whose environment would
 start the interpreter differently (a `PYTHON*`, `LC_*` or `LANG` variable other than the server's)
 is started as a new interpreter, and so is every test about the start itself: the entry point,
-signals blocked by the launcher, the fast path's imports (they start `sys.executable`).
+a launcher that execs credhelper, the fast path's imports (they start `sys.executable`).
 `CREDHELPER_TEST_FORK=0` starts every command as a new interpreter.
 """
 
@@ -151,7 +152,14 @@ class ForkServer:
         three descriptors as its stdin, stdout and stderr."""
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         connection.connect(self.address)
-        request = json.dumps({"args": list(args), "env": dict(env), "cwd": os.fspath(cwd)}).encode()
+        request = json.dumps(
+            {
+                "args": list(args),
+                "env": dict(env),
+                "cwd": os.fspath(cwd),
+                "signals": _signal_state_given(),
+            }
+        ).encode()
         socket.send_fds(connection, [request], [stdin, stdout, stderr])
         reply = connection.recv(64)
         if not reply:
@@ -322,12 +330,44 @@ def _text(output: bytes) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+# What a process started from the calling thread would begin with: its blocked mask, and the
+# signals ignored here (kept across execve), but for the two subprocess puts back to their defaults
+# (restore_signals) and Python ignores again at its start.
+PYTHON_IGNORED = (signal.SIGPIPE, signal.SIGXFSZ)
+
+
+def _signal_state_given() -> dict[str, list[int]]:
+    ignored = [
+        int(signum)
+        for signum in signal.valid_signals()
+        if signum not in PYTHON_IGNORED and signal.getsignal(signum) == signal.SIG_IGN
+    ]
+    blocked = [int(signum) for signum in signal.pthread_sigmask(signal.SIG_BLOCK, ())]
+    return {"ignored": ignored, "blocked": blocked}
+
+
+def _take_signal_state(state: dict[str, list[int]]) -> None:
+    for signum in state["ignored"]:
+        signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_SETMASK, state["blocked"])
+
+
+def _fresh_signal_state() -> None:
+    """The server's own: as a Python started with nothing ignored or blocked, whatever the test
+    process's state when it started the server."""
+    for signum in signal.valid_signals():
+        if signum not in PYTHON_IGNORED and signal.getsignal(signum) == signal.SIG_IGN:
+            signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+
+
 # The server's side.
 
 
 def serve(address: str) -> None:
     """Imports what a command may load, then forks a command for each request until its stdin
     ends."""
+    _fresh_signal_state()
     _preload()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     listener.bind(address + ".new")
@@ -407,6 +447,7 @@ def _run_command(request: dict[str, object], fds: list[int]) -> None:
         os.environ.update(request["env"])  # type: ignore[arg-type]
         sys.argv = ["-m", *request["args"]]  # type: ignore[misc]
         sys.path[0] = os.getcwd()  # as `python -m` sets it
+        _take_signal_state(request["signals"])  # type: ignore[arg-type]
         code = _main()
     finally:
         os._exit(code)

@@ -93,6 +93,40 @@ def test_a_forked_daemon_is_a_process_of_its_own(
     assert daemon.stop() == 0
 
 
+def signal_state(pid: int) -> dict[str, str]:
+    fields = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return {name: fields[name] for name in ("SigBlk", "SigIgn", "SigCgt")}
+
+
+def test_a_forked_daemon_starts_with_the_signal_state_its_launcher_gives(
+    home: UserHome, daemons: list[DaemonProcess]
+) -> None:
+    """Ignored signals are kept across execve and the blocked mask is inherited: a test that starts
+    credhelper as a background job would (SIGINT, SIGQUIT ignored, SIGALRM blocked) gets a fork
+    that starts the same way as a new interpreter would."""
+    quit_before, int_before = signal.getsignal(signal.SIGQUIT), signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    try:
+        forked = DaemonProcess(home)
+        daemons.append(forked)
+        # `env` execs the daemon (the same pid): a new interpreter; another cache, another lock
+        other_cache = {**home.env, "XDG_CACHE_HOME": str(home.root / "other-cache")}
+        new = DaemonProcess(home, env=other_cache, wrapper=["env"])
+        daemons.append(new)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        signal.signal(signal.SIGQUIT, quit_before)
+        signal.signal(signal.SIGINT, int_before)
+    assert isinstance(forked.process, ForkedProcess)
+    forked.wait_running()
+    new.wait_running()
+    assert signal_state(forked.process.pid) == signal_state(new.process.pid)
+    ignored = int(signal_state(forked.process.pid)["SigIgn"], 16)
+    assert ignored & (1 << (signal.SIGQUIT - 1)), "SIGQUIT ignored by the launcher stays ignored"
+
+
 def test_past_its_timeout_a_command_is_killed_and_timeout_expired_raised(home: UserHome) -> None:
     with pytest.raises(subprocess.TimeoutExpired):
         home.run("run", timeout=1)
