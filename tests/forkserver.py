@@ -1,18 +1,27 @@
-"""credhelper commands forked from an interpreter that has already imported credhelper.
+"""credhelper commands forked from an interpreter that has already imported what they need.
 
 The suite starts credhelper well over a thousand times, and a start costs up to half a second of
 CPU before the command does anything: the interpreter's own start, then importing click, botocore
-and keyring. The fork server is one interpreter per test process with those modules imported and
-nothing else done: no configuration read, no session, no thread. Each command is a fork of it, a
-process of its own: its own pid and session, the argv, environment, directory, stdin, stdout and
-stderr the test gives it, the signals the calling thread blocks and the test process ignores (as
-execve keeps them), exit status and signals as for any process, and `python -m credhelper`'s own
-entry (`credhelper.main`, imported anew in each command, as its first lines must run first).
+and keyring. The fork server is one interpreter per test process with those imported and nothing
+else done (`PRELOADED`): no configuration read, no session, no thread. Each command is a fork of
+it, a process of its own: its own pid and session; the argv, environment, directory, stdin,
+stdout and stderr the test gives it; the umask, blocked signals and ignored signals of the test's
+thread and process (what execve keeps); `python -m credhelper`'s own entry (`credhelper.main`,
+whose first lines must run first, imported anew); exit status and signals as for any process.
 
-What a fork does not go through is the interpreter's start. A command whose environment would
-start the interpreter differently (a `PYTHON*`, `LC_*` or `LANG` variable other than the server's)
-is started as a new interpreter, and so is every test about the start itself: the entry point,
-a launcher that execs credhelper, the fast path's imports (they start `sys.executable`).
+What a fork does not go through is the interpreter's start, and it is told apart from a new
+interpreter in these ways only:
+- A command whose environment would start the interpreter differently (a `PYTHON*`, `LC_*`,
+  `LANG` or `TZ` variable other than the server's), whose HOME holds what botocore locates at its
+  import (`~/.aws/models`, `~/.aws/sso`, `~/.aws/boto`), or whose environment is very large, is
+  started as a new interpreter. So is every test about the start itself (the entry point, a
+  launcher that execs credhelper, the fast path's imports): they start `sys.executable`.
+- /proc/PID/environ and /proc/PID/cmdline show the server's, whose HOME is a directory that
+  cannot exist; its parent is the server.
+- Every fork of one server has the same hash seed: sets and dicts of strings iterate in the same
+  order in each command of a test process.
+- `run` without input gives the command an empty pipe as stdin (`subprocess.run` would pass on
+  the test process's own).
 `CREDHELPER_TEST_FORK=0` starts every command as a new interpreter.
 """
 
@@ -20,13 +29,14 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import importlib
 import json
 import locale
 import os
-import pkgutil
 import runpy
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -34,79 +44,107 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NoReturn, TextIO
 
 REPO = Path(__file__).resolve().parent.parent
 
-# What a command may load: imported once, here, by the server. Imports only: nothing here reads a
-# file, an environment variable or a clock when imported.
+# What credhelper imports of other projects, by name, and `credhelper.cli` with what it imports at
+# its top (every command but the two fast paths loads it first, in a new interpreter too): imported
+# once, by the server, and nothing else. The rest of credhelper, imported by the commands that use
+# it, each command imports itself, so that one missing an import fails here as it would for users.
 PRELOADED = (
+    "credhelper.cli",
     "click",
-    "dotenv",
+    "dotenv.parser",
     "botocore.session",
-    "botocore.client",
-    "botocore.credentials",
     "botocore.config",
     "botocore.exceptions",
     "keyring",
+    "keyring.backend",
+    "keyring.core",
     "keyring.backends.SecretService",
-    "keyring.backends.chainer",
     "keyring.backends.fail",
+    "secretstorage",
+    "watchdog.events",
     "watchdog.observers",
+    "watchdog.observers.api",
 )
-# credhelper.main runs its first lines at import, for the argv it is started with.
-NOT_PRELOADED = ("credhelper.main", "credhelper.__main__")
-STARTUP_VARIABLES = ("PYTHON", "LC_", "LANG")
+# Variables a new interpreter reads at its start (TZ: the time module, at import): a command with
+# other values than the server's is started as a new interpreter.
+STARTUP_VARIABLES = ("PYTHON", "LC_", "LANG", "TZ")
+# Where botocore looks under HOME, with the HOME of its import (~/.aws/models: service models;
+# ~/.aws/sso: SSO tokens; ~/.aws/boto: its file cache). The server's HOME is one where nothing can
+# be made; a command whose HOME has any of these is started as a new interpreter.
+SERVER_HOME = "/proc/credhelper-fork-server-has-no-home"
+READ_UNDER_HOME_AT_IMPORT = (".aws/models", ".aws/sso", ".aws/boto")
+LARGEST_REQUEST = 60_000  # one datagram; a larger environment gets a new interpreter
+
+# The session of every command forked by this process (tests/test_exec.py ends what a test's
+# commands left running; a fork shows the server's environment in /proc/PID/environ).
+FORKED: set[int] = set()
 
 
-def _starts_alike(env: Mapping[str, str], server_env: Mapping[str, str]) -> bool:
-    """Whether a new interpreter with `env` would start as the server did."""
+def _forks_alike(env: Mapping[str, str], cwd: str | os.PathLike[str], server_env: Mapping[str, str]) -> bool:
+    """Whether a new interpreter started with `env` in `cwd` would begin as a fork of the server."""
     names = {name for name in (*env, *server_env) if name.startswith(STARTUP_VARIABLES)}
-    return all(env.get(name) == server_env.get(name) for name in names)
+    if any(env.get(name) != server_env.get(name) for name in names):
+        return False
+    home = env.get("HOME", "")
+    if any(os.path.lexists(os.path.join(home, path)) for path in READ_UNDER_HOME_AT_IMPORT):
+        return False
+    size = sum(len(name) + len(value) + 8 for name, value in env.items())
+    return size < LARGEST_REQUEST and os.path.isdir(cwd)  # a subprocess raises for a missing cwd
 
 
 class ForkedProcess:
-    """A forked command, as much of `subprocess.Popen` as the tests use."""
+    """A forked command, as much of `subprocess.Popen` as the tests use. Its exit status comes
+    from the server, which reaps it; signals go through a pidfd, which never reaches a process
+    that has taken the pid since."""
 
-    def __init__(self, args: Sequence[str], pid: int, connection: socket.socket) -> None:
+    def __init__(self, args: Sequence[str], pid: int, pidfd: int, connection: socket.socket) -> None:
         self.args = list(args)
         self.pid = pid
         self.returncode: int | None = None
-        self._connection = connection
-        self._lock = threading.Lock()
+        self._pidfd = pidfd
+        self._ended = threading.Event()
+        self._server_lost = False
+        weakref.finalize(self, os.close, pidfd)
+        threading.Thread(
+            target=self._await_status, args=(connection,), name=f"forked-{pid}", daemon=True
+        ).start()
 
-    def _take_status(self, timeout: float | None) -> int | None:
-        with self._lock:
-            if self.returncode is not None:
-                return self.returncode
-            self._connection.settimeout(timeout)
-            try:
-                message = self._connection.recv(64)
-            except (TimeoutError, BlockingIOError):
-                return None
-            finally:
-                self._connection.settimeout(None)
-            if not message:
-                raise RuntimeError("the fork server went away before the command ended")
+    def _await_status(self, connection: socket.socket) -> None:
+        with connection:
+            message = connection.recv(64)
+        if message:
             self.returncode = os.waitstatus_to_exitcode(json.loads(message)["status"])
-            self._connection.close()
-            return self.returncode
+        else:
+            self._server_lost = True
+        self._ended.set()
+
+    def _status(self) -> int | None:
+        if self._server_lost:
+            raise RuntimeError(f"the fork server went away before {self.args} ended")
+        return self.returncode
 
     def poll(self) -> int | None:
-        return self._take_status(0)
+        return self._status() if self._ended.is_set() else None
 
     def wait(self, timeout: float | None = None) -> int:
-        code = self._take_status(timeout)
-        if code is None:
+        if not self._ended.wait(timeout):
             raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        code = self._status()
+        assert code is not None
         return code
 
     def send_signal(self, signum: int) -> None:
-        if self.returncode is None:
+        if not self._ended.is_set():
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signum)
+                signal.pidfd_send_signal(self._pidfd, signum)
 
     def terminate(self) -> None:
         self.send_signal(signal.SIGTERM)
@@ -116,10 +154,13 @@ class ForkedProcess:
 
 
 class ForkServer:
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self) -> None:
+        from tests.conftest import clean_environment
+
         self._directory = tempfile.mkdtemp(prefix="credhelper-forkserver-")
-        self.env = {**env, "HOME": self._directory}
+        self.env = clean_environment(Path(SERVER_HOME))
         self.address = os.path.join(self._directory, "socket")
+        self.log = os.path.join(self._directory, "log")
         # Pipes for stdin, stdout and stderr, as each command has: Python sets its standard
         # streams up at start for what they are, and the commands keep the server's.
         self._process = subprocess.Popen(
@@ -138,6 +179,9 @@ class ForkServer:
                 raise RuntimeError(f"the fork server did not start: {errors.decode()}")
             time.sleep(0.01)
 
+    def running(self) -> bool:
+        return self._process.poll() is None
+
     def start(
         self,
         args: Sequence[str],
@@ -150,22 +194,31 @@ class ForkServer:
     ) -> ForkedProcess:
         """`python -m credhelper ARGS` (`args` without the interpreter) in a new session with the
         three descriptors as its stdin, stdout and stderr."""
-        connection = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        connection.connect(self.address)
         request = json.dumps(
             {
                 "args": list(args),
                 "env": dict(env),
                 "cwd": os.fspath(cwd),
                 "signals": _signal_state_given(),
+                "umask": _umask(),
             }
         ).encode()
-        socket.send_fds(connection, [request], [stdin, stdout, stderr])
-        reply = connection.recv(64)
-        if not reply:
-            connection.close()
-            raise RuntimeError("the fork server did not start the command")
-        return ForkedProcess(["credhelper", *args], json.loads(reply)["pid"], connection)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as connection:
+            connection.connect(self.address)
+            socket.send_fds(connection, [request], [stdin, stdout, stderr])
+            reply, fds, _, _ = socket.recv_fds(connection, 64, 1)
+            if not reply or len(fds) != 1:
+                raise RuntimeError(f"the fork server did not start the command: {self.log_text()}")
+            process = ForkedProcess(["credhelper", *args], json.loads(reply)["pid"], fds[0], connection.dup())
+        FORKED.add(process.pid)
+        return process
+
+    def log_text(self) -> str:
+        try:
+            with open(self.log) as log:
+                return log.read()[-4000:]
+        except OSError:
+            return ""
 
     def close(self) -> None:
         for stream in (self._process.stdin, self._process.stdout, self._process.stderr):
@@ -176,27 +229,26 @@ class ForkServer:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
-        with contextlib.suppress(OSError):
-            os.unlink(self.address)
-        with contextlib.suppress(OSError):
-            os.rmdir(self._directory)
+        shutil.rmtree(self._directory, ignore_errors=True)
 
 
 _server: ForkServer | None = None
 _server_lock = threading.Lock()
 
 
-def fork_server(env: Mapping[str, str]) -> ForkServer | None:
-    """This test process's fork server, started on first use; None when `env` would start the
-    interpreter differently from it (or forking is turned off)."""
+def fork_server(env: Mapping[str, str], cwd: str | os.PathLike[str]) -> ForkServer | None:
+    """This test process's fork server, started on first use and again if it ended; None when
+    a command with `env` in `cwd` is to be started as a new interpreter (or forking is off)."""
     global _server
     if os.environ.get("CREDHELPER_TEST_FORK") == "0":
         return None
     with _server_lock:
-        if _server is None:
-            _server = ForkServer(env)
+        if _server is None or not _server.running():
+            if _server is not None:
+                _server.close()
+            _server = ForkServer()
             atexit.register(_server.close)
-    return _server if _starts_alike(env, _server.env) else None
+    return _server if _forks_alike(env, cwd, _server.env) else None
 
 
 def _new_interpreter(
@@ -223,7 +275,7 @@ def popen(
     """`subprocess.Popen([sys.executable, "-m", "credhelper", *args], start_new_session=True,
     ...)` with stdin, stdout and stderr open descriptors, forked when the fork server can start
     it."""
-    server = fork_server(env)
+    server = fork_server(env, cwd)
     if server is None:
         return subprocess.Popen(
             **_new_interpreter(args, env, cwd), stdin=stdin, stdout=stdout, stderr=stderr
@@ -241,7 +293,7 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     """`subprocess.run([sys.executable, "-m", "credhelper", *args], capture_output=True,
     text=True, start_new_session=True, ...)`, forked when the fork server can start it."""
-    server = fork_server(env)
+    server = fork_server(env, cwd)
     if server is None:
         return subprocess.run(
             **_new_interpreter(args, env, cwd),
@@ -266,9 +318,14 @@ def run(
             for fd in (stdin_read, stdout_write, stderr_write):
                 os.close(fd)
         stdout, stderr = _communicate(
-            process, (input or "").encode(), stdin, stdout_file, stderr_file, timeout
+            process,
+            (input or "").encode(locale.getpreferredencoding(False)),
+            stdin,
+            stdout_file,
+            stderr_file,
+            timeout,
         )
-    return subprocess.CompletedProcess(process.args, process.returncode or 0, stdout, stderr)
+    return subprocess.CompletedProcess(process.args, process.wait(), stdout, stderr)
 
 
 def _communicate(
@@ -336,6 +393,15 @@ def _text(output: bytes) -> str:
 PYTHON_IGNORED = (signal.SIGPIPE, signal.SIGXFSZ)
 
 
+def _umask() -> int:
+    """This process's umask, read without changing it (os.umask would, for a moment, in every thread)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    raise RuntimeError("no Umask line in /proc/self/status")
+
+
 def _signal_state_given() -> dict[str, list[int]]:
     ignored = [
         int(signum)
@@ -366,9 +432,21 @@ def _fresh_signal_state() -> None:
 
 def serve(address: str) -> None:
     """Imports what a command may load, then forks a command for each request until its stdin
-    ends."""
-    _fresh_signal_state()
-    _preload()
+    ends. A request that fails is written to the log beside the socket; the server goes on."""
+    directory = os.path.dirname(address)
+    try:
+        _fresh_signal_state()
+        _preload()
+        # What was imported is shared with every fork until written to; the garbage collector's
+        # passes over it would write to (and so copy) all of it in each command.
+        gc.freeze()
+        with open(os.path.join(directory, "log"), "a", buffering=1) as log:
+            _serve(address, log)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _serve(address: str, log: TextIO) -> None:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     listener.bind(address + ".new")
     listener.listen(64)
@@ -378,61 +456,81 @@ def serve(address: str) -> None:
     selector.register(0, selectors.EVENT_READ, None)
     while True:
         for key, _ in selector.select():
-            if key.fileobj == 0:
-                if not os.read(0, 4096):
-                    return
-            elif key.fileobj is listener:
-                connection, _ = listener.accept()
-                _start_one(connection, listener, selector)
-            else:
-                pid, connection = key.data
-                selector.unregister(key.fileobj)
-                os.close(key.fd)
-                _, status = os.waitpid(pid, 0)
-                with contextlib.suppress(OSError):
-                    connection.send(json.dumps({"status": status}).encode())
-                connection.close()
+            try:
+                if key.fileobj == 0:
+                    if not os.read(0, 4096):
+                        return
+                elif key.fileobj is listener:
+                    connection, _ = listener.accept()
+                    _start_one(connection, listener, selector)
+                else:
+                    _report_end(key, selector)
+            except Exception:
+                traceback.print_exc(file=log)
+
+
+def _report_end(key: selectors.SelectorKey, selector: selectors.BaseSelector) -> None:
+    pid, connection = key.data
+    selector.unregister(key.fileobj)
+    os.close(key.fd)
+    _, status = os.waitpid(pid, 0)
+    with connection, contextlib.suppress(OSError):  # the test may have stopped waiting
+        connection.send(json.dumps({"status": status}).encode())
 
 
 def _preload() -> None:
-    import credhelper
-
     for name in PRELOADED:
         importlib.import_module(name)
-    for module in pkgutil.walk_packages(credhelper.__path__, "credhelper."):
-        if module.name not in NOT_PRELOADED:
-            importlib.import_module(module.name)
 
 
 def _start_one(
     connection: socket.socket, listener: socket.socket, selector: selectors.BaseSelector
 ) -> None:
-    message, fds, _, _ = socket.recv_fds(connection, 1 << 20, 3)
-    if not message or len(fds) != 3:
+    fds: list[int] = []
+    try:
+        message, fds, _, _ = socket.recv_fds(connection, LARGEST_REQUEST * 2, 3)
+        if not message or len(fds) != 3:
+            raise ValueError(f"a request of {len(message)} bytes with {len(fds)} descriptors")
+        request = json.loads(message)
+        pid = os.fork()
+        if pid == 0:
+            _forked(request, fds, connection, listener, selector)
+        pidfd = os.pidfd_open(pid)
+        selector.register(pidfd, selectors.EVENT_READ, (pid, connection))
+        try:
+            socket.send_fds(connection, [json.dumps({"pid": pid}).encode()], [pidfd])
+        except OSError:
+            os.kill(pid, signal.SIGKILL)  # no one to tell of it: it is still reaped
+            raise
+    except BaseException:
+        if not any(key.data and key.data[1] is connection for key in selector.get_map().values()):
+            connection.close()
+        raise
+    finally:
         for fd in fds:
             os.close(fd)
+
+
+def _forked(
+    request: dict[str, object],
+    fds: list[int],
+    connection: socket.socket,
+    listener: socket.socket,
+    selector: selectors.BaseSelector,
+) -> NoReturn:
+    try:
+        for key in list(selector.get_map().values()):
+            if isinstance(key.data, tuple):
+                os.close(key.fd)
+                key.data[1].close()
+        selector.close()
+        listener.close()
         connection.close()
-        return
-    request = json.loads(message)
-    pid = os.fork()
-    if pid == 0:
-        try:
-            for key in list(selector.get_map().values()):
-                if isinstance(key.data, tuple):
-                    os.close(key.fd)
-                    key.data[1].close()
-            selector.close()
-            listener.close()
-            connection.close()
-        finally:
-            _run_command(request, fds)
-    for fd in fds:
-        os.close(fd)
-    connection.send(json.dumps({"pid": pid}).encode())
-    selector.register(os.pidfd_open(pid), selectors.EVENT_READ, (pid, connection))
+    finally:
+        _run_command(request, fds)
 
 
-def _run_command(request: dict[str, object], fds: list[int]) -> None:
+def _run_command(request: dict[str, object], fds: list[int]) -> NoReturn:
     """In the forked process: becomes `python -m credhelper ARGS` and never returns."""
     code = 1
     try:
@@ -447,6 +545,7 @@ def _run_command(request: dict[str, object], fds: list[int]) -> None:
         os.environ.update(request["env"])  # type: ignore[arg-type]
         sys.argv = ["-m", *request["args"]]  # type: ignore[misc]
         sys.path[0] = os.getcwd()  # as `python -m` sets it
+        os.umask(request["umask"])  # type: ignore[arg-type]
         _take_signal_state(request["signals"])  # type: ignore[arg-type]
         code = _main()
     finally:

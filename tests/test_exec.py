@@ -26,6 +26,7 @@ from credhelper.credentials import Credentials
 from credhelper.errors import AwsRefusedError, StsUnavailableError
 from credhelper.profile import Profile
 from credhelper.schedule import WAKE_CHECK_SECONDS, Deadline
+from tests import forkserver
 from tests.conftest import UserHome
 from tests.daemonproc import DaemonProcess, wait_for
 from tests.helpers import (
@@ -76,12 +77,15 @@ def _left_in(sessions: set[int], home: bytes | None) -> list[int]:
 @pytest.fixture(autouse=True)
 def no_process_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
     """Kills whatever a test's execs and their commands left running, whatever happened: every
-    process in a session a test started, and every process running with the test's HOME."""
+    process in a session a test started (forked ones too: they show the fork server's
+    environment), and every process running with the test's HOME."""
     SESSIONS.clear()
+    forkserver.FORKED.clear()
     home = None
     if "home" in request.fixturenames:
         home = f"HOME={request.getfixturevalue('home').root}".encode()
     yield
+    SESSIONS.update(forkserver.FORKED)
     for _ in range(50):
         left = _left_in(SESSIONS, home)
         if not left:

@@ -3,11 +3,15 @@ commands are its forks, so what it gets wrong, every test would get wrong."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -51,7 +55,7 @@ def without_key_and_time(report: str) -> str:
 
 
 def test_a_forked_command_answers_as_a_started_one(home: UserHome) -> None:
-    assert forkserver.fork_server(home.env) is not None
+    assert forkserver.fork_server(home.env, home.root) is not None
     for args in COMMANDS:
         forked, new = home.run(*args), started(home, *args)
         assert (forked.returncode, forked.stdout, forked.stderr) == (
@@ -95,19 +99,20 @@ def test_a_forked_daemon_is_a_process_of_its_own(
 
 def signal_state(pid: int) -> dict[str, str]:
     fields = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
-    return {name: fields[name] for name in ("SigBlk", "SigIgn", "SigCgt")}
+    return {name: fields[name] for name in ("SigBlk", "SigIgn", "SigCgt", "Umask")}
 
 
-def test_a_forked_daemon_starts_with_the_signal_state_its_launcher_gives(
+def test_a_forked_daemon_starts_with_the_signals_and_umask_its_launcher_gives(
     home: UserHome, daemons: list[DaemonProcess]
 ) -> None:
     """Ignored signals are kept across execve and the blocked mask is inherited: a test that starts
     credhelper as a background job would (SIGINT, SIGQUIT ignored, SIGALRM blocked) gets a fork
-    that starts the same way as a new interpreter would."""
+    that starts the same way as a new interpreter would; and with its umask."""
     quit_before, int_before = signal.getsignal(signal.SIGQUIT), signal.getsignal(signal.SIGINT)
     signal.signal(signal.SIGQUIT, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    umask = os.umask(0o027)
     try:
         forked = DaemonProcess(home)
         daemons.append(forked)
@@ -116,6 +121,7 @@ def test_a_forked_daemon_starts_with_the_signal_state_its_launcher_gives(
         new = DaemonProcess(home, env=other_cache, wrapper=["env"])
         daemons.append(new)
     finally:
+        os.umask(umask)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         signal.signal(signal.SIGQUIT, quit_before)
         signal.signal(signal.SIGINT, int_before)
@@ -136,10 +142,56 @@ def test_past_its_timeout_a_command_is_killed_and_timeout_expired_raised(home: U
     assert "already running" not in (second.value.stderr or "")
 
 
-def test_an_environment_that_starts_python_differently_gets_a_new_interpreter(
-    home: UserHome,
-) -> None:
-    assert forkserver.fork_server({**home.env, "PYTHONIOENCODING": "latin-1"}) is None
-    assert forkserver.fork_server({**home.env, "LC_ALL": "C"}) is None
+def test_what_a_new_interpreter_would_start_differently_gets_one(home: UserHome) -> None:
+    for variables in ({"PYTHONIOENCODING": "latin-1"}, {"LC_ALL": "C"}, {"TZ": "America/New_York"}):
+        assert forkserver.fork_server({**home.env, **variables}, home.root) is None, variables
+    assert forkserver.fork_server(home.env, home.root / "no-such-directory") is None
     result = home.run("--version", PYTHONIOENCODING="latin-1")
     assert result.returncode == 0
+    # botocore locates ~/.aws/models when imported: a HOME that has them gets a new interpreter,
+    # which reads the broken model there as users' would
+    assert forkserver.fork_server(home.env, home.root) is not None
+    model = home.root / ".aws" / "models" / "sts" / "2011-06-15" / "service-2.json"
+    model.parent.mkdir(parents=True)
+    model.write_text("{ not json")
+    assert forkserver.fork_server(home.env, home.root) is None
+    forked, new = home.run("refresh", "bedrock"), started(home, "refresh", "bedrock")
+    assert (forked.returncode, forked.stderr) == (new.returncode, new.stderr) != (0, "")
+
+
+def test_a_request_that_fails_leaves_the_server_serving(home: UserHome) -> None:
+    server = forkserver.fork_server(home.env, home.root)
+    assert server is not None
+    with open(os.devnull, "rb") as nothing, socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as hung_up:
+        hung_up.connect(server.address)
+        request = {
+            "args": ["--version"],
+            "env": home.env,
+            "cwd": str(home.root),
+            "signals": {"ignored": [], "blocked": []},
+            "umask": 0o22,
+        }
+        socket.send_fds(hung_up, [json.dumps(request).encode()], [nothing.fileno()] * 3)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as garbage:
+        garbage.connect(server.address)
+        garbage.send(b"not a request")
+    assert home.run("--version").returncode == 0
+    assert forkserver.fork_server(home.env, home.root) is server
+    assert "a request of 13 bytes with 0 descriptors" in server.log_text()
+
+
+def test_waiting_in_one_thread_holds_up_no_poll_or_wait_in_another(
+    home: UserHome, daemons: list[DaemonProcess]
+) -> None:
+    daemon = DaemonProcess(home)
+    daemons.append(daemon)
+    waiter = threading.Thread(target=daemon.process.wait)
+    waiter.start()
+    began = time.monotonic()
+    assert daemon.process.poll() is None
+    with pytest.raises(subprocess.TimeoutExpired):
+        daemon.process.wait(0.2)
+    assert time.monotonic() - began < 5
+    assert daemon.stop() == 0
+    waiter.join(5)
+    assert not waiter.is_alive()
