@@ -185,6 +185,7 @@ def test_waiting_in_one_thread_holds_up_no_poll_or_wait_in_another(
 ) -> None:
     daemon = DaemonProcess(home)
     daemons.append(daemon)
+    daemon.wait_running()  # its SIGTERM handler in place
     waiter = threading.Thread(target=daemon.process.wait)
     waiter.start()
     began = time.monotonic()
