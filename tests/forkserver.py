@@ -35,6 +35,7 @@ import json
 import locale
 import os
 import runpy
+import select
 import selectors
 import shutil
 import signal
@@ -81,23 +82,35 @@ STARTUP_VARIABLES = ("PYTHON", "LC_", "LANG", "TZ")
 # be made; a command whose HOME has any of these is started as a new interpreter.
 SERVER_HOME = "/proc/credhelper-fork-server-has-no-home"
 READ_UNDER_HOME_AT_IMPORT = (".aws/models", ".aws/sso", ".aws/boto")
-LARGEST_REQUEST = 60_000  # one datagram; a larger environment gets a new interpreter
+LARGEST_REQUEST = 60_000  # one datagram; a larger command line and environment get a new interpreter
 
 # The session of every command forked by this process (tests/test_exec.py ends what a test's
 # commands left running; a fork shows the server's environment in /proc/PID/environ).
 FORKED: set[int] = set()
 
 
-def _forks_alike(env: Mapping[str, str], cwd: str | os.PathLike[str], server_env: Mapping[str, str]) -> bool:
+def _forks_alike(
+    args: Sequence[str], env: Mapping[str, str], cwd: str | os.PathLike[str], server: ForkServer
+) -> bool:
     """Whether a new interpreter started with `env` in `cwd` would begin as a fork of the server."""
-    names = {name for name in (*env, *server_env) if name.startswith(STARTUP_VARIABLES)}
-    if any(env.get(name) != server_env.get(name) for name in names):
+    names = {name for name in (*env, *server.env) if name.startswith(STARTUP_VARIABLES)}
+    if any(env.get(name) != server.env.get(name) for name in names):
         return False
-    home = env.get("HOME", "")
-    if any(os.path.lexists(os.path.join(home, path)) for path in READ_UNDER_HOME_AT_IMPORT):
+    if not os.path.isabs(env.get("HOME", "")):
         return False
-    size = sum(len(name) + len(value) + 8 for name, value in env.items())
-    return size < LARGEST_REQUEST and os.path.isdir(cwd)  # a subprocess raises for a missing cwd
+    if any(os.path.lexists(os.path.join(env["HOME"], path)) for path in READ_UNDER_HOME_AT_IMPORT):
+        return False
+    if not os.path.isdir(cwd):  # subprocess raises for it
+        return False
+    # `python -m` puts its directory first on sys.path: a module there named like one the server
+    # has imported would be imported instead of it by a new interpreter
+    if any(_module_name(entry) in server.modules for entry in os.listdir(cwd)):
+        return False
+    return len(json.dumps({"args": list(args), "env": dict(env)})) < LARGEST_REQUEST
+
+
+def _module_name(entry: str) -> str:
+    return entry[: -len(".py")] if entry.endswith(".py") else entry
 
 
 class ForkedProcess:
@@ -111,7 +124,7 @@ class ForkedProcess:
         self.returncode: int | None = None
         self._pidfd = pidfd
         self._ended = threading.Event()
-        self._server_lost = False
+        self.server_lost = False
         weakref.finalize(self, os.close, pidfd)
         threading.Thread(
             target=self._await_status, args=(connection,), name=f"forked-{pid}", daemon=True
@@ -119,32 +132,32 @@ class ForkedProcess:
 
     def _await_status(self, connection: socket.socket) -> None:
         with connection:
-            message = connection.recv(64)
+            try:
+                message = connection.recv(64)
+            except OSError:
+                message = b""
         if message:
             self.returncode = os.waitstatus_to_exitcode(json.loads(message)["status"])
         else:
-            self._server_lost = True
+            # The server ended first, and no one would report this command's end: it is ended
+            # here, so that nothing outlives its test unseen.
+            self.server_lost = True
+            self.kill()
+            select.select([self._pidfd], [], [])  # readable once the process has ended
+            self.returncode = -signal.SIGKILL
         self._ended.set()
 
-    def _status(self) -> int | None:
-        if self._server_lost:
-            raise RuntimeError(f"the fork server went away before {self.args} ended")
-        return self.returncode
-
     def poll(self) -> int | None:
-        return self._status() if self._ended.is_set() else None
+        return self.returncode if self._ended.is_set() else None
 
     def wait(self, timeout: float | None = None) -> int:
-        if not self._ended.wait(timeout):
+        if not self._ended.wait(timeout) or self.returncode is None:
             raise subprocess.TimeoutExpired(self.args, timeout or 0)
-        code = self._status()
-        assert code is not None
-        return code
+        return self.returncode
 
     def send_signal(self, signum: int) -> None:
-        if not self._ended.is_set():
-            with contextlib.suppress(ProcessLookupError):
-                signal.pidfd_send_signal(self._pidfd, signum)
+        with contextlib.suppress(ProcessLookupError):  # it has ended and been reaped
+            signal.pidfd_send_signal(self._pidfd, signum)
 
     def terminate(self) -> None:
         self.send_signal(signal.SIGTERM)
@@ -178,6 +191,12 @@ class ForkServer:
                 _, errors = self._process.communicate()
                 raise RuntimeError(f"the fork server did not start: {errors.decode()}")
             time.sleep(0.01)
+        with open(os.path.join(self._directory, "modules")) as modules:
+            self.modules = frozenset(modules.read().split())
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
 
     def running(self) -> bool:
         return self._process.poll() is None
@@ -198,17 +217,23 @@ class ForkServer:
             {
                 "args": list(args),
                 "env": dict(env),
-                "cwd": os.fspath(cwd),
+                "cwd": os.path.abspath(cwd),
                 "signals": _signal_state_given(),
                 "umask": _umask(),
             }
         ).encode()
         with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as connection:
-            connection.connect(self.address)
-            socket.send_fds(connection, [request], [stdin, stdout, stderr])
-            reply, fds, _, _ = socket.recv_fds(connection, 64, 1)
+            connection.settimeout(30)  # a server that does not answer fails the test, never hangs it
+            try:
+                connection.connect(self.address)
+                socket.send_fds(connection, [request], [stdin, stdout, stderr])
+                reply, fds, _, _ = socket.recv_fds(connection, 64, 1)
+            except OSError as error:
+                raise RuntimeError(f"the fork server did not start the command: {error}") from error
             if not reply or len(fds) != 1:
                 raise RuntimeError(f"the fork server did not start the command: {self.log_text()}")
+            os.set_inheritable(fds[0], False)  # as subprocess makes its descriptors
+            connection.settimeout(None)
             process = ForkedProcess(["credhelper", *args], json.loads(reply)["pid"], fds[0], connection.dup())
         FORKED.add(process.pid)
         return process
@@ -236,7 +261,9 @@ _server: ForkServer | None = None
 _server_lock = threading.Lock()
 
 
-def fork_server(env: Mapping[str, str], cwd: str | os.PathLike[str]) -> ForkServer | None:
+def fork_server(
+    env: Mapping[str, str], cwd: str | os.PathLike[str], args: Sequence[str] = ()
+) -> ForkServer | None:
     """This test process's fork server, started on first use and again if it ended; None when
     a command with `env` in `cwd` is to be started as a new interpreter (or forking is off)."""
     global _server
@@ -248,7 +275,7 @@ def fork_server(env: Mapping[str, str], cwd: str | os.PathLike[str]) -> ForkServ
                 _server.close()
             _server = ForkServer()
             atexit.register(_server.close)
-    return _server if _forks_alike(env, cwd, _server.env) else None
+    return _server if _forks_alike(args, env, cwd, _server) else None
 
 
 def _new_interpreter(
@@ -275,7 +302,7 @@ def popen(
     """`subprocess.Popen([sys.executable, "-m", "credhelper", *args], start_new_session=True,
     ...)` with stdin, stdout and stderr open descriptors, forked when the fork server can start
     it."""
-    server = fork_server(env, cwd)
+    server = fork_server(env, cwd, args)
     if server is None:
         return subprocess.Popen(
             **_new_interpreter(args, env, cwd), stdin=stdin, stdout=stdout, stderr=stderr
@@ -293,7 +320,7 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     """`subprocess.run([sys.executable, "-m", "credhelper", *args], capture_output=True,
     text=True, start_new_session=True, ...)`, forked when the fork server can start it."""
-    server = fork_server(env, cwd)
+    server = fork_server(env, cwd, args)
     if server is None:
         return subprocess.run(
             **_new_interpreter(args, env, cwd),
@@ -437,6 +464,8 @@ def serve(address: str) -> None:
     try:
         _fresh_signal_state()
         _preload()
+        with open(os.path.join(directory, "modules"), "w") as modules:
+            modules.write("\n".join(sorted({name.partition(".")[0] for name in sys.modules})))
         # What was imported is shared with every fork until written to; the garbage collector's
         # passes over it would write to (and so copy) all of it in each command.
         gc.freeze()
@@ -454,7 +483,8 @@ def _serve(address: str, log: TextIO) -> None:
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ, None)
     selector.register(0, selectors.EVENT_READ, None)
-    while True:
+    errors = 0
+    while errors < 20:  # in a row: something is wrong for good, and a new server is started
         for key, _ in selector.select():
             try:
                 if key.fileobj == 0:
@@ -462,11 +492,14 @@ def _serve(address: str, log: TextIO) -> None:
                         return
                 elif key.fileobj is listener:
                     connection, _ = listener.accept()
-                    _start_one(connection, listener, selector)
+                    _start_one(connection, listener, selector, log)
                 else:
                     _report_end(key, selector)
+                errors = 0
             except Exception:
                 traceback.print_exc(file=log)
+                errors += 1
+                time.sleep(0.05)
 
 
 def _report_end(key: selectors.SelectorKey, selector: selectors.BaseSelector) -> None:
@@ -484,17 +517,21 @@ def _preload() -> None:
 
 
 def _start_one(
-    connection: socket.socket, listener: socket.socket, selector: selectors.BaseSelector
+    connection: socket.socket,
+    listener: socket.socket,
+    selector: selectors.BaseSelector,
+    log: TextIO,
 ) -> None:
     fds: list[int] = []
     try:
-        message, fds, _, _ = socket.recv_fds(connection, LARGEST_REQUEST * 2, 3)
-        if not message or len(fds) != 3:
+        connection.settimeout(10)  # a client that connects and says nothing holds no one up
+        message, fds, flags, _ = socket.recv_fds(connection, LARGEST_REQUEST * 2, 3)
+        if not message or len(fds) != 3 or flags & socket.MSG_TRUNC:
             raise ValueError(f"a request of {len(message)} bytes with {len(fds)} descriptors")
         request = json.loads(message)
         pid = os.fork()
         if pid == 0:
-            _forked(request, fds, connection, listener, selector)
+            _forked(request, fds, connection, listener, selector, log)
         pidfd = os.pidfd_open(pid)
         selector.register(pidfd, selectors.EVENT_READ, (pid, connection))
         try:
@@ -502,10 +539,10 @@ def _start_one(
         except OSError:
             os.kill(pid, signal.SIGKILL)  # no one to tell of it: it is still reaped
             raise
-    except BaseException:
+    except Exception:
+        traceback.print_exc(file=log)  # before the client, told by the connection's end, reads it
         if not any(key.data and key.data[1] is connection for key in selector.get_map().values()):
             connection.close()
-        raise
     finally:
         for fd in fds:
             os.close(fd)
@@ -517,8 +554,10 @@ def _forked(
     connection: socket.socket,
     listener: socket.socket,
     selector: selectors.BaseSelector,
+    log: TextIO,
 ) -> NoReturn:
     try:
+        log.close()
         for key in list(selector.get_map().values()):
             if isinstance(key.data, tuple):
                 os.close(key.fd)
@@ -565,6 +604,7 @@ def _main() -> int:
         _end(0)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)  # as Python ends on an uncaught Ctrl-C
+        return 128 + signal.SIGINT  # as it does when SIGINT is blocked
     except BaseException:
         sys.excepthook(*sys.exc_info())  # type: ignore[arg-type]
         code = 1

@@ -157,6 +157,16 @@ def test_what_a_new_interpreter_would_start_differently_gets_one(home: UserHome)
     assert forkserver.fork_server(home.env, home.root) is None
     forked, new = home.run("refresh", "bedrock"), started(home, "refresh", "bedrock")
     assert (forked.returncode, forked.stderr) == (new.returncode, new.stderr) != (0, "")
+    model.unlink()
+    # `python -m` imports from its directory first: a module there named like one the server has
+    # imported gets a new interpreter, which imports it
+    (home.root / "click.py").write_text("raise SystemExit(9)\n")
+    assert forkserver.fork_server(home.env, home.root) is None
+    assert home.run("--version").returncode == started(home, "--version").returncode == 9
+    (home.root / "click.py").unlink()
+    # a command line and environment too large for one request
+    assert forkserver.fork_server(home.env, home.root, ["x" * 70_000]) is None
+    assert home.run("--version", NOTE="é" * 40_000).returncode == 0
 
 
 def test_a_request_that_fails_leaves_the_server_serving(home: UserHome) -> None:
@@ -196,3 +206,28 @@ def test_waiting_in_one_thread_holds_up_no_poll_or_wait_in_another(
     assert daemon.stop() == 0
     waiter.join(5)
     assert not waiter.is_alive()
+
+
+def has_ended(pid: int) -> bool:
+    """Whether the process has ended: gone, or a zombie left for init to reap."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def test_the_commands_of_a_server_that_ended_are_ended_and_a_new_server_serves(
+    home: UserHome, daemons: list[DaemonProcess]
+) -> None:
+    daemon = DaemonProcess(home)
+    daemons.append(daemon)
+    daemon.wait_running()
+    server = forkserver.fork_server(home.env, home.root)
+    assert server is not None
+    os.kill(server.pid, signal.SIGKILL)
+    assert daemon.process.wait(10) == -signal.SIGKILL  # no daemon left running unseen
+    assert isinstance(daemon.process, ForkedProcess) and daemon.process.server_lost
+    assert has_ended(daemon.process.pid)
+    assert home.run("--version").returncode == 0
+    assert forkserver.fork_server(home.env, home.root) is not server
+
