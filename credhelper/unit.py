@@ -73,14 +73,16 @@ WantedBy=default.target
 
 def credhelper_argv(argv0: str | None = None, executable: str | None = None) -> list[str]:
     """This credhelper as an absolute command: the console script that is running (a venv, pipx or
-    ~/.local/bin), else this interpreter with `-m credhelper`."""
+    ~/.local/bin), else this interpreter with `-P -m credhelper`. `-P`: an SDK runs the command in
+    the app's directory, and `python -m` alone would import from there first (a `click.py` beside
+    the app would run with the user's credentials)."""
     script = Path(argv0 if argv0 is not None else sys.argv[0])
     executable = executable or sys.executable
     if script.name == "credhelper" and script.is_file() and os.access(script, os.X_OK):
         # Not resolved through symlinks: pipx's ~/.local/bin link survives a reinstall.
         return [os.path.abspath(script)]
     # A venv's python is a symlink that must stay one: resolving it would leave the venv.
-    return [os.path.abspath(executable), "-m", "credhelper"]
+    return [os.path.abspath(executable), "-P", "-m", "credhelper"]
 
 
 def config_args(config_file: str) -> list[str]:

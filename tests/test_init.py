@@ -50,7 +50,7 @@ AWS_CONFIG = textwrap.dedent("""\
     [profile work]
     region = eu-central-1
     """)
-THIS_CREDHELPER = f"{sys.executable} -m credhelper"
+THIS_CREDHELPER = f"{sys.executable} -P -m credhelper"
 
 
 def guide_end_state(home: UserHome) -> str:
@@ -157,9 +157,16 @@ def test_init_moves_the_pair_and_writes_every_file_byte_for_byte(home: UserHome)
     assert "moved to [bedrock-developer]" in result.stdout
     assert "bedrock: valid" in result.stdout and "(current)" in result.stdout
 
+    # The SDK runs credential_process in the app's directory: modules there named like
+    # credhelper's own or its dependencies are not what it imports.
+    planted = home.root / "planted-ran"
+    (home.root / "click.py").write_text(f"open({str(planted)!r}, 'w')\n")
+    (home.root / "credhelper").mkdir()
+    (home.root / "credhelper" / "__init__.py").write_text(f"open({str(planted)!r}, 'w')\n")
     assert caller_through_aws_config(home).startswith(
         "arn:aws:sts::123456789012:assumed-role/BedrockAccessRole/"
     )
+    assert not planted.exists()
 
 
 def test_second_identical_run_changes_no_byte_and_says_already_set_up(home: UserHome) -> None:
@@ -361,8 +368,8 @@ def test_systemd_unit_is_installed_enabled_and_passes_verify(home: UserHome, tmp
     result = init(home, "--systemd")
     assert result.returncode == 0, result.stderr
     unit = home.root / ".config" / "systemd" / "user" / "credhelper.service"
-    assert unit.read_text() == render_unit([sys.executable, "-m", "credhelper"])
-    assert f"ExecStart={sys.executable} -m credhelper run\n" in unit.read_text()
+    assert unit.read_text() == render_unit([sys.executable, "-P", "-m", "credhelper"])
+    assert f"ExecStart={sys.executable} -P -m credhelper run\n" in unit.read_text()
     assert log.read_text().splitlines() == [
         "--user is-system-running",
         "--user daemon-reload",
