@@ -294,16 +294,41 @@ def test_a_keyring_locked_before_storing_deletes_the_new_key_and_fails_77(keyrin
     rotating.assert_settled(out, err)
 
 
-@pytest.mark.slow(seconds=35)
 def test_a_new_key_that_never_works_is_undone_and_the_old_one_put_back(rotating: Rotating) -> None:
+    """IAM's propagation is waited for on an injected clock: the rotation that `rotate` runs,
+    with its 30 s of tries taking no time."""
+    from credhelper.cache import Cache, cache_dir_path
+    from credhelper.config import load_config
+    from credhelper.errors import CredhelperError
+    from credhelper.refresher import Refresher
+    from credhelper.rotate import VERIFY_INTERVAL, VERIFY_SECONDS, Rotator
+
     home = rotating.home
     old = rotating.stored()
     home.proxy.add_fault(Fault("code", action="GetCallerIdentity", code="InvalidClientTokenId"))
-    result = rotating.rotate()
-    assert_one_line_failure(result, 77, "back in", "new key deleted")
+    tries_before = home.proxy.count("GetCallerIdentity")
+    slept: list[float] = []
+    with as_the_user(home):
+        (profile,) = load_config(None, os.environ).select(["bedrock"])
+        cache = Cache(cache_dir_path(os.environ))
+        rotator = Rotator(
+            profile,
+            os.environ,
+            cache,
+            Refresher(cache),
+            clock=lambda: 1_000_000.0 + sum(slept),
+            sleep=slept.append,
+        )
+        with pytest.raises(CredhelperError) as failure:
+            rotator.rotate(False)
+    message = str(failure.value)
+    assert failure.value.exit_code == 77 and "\n" not in message
+    assert "back in" in message and "new key deleted" in message, message
+    assert VERIFY_SECONDS - VERIFY_INTERVAL <= sum(slept) <= VERIFY_SECONDS  # tried for 30 s
+    assert home.proxy.count("GetCallerIdentity") - tries_before == len(slept) + 1
     home.proxy.clear_faults()
     assert rotating.stored() == old
-    rotating.assert_settled(result.stderr)
+    rotating.assert_settled(message, *rotator.report.lines)
 
 
 def start_rotate(home: UserHome, *args: str) -> subprocess.Popen[str]:
