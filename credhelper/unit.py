@@ -10,7 +10,7 @@ import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from .paths import config_path
@@ -83,6 +83,20 @@ def credhelper_argv(argv0: str | None = None, executable: str | None = None) -> 
         return [os.path.abspath(script)]
     # A venv's python is a symlink that must stay one: resolving it would leave the venv.
     return [os.path.abspath(executable), "-P", "-m", "credhelper"]
+
+
+def imports_from_its_directory(argv: Sequence[str]) -> bool:
+    """Whether `argv` runs `python -m credhelper` without -P: python then imports from the
+    directory it runs in first (under an SDK, the app's). credhelper_argv spelt it so before."""
+    return argv[1:3] == ["-m", "credhelper"]
+
+
+def earlier_spelling(command: Sequence[str]) -> list[str] | None:
+    """`command` (from credhelper_argv) as credhelper_argv spelt it before -P, if it differs:
+    init takes a line of that spelling for its own, and replaces it."""
+    if list(command[1:4]) == ["-P", "-m", "credhelper"]:
+        return [command[0], *command[2:]]
+    return None
 
 
 def config_args(config_file: str) -> list[str]:

@@ -169,6 +169,30 @@ def test_init_moves_the_pair_and_writes_every_file_byte_for_byte(home: UserHome)
     assert not planted.exists()
 
 
+def test_a_line_without_p_from_an_earlier_init_is_warned_of_by_doctor_and_replaced_by_init(
+    home: UserHome,
+) -> None:
+    guide_end_state(home)
+    first = in_process(home, *INIT_FLAGS, "--no-systemd")  # the set-up
+    assert first.returncode == 0, first.stderr
+    config = home.root / ".aws" / "config"
+    line = f"credential_process = {THIS_CREDHELPER} credential-process bedrock\n"
+    earlier = f"credential_process = {sys.executable} -m credhelper credential-process bedrock\n"
+    config.write_text(config.read_text().replace(line, earlier))
+    doctor = home.run("doctor", "bedrock")
+    assert "without -P" in doctor.stdout and "run `credhelper init` again" in doctor.stdout, doctor.stdout
+    again = init(home, "--no-systemd")
+    assert again.returncode == 0, again.stderr
+    assert f"updated {config}" in again.stdout, again.stdout
+    assert line in config.read_text() and earlier not in config.read_text()
+    assert "without -P" not in home.run("doctor", "bedrock").stdout
+    # a line of someone else's is still refused
+    someones = "credential_process = /opt/other credential-process bedrock\n"
+    config.write_text(config.read_text().replace(line, someones))
+    refused = init(home, "--no-systemd")
+    assert refused.returncode == 78 and "already holds other settings" in refused.stderr
+
+
 def test_second_identical_run_changes_no_byte_and_says_already_set_up(home: UserHome) -> None:
     guide_end_state(home)
     # The set-up, in this process: init's first run is tested as users run it above.

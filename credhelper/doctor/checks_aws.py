@@ -25,6 +25,7 @@ from ..logsetup import register_secret
 from ..paths import aws_config_path, shared_credentials_path
 from ..profile import Profile
 from ..targets.registry import keeps_credentials_section
+from ..unit import imports_from_its_directory
 from ..windows import SHORT_SESSION_SECONDS
 from .findings import FAIL, OK, WARN, Finding, mode_finding, skew_detail, skew_status
 
@@ -123,6 +124,12 @@ def check_aws_config(profile: Profile, environ: Mapping[str, str]) -> list[Findi
                 f"{path}: credential_process does not end with `credential-process {profile.name}`: fix it",
             )
         ]
+    if imports_from_its_directory(argv):
+        detail = (
+            f"{path}: credential_process runs `python -m credhelper` without -P, which imports from the "
+            "app's directory first (a click.py there would run with your keys): run `credhelper init` again"
+        )
+        return [Finding(profile.name, name, WARN, detail)]
     return [Finding(profile.name, name, OK, f"{path} runs {found}")]
 
 

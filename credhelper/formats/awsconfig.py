@@ -7,7 +7,7 @@ from __future__ import annotations
 import configparser
 import io
 import shlex
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from ..credentials import mask_key_id
@@ -63,9 +63,13 @@ def process_profile_values(command: str, region: str | None) -> dict[str, str]:
     return values
 
 
-def add_process_profile(path: Path, text: str, profile: str, values: Mapping[str, str]) -> str:
+def add_process_profile(
+    path: Path, text: str, profile: str, values: Mapping[str, str], earlier_commands: Collection[str] = ()
+) -> str:
     """`text` with `[profile NAME]` holding `values`. A section that already holds other settings
-    is refused (78): it is someone's, and credential_process beside them would change their meaning."""
+    is refused (78): it is someone's, and credential_process beside them would change their meaning.
+    A credential_process among `earlier_commands` (this credhelper as init wrote it before) is
+    init's own, and replaced."""
     section = section_name(profile)
     sections = parse_config(path, text)
     spelt_otherwise = [name for name in sections_of_profile(sections, profile) if name != section]
@@ -78,7 +82,11 @@ def add_process_profile(path: Path, text: str, profile: str, values: Mapping[str
     existing = sections.get(section)
     if existing is None:
         return set_section(text, section, values)
-    conflicting = sorted(key for key, value in existing.items() if values.get(key) != value)
+    conflicting = sorted(
+        key
+        for key, value in existing.items()
+        if values.get(key) != value and not (key == "credential_process" and value in earlier_commands)
+    )
     if conflicting:
         raise ConfigError(
             f"{path}: [{section}] already holds other settings ({', '.join(conflicting)}); "

@@ -26,7 +26,7 @@ from ..settings import PROFILE_NAME
 from ..targets.envfile import EnvFileTarget
 from ..targets.files import read_target
 from ..targets.registry import keeps_credentials_section
-from ..unit import config_args, render_unit, shell_command, unit_path
+from ..unit import config_args, earlier_spelling, render_unit, shell_command, unit_path
 from .mask import mask_secrets
 
 UNIT_MODE = 0o644  # systemd reads it; it holds no secret
@@ -325,9 +325,12 @@ def plan_init(request: InitRequest, environ: Mapping[str, str], keyring: Keyring
     if request.aws_config:
         path = aws_config_path(environ)
         old, text = _read_text(path)
-        command = shell_command([*credhelper_command, "credential-process", request.profile])
+        process_args = [*config_args(str(request.config_file)), "credential-process", request.profile]
+        command = shell_command([*request.command, *process_args])
         values = process_profile_values(command, request.region)
-        new_text = add_process_profile(path, text, request.profile, values)
+        earlier = earlier_spelling(request.command)
+        earlier_commands = [] if earlier is None else [shell_command([*earlier, *process_args])]
+        new_text = add_process_profile(path, text, request.profile, values, earlier_commands)
         _refuse_shadowing_credentials(profiles[request.profile], environ)
         changes += _change(path, old, new_text, PRIVATE_FILE, holds_secret=holds_long_term_secret)
 
