@@ -13,8 +13,9 @@ What a fork does not go through is the interpreter's start, and it is told apart
 interpreter in these ways only:
 - A command whose environment would start the interpreter differently (a `PYTHON*`, `LC_*`,
   `LANG` or `TZ` variable other than the server's), whose HOME holds what botocore locates at its
-  import (`~/.aws/models`, `~/.aws/sso`, `~/.aws/boto`), or whose environment is very large, is
-  started as a new interpreter. So is every test about the start itself (the entry point, a
+  import (`~/.aws/models`, `~/.aws/sso`, `~/.aws/boto`), whose directory holds a module named like
+  one the server has imported, or whose command line and environment are very large, is started
+  as a new interpreter. So is every test about the start itself (the entry point, a
   launcher that execs credhelper, the fast path's imports): they start `sys.executable`.
 - /proc/PID/environ and /proc/PID/cmdline show the server's, whose HOME is a directory that
   cannot exist; its parent is the server.
