@@ -215,7 +215,7 @@ def write_activate(home: Path, sts: LocalSts) -> Path:
 
 
 def keep_running(sts: LocalSts) -> None:
-    """Set up the scratch world, print how to play in it, and wait for Ctrl-C (or SIGTERM)."""
+    """Set up the scratch world, print how to play in it, and wait for Ctrl-C (or SIGTERM, SIGHUP)."""
     home, _ = scratch_home(sts, "credhelper-demo-", profile_toml(sts, extra='env_files = ["~/agent0/.env"]'))
     app = home / "agent0"
     app.mkdir()
@@ -245,7 +245,8 @@ def keep_running(sts: LocalSts) -> None:
   printf 'AWS_ACCESS_KEY_ID=\\n' > ~/agent0/.env   # while `run` runs: the credentials are back in a second"""
     )
     say("The local STS keeps running. Ctrl-C here stops it and removes the scratch HOME.")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    for signum in (signal.SIGTERM, signal.SIGHUP):  # `kill PID`; the terminal closed
+        signal.signal(signum, lambda *_: sys.exit(0))
     try:
         while True:
             signal.pause()

@@ -104,8 +104,10 @@ def test_demo_keep_prints_a_world_to_play_in_and_stops_cleanly_on_ctrl_c(tmp_pat
             demo.wait()
 
 
-def test_demo_keep_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    """`kill PID` ends `--keep` as Ctrl-C does: the scratch HOME removed, the local STS stopped, exit 0."""
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["sigterm", "sighup"])
+def test_demo_keep_stops_cleanly_on_sigterm(tmp_path: Path, signum: int) -> None:
+    """`kill PID`, or the terminal closing (SIGHUP), ends `--keep` as Ctrl-C does: the scratch
+    HOME (which holds the local STS's key pair) removed, the local STS stopped, exit 0."""
     output_path = tmp_path / "demo.out"
     demo = start_demo(DEMO_KEEP, clean_environment(tmp_path), output_path)
     try:
@@ -114,11 +116,11 @@ def test_demo_keep_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         activate = re.search(r"^  \. (\S+/activate)", printed, re.M)
         sts_url = re.search(r"STS endpoint: (\S+)", printed)
         assert demo.poll() is None and activate and sts_url, printed
-        demo.send_signal(signal.SIGTERM)
+        demo.send_signal(signum)
         assert demo.wait(60) == 0, output_path.read_text()  # about a second; the bound is for a hang
         assert "Traceback" not in output_path.read_text()
         assert not Path(activate.group(1)).parent.exists(), "the scratch HOME was left behind"
-        assert not sts_answers(sts_url.group(1)), "the local STS still runs after SIGTERM"
+        assert not sts_answers(sts_url.group(1)), "the local STS still runs after the signal"
     finally:
         if demo.poll() is None:
             os.killpg(demo.pid, signal.SIGKILL)
