@@ -45,7 +45,16 @@ def masked(text: str) -> str:
 
 
 def say(text: str) -> None:
+    _interrupt_if_asked()
     print(f"\n\033[1m== {text}\033[0m", flush=True)
+
+
+def _interrupt_if_asked() -> None:
+    """A Ctrl-C whose KeyboardInterrupt something swallowed on its way (a library's bare
+    `except:`, say in an import) still stops the demo, at the next step: its handler ignores
+    the next Ctrl-C, so without this the demo would go on as if none had been typed."""
+    if CTRL_C_TYPED:
+        raise KeyboardInterrupt
 
 
 def run(home: Path, env: dict[str, str], *args: str, show_stdout: bool = True) -> str:
@@ -78,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         say("Starting the embedded local STS (moto) on 127.0.0.1, authentication enforced")
         sts = start_local_sts()  # interrupted in here, its server thread is a daemon thread
         try:
+            _interrupt_if_asked()
             print(f"STS endpoint: {sts.url}")
             print(f"IAM user bedrock-developer, access key {masked(sts.access_key_id)}")
             print(f"Role: {sts.role_arn}")
@@ -104,7 +114,11 @@ def interrupted(signum: int, frame: object) -> None:
     """The first Ctrl-C stops the demo (KeyboardInterrupt, through every cleanup on the way out);
     one typed while it cleans up cannot cut that short."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    CTRL_C_TYPED.append(signum)
     raise KeyboardInterrupt
+
+
+CTRL_C_TYPED: list[int] = []
 
 
 def tour(sts: LocalSts, seconds: int) -> None:
