@@ -524,6 +524,7 @@ def _start_one(
     log: TextIO,
 ) -> None:
     fds: list[int] = []
+    handed_over = False  # to the selector: _report_end closes the connection once the command ends
     try:
         connection.settimeout(10)  # a client that connects and says nothing holds no one up
         message, fds, flags, _ = socket.recv_fds(connection, LARGEST_REQUEST * 2, 3)
@@ -535,6 +536,7 @@ def _start_one(
             _forked(request, fds, connection, listener, selector, log)
         pidfd = os.pidfd_open(pid)
         selector.register(pidfd, selectors.EVENT_READ, (pid, connection))
+        handed_over = True
         try:
             socket.send_fds(connection, [json.dumps({"pid": pid}).encode()], [pidfd])
         except OSError:
@@ -542,7 +544,7 @@ def _start_one(
             raise
     except Exception:
         traceback.print_exc(file=log)  # before the client, told by the connection's end, reads it
-        if not any(key.data and key.data[1] is connection for key in selector.get_map().values()):
+        if not handed_over:
             connection.close()
     finally:
         for fd in fds:
